@@ -1,0 +1,248 @@
+"""The ``teachable`` command: fit a project from a folder, predict, evaluate, inspect, and start the app.
+
+Every subcommand exits non-zero with a one-line ``teachable: error: ...`` message on bad input, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .backbones import DEFAULT_BACKBONE, BackboneError, available_backbones, load_backbone, load_backbone_or_default
+from .frames import IMAGE_SUFFIXES, ImageError, encode_jpeg, load_image
+from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
+from .project import Project, ProjectError
+
+__all__ = ["main"]
+
+FIT_BATCH = 8
+
+
+class CLIError(Exception):
+    """A problem with the user's input: printed as one line, exit status 2."""
+
+
+def _warn(message: str) -> None:
+    print(f"teachable: warning: {message}", file=sys.stderr)
+
+
+def _class_folders(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise CLIError(f"{folder} is not a folder. Give a folder with one sub-folder of images per class.")
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise CLIError(f"{folder} has no class sub-folders. Put each class's images in a sub-folder named after it.")
+    return classes
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    class_folders = _class_folders(Path(args.folder))
+    backbone, warning = load_backbone_or_default(args.backbone, args.device)
+    if warning:
+        _warn(warning)
+    project = Project.for_backbone(backbone, [folder.name for folder in class_folders])
+    files = [
+        (folder.name, path)
+        for folder in class_folders
+        for path in sorted(folder.rglob("*"))
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    ]
+    if not files:
+        raise CLIError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {args.folder}.")
+    skipped = 0
+    pending: list[tuple[str, str, np.ndarray]] = []
+
+    def flush() -> None:
+        vectors = backbone.embed(np.stack([square for _, _, square in pending]))
+        for (label, source, square), vector in zip(pending, vectors):
+            project.add_examples(label, vector[None], [encode_jpeg(square)], source=source)
+        pending.clear()
+
+    for label, path in tqdm(files, desc="Embedding", unit="img", disable=args.quiet):
+        try:
+            square = backbone.prepare(load_image(path))
+        except ImageError as error:
+            skipped += 1
+            _warn(f"skipped {error}")
+            continue
+        pending.append((label, str(path.relative_to(args.folder)), square))
+        if len(pending) == FIT_BATCH:
+            flush()
+    if pending:
+        flush()
+    counts = project.counts()
+    if not len(project):
+        raise CLIError(f"None of the {len(files)} images under {args.folder} could be read.")
+    for name, count in counts.items():
+        if count == 0:
+            _warn(f"class {name!r} has no readable images.")
+    if sum(1 for count in counts.values() if count) == 1:
+        _warn("only one class: predictions will be that class or 'unknown'.")
+    project.save(args.output)
+    summary = ", ".join(f"{name}: {count}" for name, count in counts.items())
+    print(f"Saved {args.output}: {len(project)} examples ({summary}); {skipped} file(s) skipped.")
+    return 0
+
+
+def _load_project_and_backbone(path: str, device: str | None):
+    project = Project.load(path)
+    backbone = load_backbone(project.backbone, device)
+    if backbone.embedding_tap != project.tap:
+        raise CLIError(f"{path} uses tap {project.tap!r}; {backbone.name} embeds at {backbone.embedding_tap!r}.")
+    return project, backbone
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    project, backbone = _load_project_and_backbone(args.project, args.device)
+    project.classifier.threshold = args.threshold
+    results, failures = [], 0
+    for path in args.images:
+        try:
+            embedding = backbone.embed(backbone.prepare(load_image(path))[None])[0]
+        except ImageError as error:
+            failures += 1
+            results.append({"path": path, "error": str(error)})
+            continue
+        prediction = project.predict(embedding, args.k)
+        results.append(
+            {
+                "path": path,
+                "label": prediction.label,
+                "unknown": prediction.is_unknown,
+                "confidences": {name: round(value, 6) for name, value in prediction.confidences.items()},
+                "nearest_similarity": round(prediction.nearest_similarity, 6),
+            }
+        )
+    if args.json:
+        json.dump(results, sys.stdout, indent=1)
+        print()
+    else:
+        for result in results:
+            if "error" in result:
+                print(f"{result['path']}: error: {result['error']}")
+                continue
+            label = f"unknown (closest: {result['label']})" if result["unknown"] else result["label"]
+            confidence = result["confidences"][result["label"]]
+            print(f"{result['path']}: {label} {confidence:.0%} (nearest similarity {result['nearest_similarity']:.2f})")
+    if failures:
+        print(f"teachable: error: {failures} of {len(args.images)} image(s) could not be read.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    project = Project.load(args.project)
+    evaluation = project.classifier.leave_one_out(args.k)
+    if args.json:
+        print(json.dumps({"examples": len(project), "k": args.k, **evaluation.as_dict()}, indent=1))
+        return 0
+    print(f"Leave-one-out accuracy: {evaluation.accuracy:.1%} over {len(project)} examples (k={args.k})")
+    width = max(len(name) for name in evaluation.classes)
+    for name, accuracy in evaluation.per_class_accuracy.items():
+        print(f"  {name:<{width}}  {accuracy:.1%}")
+    print("Confusion (rows: true class, columns: predicted):")
+    for name, row in zip(evaluation.classes, evaluation.confusion):
+        print(f"  {name:<{width}}  " + " ".join(f"{n:5d}" for n in row))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    project = Project.load(args.project)
+    info = {
+        "backbone": project.backbone,
+        "tap": project.tap,
+        "embedding_dim": project.classifier.dim,
+        "examples": len(project),
+        "classes": project.counts(),
+    }
+    if args.json:
+        print(json.dumps(info, indent=1))
+    else:
+        print(f"{args.project}: {info['examples']} examples, backbone {info['backbone']} (tap {info['tap']}, "
+              f"{info['embedding_dim']}-d)")
+        for name, count in info["classes"].items():
+            print(f"  {name}: {count}")
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from .webapp import launch
+
+    launch(host=args.host, port=args.port, share=args.share, backbone=args.backbone, device=args.device)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="teachable", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the backbone and app do")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_device(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu or cuda")
+        return sub
+
+    fit = with_device(commands.add_parser("fit", help="make a project from a folder with one sub-folder per class"))
+    fit.add_argument("folder")
+    fit.add_argument("-o", "--output", required=True, help="project file to write (.zip)")
+    fit.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
+    fit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    fit.set_defaults(run=cmd_fit)
+
+    predict = with_device(commands.add_parser("predict", help="classify images with a project"))
+    predict.add_argument("project")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--k", type=_positive_int, default=DEFAULT_K)
+    predict.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="similarity below which an image is unknown")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(run=cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="leave-one-out accuracy of a project")
+    evaluate.add_argument("project")
+    evaluate.add_argument("--k", type=_positive_int, default=DEFAULT_K)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    info = commands.add_parser("info", help="what a project file holds")
+    info.add_argument("project")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(run=cmd_info)
+
+    app = with_device(commands.add_parser("app", help="start the web app"))
+    app.add_argument("--host", default="127.0.0.1")
+    app.add_argument("--port", type=int, default=7860)
+    app.add_argument("--share", action="store_true", help="also serve through a public share link")
+    app.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
+    app.set_defaults(run=cmd_app)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.run(args)
+    except (CLIError, ProjectError, BackboneError, KNNError, ImageError) as error:
+        print(f"teachable: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("teachable: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

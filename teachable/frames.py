@@ -1,0 +1,137 @@
+"""Frames and images: validate, convert to RGB uint8, crop and resize with OpenCV, encode thumbnails.
+
+Everything that enters the pipeline (a webcam frame, an uploaded file, a folder of photos) passes through here
+first, so the rest of the code can assume a C-contiguous ``HxWx3`` ``uint8`` RGB array. Nothing here knows about
+models; the target size comes from the backbone.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "ImageError",
+    "IMAGE_SUFFIXES",
+    "MIN_SIDE",
+    "MAX_PIXELS",
+    "as_rgb_uint8",
+    "load_image",
+    "decode_image",
+    "center_square",
+    "encode_jpeg",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+MIN_SIDE = 16
+"""Smaller frames carry too little to classify; they are refused rather than blown up."""
+MAX_PIXELS = 50_000_000
+"""Decoded-size limit (about 7000x7000). Larger files are refused before decoding (decompression-bomb guard)."""
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+class ImageError(ValueError):
+    """An image or frame that cannot be used, with a message a person can act on."""
+
+
+def as_rgb_uint8(frame: np.ndarray) -> np.ndarray:
+    """Return ``frame`` as a C-contiguous ``HxWx3`` uint8 RGB array.
+
+    Accepts grayscale (``HxW`` or ``HxWx1``), RGB, RGBA (alpha dropped), and uint16 or float images (float in
+    [0, 1] or [0, 255]). Raises :class:`ImageError` for anything else, for non-finite values, and for frames smaller
+    than ``MIN_SIDE`` pixels on a side.
+    """
+    if not isinstance(frame, np.ndarray):
+        raise ImageError(f"Expected an image array, got {type(frame).__name__}.")
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4):
+        raise ImageError(f"Expected an HxW, HxWx3 or HxWx4 image, got an array of shape {frame.shape}.")
+    height, width = frame.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ImageError(f"Image is {width}x{height}; it must be at least {MIN_SIDE}x{MIN_SIDE} pixels.")
+    if height * width > MAX_PIXELS:
+        raise ImageError(f"Image is {width}x{height}; the limit is {MAX_PIXELS:,} pixels.")
+    if frame.dtype == np.uint8:
+        pass
+    elif frame.dtype == np.bool_:
+        frame = frame.astype(np.uint8) * 255
+    elif frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif np.issubdtype(frame.dtype, np.floating):
+        if not np.isfinite(frame).all():
+            raise ImageError("Image contains NaN or infinite values.")
+        scale = 255.0 if frame.max(initial=0.0) <= 1.0 else 1.0
+        frame = np.clip(frame * scale, 0, 255).astype(np.uint8)
+    else:
+        raise ImageError(f"Unsupported pixel type {frame.dtype}; use uint8, uint16, float or bool.")
+    if frame.shape[2] == 1:
+        frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    elif frame.shape[2] == 4:
+        frame = cv2.cvtColor(frame, cv2.COLOR_RGBA2RGB)
+    return np.ascontiguousarray(frame)
+
+
+def _open_checked(source: io.BytesIO | Path, name: str) -> np.ndarray:
+    try:
+        with Image.open(source) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageError(
+                    f"{name} is {image.width}x{image.height}; the limit is {MAX_PIXELS:,} pixels."
+                )
+            image.seek(0)  # first frame of an animated GIF/WebP
+            image = ImageOps.exif_transpose(image)
+            if image.mode == "I;16" or image.mode.startswith("I;16"):
+                array = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
+                return as_rgb_uint8(array)
+            return as_rgb_uint8(np.asarray(image.convert("RGB")))
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name} is not an image file that can be read (jpg, png, webp or bmp).") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageError(f"{name} could not be decoded: {error}") from None
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file into RGB uint8, honouring EXIF orientation. Raises :class:`ImageError` on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path} does not exist or is not a file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise ImageError(f"{path} is empty (0 bytes).")
+    if size > MAX_FILE_BYTES:
+        raise ImageError(f"{path} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB.")
+    return _open_checked(path, str(path))
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, ...) into RGB uint8."""
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes).")
+    return _open_checked(io.BytesIO(data), name)
+
+
+def center_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Centre square crop, then resize to ``size`` x ``size`` (area filter when shrinking, linear when growing)."""
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = rgb[top : top + side, left : left + side]
+    if side == size:
+        return np.ascontiguousarray(square)
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(square, (size, size), interpolation=interpolation)
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """Encode an RGB uint8 image as JPEG bytes."""
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ImageError("Could not encode the image as JPEG.")
+    return buffer.tobytes()
