@@ -129,7 +129,7 @@ def center_square(rgb: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(square, (size, size), interpolation=interpolation)
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
     """Encode an RGB uint8 image as JPEG bytes."""
     ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:

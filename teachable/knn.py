@@ -45,6 +45,8 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     if (norms == 0).any():
         raise KNNError("Embedding is all zeros; it cannot be compared by direction.")
+    # Rows that are already unit length stay bit-identical, so saved and reloaded vectors predict identically.
+    norms[np.abs(norms - 1) < 1e-6] = 1
     return np.ascontiguousarray(vectors / norms)
 
 

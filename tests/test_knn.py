@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+
+from teachable.knn import KNNClassifier, KNNError, normalise
+
+
+def clustered(rng, classes=3, per_class=20, dim=64, spread=0.6):
+    centres = rng.normal(size=(classes, dim))
+    vectors = np.concatenate([c + spread * rng.normal(size=(per_class, dim)) for c in centres])
+    labels = [f"class{i}" for i in range(classes) for _ in range(per_class)]
+    return vectors.astype(np.float32), labels
+
+
+def test_faiss_neighbours_equal_brute_force():
+    rng = np.random.default_rng(0)
+    vectors, labels = clustered(rng, dim=1280, per_class=300)
+    knn = KNNClassifier(1280)
+    knn.add(vectors, labels)
+    queries = rng.normal(size=(50, 1280)).astype(np.float32)
+    similarities, indices = knn.search(queries, 10)
+    brute = normalise(queries) @ normalise(vectors).T
+    expected = np.argsort(-brute, axis=1)[:, :10]
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_allclose(similarities, np.take_along_axis(brute, expected, 1), atol=1e-5)
+
+
+def brute_force_vote(knn, vectors, labels, query, k, exclude=None):
+    sims = normalise(vectors) @ normalise(query)[0]
+    if exclude is not None:
+        sims[exclude] = -np.inf
+    order = np.argsort(-sims, kind="stable")[:k]
+    votes = {}
+    for i in order:
+        votes[labels[i]] = votes.get(labels[i], 0.0) + np.exp((sims[i] - sims[order[0]]) / knn.temperature)
+    return max(votes, key=votes.get)
+
+
+def test_leave_one_out_equals_brute_force_recomputation():
+    rng = np.random.default_rng(1)
+    vectors, labels = clustered(rng, dim=8, spread=1.5)
+    knn = KNNClassifier(vectors.shape[1])
+    knn.add(vectors, labels)
+    evaluation = knn.leave_one_out(k=5)
+    expected = [brute_force_vote(knn, vectors, labels, v, 5, exclude=i) for i, v in enumerate(vectors)]
+    assert list(evaluation.predicted_labels) == expected
+    assert 0 < evaluation.accuracy < 1  # the spread makes some mistakes, so the check has teeth
+    correct = sum(t == p for t, p in zip(labels, expected))
+    assert evaluation.accuracy == pytest.approx(correct / len(labels))
+    assert evaluation.confusion.sum() == len(labels)
+    for i, name in enumerate(evaluation.classes):
+        rows = [p for t, p in zip(labels, expected) if t == name]
+        assert evaluation.per_class_accuracy[name] == pytest.approx(rows.count(name) / len(rows))
+        assert evaluation.confusion[i].sum() == len(rows)
+
+
+def test_prediction_agrees_with_brute_force_and_reports_neighbours():
+    rng = np.random.default_rng(2)
+    vectors, labels = clustered(rng, spread=1.2)
+    knn = KNNClassifier(vectors.shape[1])
+    knn.add(vectors, labels)
+    for query in rng.normal(size=(20, vectors.shape[1])):
+        prediction = knn.predict(query, k=7)
+        assert prediction.label == brute_force_vote(knn, vectors, labels, query, 7)
+        assert len(prediction.neighbours) == 7
+        sims = [n.similarity for n in prediction.neighbours]
+        assert sims == sorted(sims, reverse=True) and prediction.nearest_similarity == sims[0]
+        assert all(labels[n.index] == n.label for n in prediction.neighbours)
+        assert sum(prediction.confidences.values()) <= 1.0 + 1e-6
+
+
+def test_one_class_is_not_certain_about_everything():
+    knn = KNNClassifier(3, threshold=0.5)
+    knn.add([[1, 0, 0], [0.95, 0.05, 0]], "cup")
+    near = knn.predict([1, 0.02, 0])
+    far = knn.predict([0, 0, 1])
+    assert near.label == "cup" and not near.is_unknown and near.confidences["cup"] > 0.99
+    assert far.is_unknown and far.shown_label == "unknown"
+    assert far.confidences["cup"] < 0.01
+
+
+def test_predict_with_no_examples_says_what_to_do():
+    with pytest.raises(KNNError, match="Record or add a few examples"):
+        KNNClassifier(8).predict(np.ones(8))
+
+
+def test_k_larger_than_examples_is_capped():
+    knn = KNNClassifier(2)
+    knn.add([[1, 0], [0, 1]], ["a", "b"])
+    assert len(knn.predict([1, 0.1], k=50).neighbours) == 2
+
+
+@pytest.mark.parametrize(
+    "bad", [np.full(4, np.nan), np.zeros(4), np.ones(5), np.array([1, np.inf, 0, 0])], ids=["nan", "zero", "dim", "inf"]
+)
+def test_bad_embeddings_are_refused_and_nothing_changes(bad):
+    knn = KNNClassifier(4)
+    knn.add(np.eye(4), ["a", "b", "c", "d"])
+    with pytest.raises(KNNError):
+        knn.add(bad, "a")
+    assert len(knn) == 4
+    with pytest.raises(KNNError):
+        knn.predict(bad)
+
+
+def test_remove_rename_and_relabel_keep_index_in_step():
+    knn = KNNClassifier(3)
+    knn.add(np.eye(3), ["a", "b", "c"])
+    knn.predict([1, 0, 0])  # builds the index
+    knn.remove([0])
+    assert knn.labels == ("b", "c") and knn.predict([1, 0.1, 0]).label == "b"
+    knn.rename_class("b", "bee")
+    assert knn.predict([0, 1, 0]).label == "bee"
+    knn.relabel(1, "bee")
+    assert knn.classes == ("bee",)
+    knn.remove_class("bee")
+    assert len(knn) == 0
+    with pytest.raises(KNNError, match="already"):
+        knn.add(np.eye(3)[:2], ["x", "y"]) or knn.rename_class("x", "y")
+    with pytest.raises(KNNError, match="out of range"):
+        knn.remove([7])
+
+
+def test_leave_one_out_needs_two_classes():
+    knn = KNNClassifier(2)
+    knn.add([[1, 0], [1, 0.1], [1, 0.2]], "a")
+    with pytest.raises(KNNError, match="two classes"):
+        knn.leave_one_out()
