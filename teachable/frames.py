@@ -91,9 +91,11 @@ def _open_checked(source: io.BytesIO | Path, name: str) -> np.ndarray:
             return as_rgb_uint8(np.asarray(image.convert("RGB")))
     except ImageError:
         raise
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name} is too large to decode safely; the limit is {MAX_PIXELS:,} pixels.") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image file that can be read (jpg, png, webp or bmp).") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"{name} could not be decoded: {error}") from None
 
 
