@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -215,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(run=cmd_info)
 
     app = with_device(commands.add_parser("app", help="start the web app"))
-    app.add_argument("--host", default="127.0.0.1")
-    app.add_argument("--port", type=int, default=7860)
+    # Hosting platforms (e.g. Spaces) say where to listen through Gradio's own variables.
+    app.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    app.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     app.add_argument("--share", action="store_true", help="also serve through a public share link")
     app.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     app.set_defaults(run=cmd_app)

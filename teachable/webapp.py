@@ -1,0 +1,338 @@
+"""The Gradio page: layout and wiring only. Every handler is a thin call into the person's :class:`Session`.
+
+Per-user data lives in one ``gr.State`` holding a ``Session``; the backbone is the only object shared between
+browsers, and it is only read. Handlers turn :class:`SessionError`, ``ProjectError`` and ``ImageError`` into
+messages on the page, never stack traces.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import faiss
+import gradio as gr
+import numpy as np
+
+from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone_or_default
+from .frames import ImageError
+from .knn import DEFAULT_K, DEFAULT_THRESHOLD
+from .project import ProjectError
+from .session import Session, SessionError
+from .views import CSS, classes_html, message_html, prediction_html
+
+__all__ = ["build_app", "launch", "ASSETS"]
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEMO_PROJECT = ASSETS / "demo_project.zip"
+SAMPLES = ASSETS / "try"
+STREAM_EVERY = 0.1
+STREAM_TIME_LIMIT = 30 * 60
+"""A stream is closed after 30 minutes; clicking the camera button again resumes it."""
+SESSION_TTL = 2 * 60 * 60
+"""A session left idle this long is freed (Gradio also frees it an hour after its tab closes)."""
+THUMBNAILS_SHOWN = 12
+MAX_UPLOAD = "20mb"
+USER_ERRORS = (SessionError, ProjectError, ImageError)
+CAMERA_CSS = "#cam video { transform: scaleX(-1); }"  # mirror the preview only; the server gets true frames
+
+
+def _thumbnail_strip(session: Session, label: str | None) -> list[tuple[np.ndarray, str]]:
+    from .frames import decode_image
+
+    if not label or label not in session.project.classes:
+        return []
+    indices = session.project.indices_of(label)[-THUMBNAILS_SHOWN:]
+    return [(decode_image(session.project.examples[i].thumbnail), f"#{i}") for i in reversed(indices)]
+
+
+def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Blocks:
+    """The whole page for one shared, read-only ``backbone``."""
+
+    def new_session() -> Session:
+        return Session(backbone)
+
+    # ------------------------------------------------------------------ handlers (pure calls into the session)
+    def on_frame(frame, session: Session):
+        if frame is None:
+            return gr.skip()
+        try:
+            result = session.step(frame)
+        except USER_ERRORS as error:
+            return message_html(str(error))
+        return prediction_html(result, session.project, session.recording, session.recorded_this_take)
+
+    def classify(image, session: Session):
+        if image is None:
+            raise gr.Error("Choose an image to classify.")
+        try:
+            result = session.step(image)
+        except USER_ERRORS as error:
+            raise gr.Error(str(error)) from None
+        details = {
+            "label": result.label,
+            "confidences": result.confidences,
+            "message": result.message,
+            "nearest_similarity": result.prediction.nearest_similarity if result.prediction else None,
+        }
+        return prediction_html(result, session.project), details
+
+    def class_panel(session: Session, selected: str | None):
+        classes = session.project.classes
+        selected = selected if selected in classes else (classes[0] if classes else None)
+        return (
+            gr.Radio(choices=classes, value=selected),
+            classes_html(session.project, selected),
+            _thumbnail_strip(session, selected),
+        )
+
+    def guarded(action: Callable[..., str | None]):
+        """Run a class/example action; show its message, or the error it raised, and refresh the class panel."""
+
+        def handler(session: Session, selected: str | None, *args):
+            try:
+                outcome = action(session, selected, *args)
+            except USER_ERRORS as error:
+                gr.Warning(str(error))
+                return *class_panel(session, selected), ""
+            new_selected, note = outcome if isinstance(outcome, tuple) else (selected, outcome)
+            return *class_panel(session, new_selected), note or ""
+
+        return handler
+
+    def add_class(session: Session, _selected, name: str):
+        return session.project.add_class(name), f"Added class '{name.strip()}'."
+
+    def rename_class(session: Session, selected, name: str):
+        _require(selected)
+        return session.project.rename_class(selected, name), None
+
+    def delete_class(session: Session, selected, _name):
+        _require(selected)
+        session.project.remove_class(selected)
+        if session.recording == selected:
+            session.stop_recording()
+        return None, f"Deleted class '{selected}'."
+
+    def clear_class(session: Session, selected, _name):
+        _require(selected)
+        session.project.clear_class(selected)
+        return f"Removed every example of '{selected}'."
+
+    def upload_into_class(session: Session, selected, files):
+        _require(selected)
+        if not files:
+            raise SessionError("Choose one or more image files first.")
+        images = [(Path(f).name, Path(f).read_bytes()) for f in files]
+        added, problems = session.add_images(selected, images)
+        return "; ".join([f"Added {added} image(s) to '{selected}'.", *problems])
+
+    def remove_thumbnail(session: Session, selected, gallery_index):
+        _require(selected)
+        if gallery_index is None:
+            raise SessionError("Click a thumbnail first, then remove it.")
+        indices = session.project.indices_of(selected)[-THUMBNAILS_SHOWN:][::-1]
+        if not 0 <= gallery_index < len(indices):
+            raise SessionError("That thumbnail is no longer there.")
+        session.project.remove_examples([indices[gallery_index]])
+        return "Removed one example."
+
+    def toggle_recording(session: Session, selected):
+        if session.recording:
+            count = session.stop_recording()
+            return gr.Button("● Record", variant="primary"), *class_panel(session, selected), f"Recorded {count} example(s)."
+        try:
+            _require(selected)
+            session.start_recording(selected)
+        except USER_ERRORS as error:
+            raise gr.Error(str(error)) from None
+        return gr.Button("■ Stop recording", variant="stop"), *class_panel(session, selected), (
+            f"Recording into '{selected}': show it to the camera."
+        )
+
+    def save_project(session: Session):
+        folder = Path(tempfile.mkdtemp(prefix="project-", dir=os.environ.get("GRADIO_TEMP_DIR")))
+        return str(session.project.save(folder / "teachable-project.zip"))
+
+    def load_project(session: Session, selected, file):
+        if file is None:
+            raise SessionError("Choose a project .zip file first.")
+        size = Path(file).stat().st_size
+        return session.load_project(Path(file).read_bytes()) if size else "That file is empty."
+
+    def load_demo(session: Session, selected):
+        return session.load_project(DEMO_PROJECT.read_bytes())
+
+    def set_settings(session: Session, k, threshold, smoothing):
+        session.k, session.threshold, session.smoothing = int(k), float(threshold), float(smoothing)
+
+    def play_video(video_path, session: Session):
+        if not video_path:
+            raise gr.Error("Choose a video file first.")
+        capture = cv2.VideoCapture(video_path)
+        if not capture.isOpened():
+            raise gr.Error("That file could not be read as a video.")
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        step = max(1, round(fps * STREAM_EVERY))
+        index, played = 0, 0
+        try:
+            while played < 600:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                if index % step == 0:
+                    started = time.monotonic()
+                    yield on_frame(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), session)
+                    played += 1
+                    time.sleep(max(0.0, STREAM_EVERY - (time.monotonic() - started)))
+                index += 1
+        finally:
+            capture.release()
+        if played == 0:
+            raise gr.Error("That video has no frames that could be read.")
+
+    # ------------------------------------------------------------------ layout
+    with gr.Blocks(title="teachable", delete_cache=(600, 1800)) as demo:
+        session = gr.State(new_session, time_to_live=SESSION_TTL)
+        selected_thumbnail = gr.State(None)
+        gr.Markdown(
+            "# teachable\nTeach a pretrained network by example. Pick a class, press **Record** and show it "
+            "to the camera; do the same for the other class. The prediction follows at once — no training step."
+        )
+        if startup_warning:
+            gr.Markdown(f"**Note:** {startup_warning}")
+        with gr.Row():
+            with gr.Column(scale=5):
+                with gr.Tab("Camera"):
+                    camera = gr.Image(
+                        sources=["webcam"],
+                        streaming=True,
+                        type="numpy",
+                        label="Camera",
+                        elem_id="cam",
+                        webcam_options=gr.WebcamOptions(
+                            mirror=False,
+                            constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}},
+                        ),
+                    )
+                    gr.Markdown(
+                        "No camera, or the browser blocked it? Allow camera access in the address bar, or use "
+                        "the **Image** and **Video** tabs.",
+                        elem_classes="tm-hint",
+                    )
+                with gr.Tab("Image"):
+                    still = gr.Image(sources=["upload", "clipboard"], type="numpy", label="Image to classify")
+                    classify_button = gr.Button("Classify")
+                    if SAMPLES.is_dir():
+                        gr.Examples(sorted(str(p) for p in SAMPLES.glob("*.jpg")), inputs=still, label="Sample photos")
+                    details = gr.JSON(label="Details", visible=False)
+                with gr.Tab("Video"):
+                    video = gr.Video(sources=["upload"], label="Short video")
+                    play_button = gr.Button("Play through the classifier")
+            with gr.Column(scale=4):
+                prediction = gr.HTML(message_html("Record a few examples of each class to start."), elem_id="prediction")
+                with gr.Accordion("Settings", open=False):
+                    k_slider = gr.Slider(1, 20, value=DEFAULT_K, step=1, label="Neighbours (k)")
+                    threshold_slider = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, label="Unknown below similarity")
+                    smoothing_slider = gr.Slider(0, 0.95, value=0.5, step=0.05, label="Smoothing over frames")
+        with gr.Row():
+            with gr.Column(scale=4):
+                gr.Markdown("### Classes")
+                class_summary = gr.HTML(elem_id="classes")
+                class_picker = gr.Radio(label="Selected class", elem_id="class-picker")
+                record_button = gr.Button("● Record", variant="primary", elem_id="record")
+                class_name = gr.Textbox(label="Class name", placeholder="e.g. thumbs up", max_length=64)
+                with gr.Row():
+                    add_button = gr.Button("Add class", size="sm")
+                    rename_button = gr.Button("Rename selected", size="sm")
+                    clear_button = gr.Button("Clear examples", size="sm")
+                    delete_button = gr.Button("Delete class", size="sm", variant="stop")
+            with gr.Column(scale=5):
+                gallery = gr.Gallery(label="Latest examples of the selected class (click one to remove it)",
+                                     columns=6, height=220, allow_preview=False)
+                remove_button = gr.Button("Remove the clicked example", size="sm")
+                uploads = gr.File(file_count="multiple", file_types=["image"], label="Add image files to the selected class")
+                upload_button = gr.Button("Add images", size="sm")
+        with gr.Row():
+            save_button = gr.Button("Save project (.zip)")
+            saved_file = gr.File(label="Project file", interactive=False)
+            project_file = gr.File(file_types=[".zip"], label="Open a project .zip")
+            demo_button = gr.Button("Load the demo project")
+        status = gr.Markdown(elem_id="status")
+
+        # ------------------------------------------------------------------ wiring
+        panel = [class_picker, class_summary, gallery]
+        demo.load(lambda s: class_panel(s, None), inputs=session, outputs=panel)
+        camera.stream(
+            on_frame,
+            inputs=[camera, session],
+            outputs=prediction,
+            stream_every=STREAM_EVERY,
+            time_limit=STREAM_TIME_LIMIT,
+            concurrency_limit=None,
+            show_progress="hidden",
+        )
+        classify_button.click(classify, [still, session], [prediction, details], api_name="classify")
+        play_button.click(play_video, [video, session], prediction, concurrency_limit=None, show_progress="hidden")
+        record_button.click(toggle_recording, [session, class_picker], [record_button, *panel, status])
+        class_picker.change(lambda s, c: class_panel(s, c), [session, class_picker], panel, show_progress="hidden")
+        for button, action in [
+            (add_button, add_class),
+            (rename_button, rename_class),
+            (delete_button, delete_class),
+            (clear_button, clear_class),
+        ]:
+            button.click(guarded(action), [session, class_picker, class_name], [*panel, status])
+        upload_button.click(guarded(upload_into_class), [session, class_picker, uploads], [*panel, status])
+        gallery.select(_selected_index, None, selected_thumbnail)
+        remove_button.click(guarded(remove_thumbnail), [session, class_picker, selected_thumbnail], [*panel, status])
+        save_button.click(save_project, session, saved_file, api_name="save_project")
+        project_file.upload(guarded(load_project), [session, class_picker, project_file], [*panel, status])
+        demo_button.click(guarded(load_demo), [session, class_picker], [*panel, status], api_name="load_demo")
+        for slider in (k_slider, threshold_slider, smoothing_slider):
+            slider.change(set_settings, [session, k_slider, threshold_slider, smoothing_slider], None,
+                          show_progress="hidden")
+    return demo
+
+
+def _selected_index(event: gr.SelectData) -> int:
+    return event.index
+
+
+def _require(selected: str | None) -> None:
+    if not selected:
+        raise SessionError("Select a class first.")
+
+
+def launch(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    backbone: str = DEFAULT_BACKBONE,
+    device: str | None = "auto",
+    prevent_thread_lock: bool = False,
+) -> gr.Blocks:
+    """Load the backbone once and serve the page."""
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "teachable-gradio"))
+    faiss.omp_set_num_threads(1)  # flat search is memory-bound: one thread per query is fastest
+    model, warning = load_backbone_or_default(backbone, device)
+    demo = build_app(model, warning)
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        prevent_thread_lock=prevent_thread_lock,
+        max_file_size=MAX_UPLOAD,
+        css=CSS + CAMERA_CSS,
+        ssr_mode=False,
+        quiet=prevent_thread_lock,
+    )
+    return demo
