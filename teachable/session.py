@@ -18,7 +18,7 @@ import numpy as np
 from .backbones import Backbone
 from .frames import ImageError, decode_image, encode_jpeg
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction
-from .project import BackboneMismatch, Project, ProjectError
+from .project import BackboneMismatch, Project
 
 __all__ = ["Session", "FrameResult", "SessionError", "DEFAULT_CLASSES"]
 
@@ -83,14 +83,19 @@ class Session:
         return clone
 
     # ----------------------------------------------------------------- the frame path
-    def step(self, frame: np.ndarray, now: float | None = None) -> FrameResult:
-        """Embed one frame, record it if recording, and classify it."""
+    def step(self, frame: np.ndarray, now: float | None = None, live: bool = True) -> FrameResult:
+        """Embed one frame, record it if recording, and classify it.
+
+        ``live=False`` is for a still image: it is never recorded, and its confidences are not blended with
+        earlier frames.
+        """
         now = time.monotonic() if now is None else now
         self.last_active = now
         square = self.backbone.prepare(frame)
         embedding = self.backbone.embed(square[None])[0]
         recorded = False
-        if self.recording and now - self._last_recorded_at >= self.record_interval and self._has_room():
+        due = now - self._last_recorded_at >= self.record_interval - 1e-6  # tolerance for clock rounding
+        if live and self.recording and due and self._has_room():
             self.project.add_examples(self.recording, embedding[None], [encode_jpeg(square)], "webcam")
             self._last_recorded_at = now
             self.recorded_this_take += 1
@@ -100,7 +105,8 @@ class Session:
         self.project.classifier.threshold = self.threshold
         prediction = self.project.predict(embedding, self.k)
         message = self._advice(prediction)
-        return FrameResult(prediction, self._smooth(prediction.confidences), message, recorded)
+        confidences = self._smooth(prediction.confidences) if live else prediction.confidences
+        return FrameResult(prediction, confidences, message, recorded)
 
     def _advice(self, prediction: Prediction) -> str:
         filled = [name for name, count in self.project.counts().items() if count]

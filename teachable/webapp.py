@@ -26,7 +26,7 @@ from .project import ProjectError
 from .session import Session, SessionError
 from .views import CSS, classes_html, message_html, prediction_html
 
-__all__ = ["build_app", "launch", "ASSETS"]
+__all__ = ["build_app", "serve", "launch", "ASSETS"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         if image is None:
             raise gr.Error("Choose an image to classify.")
         try:
-            result = session.step(image)
+            result = session.step(image, live=False)
         except USER_ERRORS as error:
             raise gr.Error(str(error)) from None
         details = {
@@ -311,19 +311,9 @@ def _require(selected: str | None) -> None:
         raise SessionError("Select a class first.")
 
 
-def launch(
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    share: bool = False,
-    backbone: str = DEFAULT_BACKBONE,
-    device: str | None = "auto",
-    prevent_thread_lock: bool = False,
-) -> gr.Blocks:
-    """Load the backbone once and serve the page."""
+def serve(demo: gr.Blocks, host: str, port: int, share: bool = False, prevent_thread_lock: bool = False) -> gr.Blocks:
+    """Queue and launch a built page with the server limits this app relies on."""
     os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "teachable-gradio"))
-    faiss.omp_set_num_threads(1)  # flat search is memory-bound: one thread per query is fastest
-    model, warning = load_backbone_or_default(backbone, device)
-    demo = build_app(model, warning)
     demo.queue(default_concurrency_limit=8)
     demo.launch(
         server_name=host,
@@ -336,3 +326,17 @@ def launch(
         quiet=prevent_thread_lock,
     )
     return demo
+
+
+def launch(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    backbone: str = DEFAULT_BACKBONE,
+    device: str | None = "auto",
+    prevent_thread_lock: bool = False,
+) -> gr.Blocks:
+    """Load the backbone once and serve the page."""
+    faiss.omp_set_num_threads(1)  # flat search is memory-bound: one thread per query is fastest
+    model, warning = load_backbone_or_default(backbone, device)
+    return serve(build_app(model, warning), host, port, share, prevent_thread_lock)

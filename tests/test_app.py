@@ -1,0 +1,130 @@
+"""The web app, served for real on loopback: the API through gradio_client, and the page in headless Chromium
+with a fake webcam playing real photos."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from teachable.webapp import SAMPLES, build_app, serve
+
+from .conftest import photo
+from .fakecam import MARKER_JS, chromium_args, write_y4m
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(backbone, tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+    port = free_port()
+    demo = serve(build_app(backbone), "127.0.0.1", port, prevent_thread_lock=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_classify_endpoint_through_gradio_client(server):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    _, details = client.predict(handle_file(str(SAMPLES / "cat.jpg")), api_name="/classify")
+    assert details["label"] == "" and "No examples yet" in details["message"]
+    client.predict(None, api_name="/load_demo")
+    for name in ["cat", "coffee", "rocket"]:
+        html, details = client.predict(handle_file(str(SAMPLES / f"{name}.jpg")), api_name="/classify")
+        assert details["label"] == name, details
+        assert details["confidences"][name] > 0.5
+        assert f'data-label="{name}"' in html
+    # A second client is a second browser: it sees none of the first one's classes.
+    other = Client(server, verbose=False)
+    _, details = other.predict(handle_file(str(SAMPLES / "cat.jpg")), api_name="/classify")
+    assert details["label"] == "" and "No examples yet" in details["message"]
+
+
+def test_saved_project_downloads_as_a_zip(server):
+    from gradio_client import Client
+
+    from teachable.project import Project
+
+    client = Client(server, verbose=False)
+    client.predict(None, api_name="/load_demo")
+    path = client.predict(api_name="/save_project")
+    project = Project.load(path)
+    assert project.counts() == {"cat": 4, "coffee": 4, "rocket": 4}
+
+
+def marker(page) -> str | None:
+    rgb = page.evaluate(MARKER_JS)
+    if rgb is None:
+        return None
+    return "A" if rgb[0] > 200 and rgb[2] < 60 else "B" if rgb[2] > 200 and rgb[0] < 60 else None
+
+
+def wait_for_segment(page, wanted: str, settle: float = 1.0, timeout: float = 30) -> None:
+    """Wait until the fake camera shows segment ``wanted`` and has shown it for ``settle`` seconds."""
+    deadline = time.monotonic() + timeout
+    while marker(page) == wanted:  # mid-segment: wait for the next start, so the whole segment lies ahead
+        assert time.monotonic() < deadline
+        page.wait_for_timeout(100)
+    while marker(page) != wanted:
+        assert time.monotonic() < deadline, "the fake camera never showed the expected segment"
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(settle * 1000)
+
+
+def shown_label(page) -> str:
+    return page.get_attribute("#prediction .tm-label", "data-label") or ""
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian chromium is not installed (make test installs it)")
+def test_record_two_classes_from_the_webcam_and_prediction_follows(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    video = write_y4m(tmp_path / "cam.y4m", [(photo("chelsea"), RED), (photo("coffee"), BLUE)], seconds=6)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(video))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(server)
+            page.get_by_text("Click to Access Webcam").click()
+            page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
+            page.click('#cam button[aria-label="capture photo"]')  # start streaming
+            page.wait_for_selector("#prediction .tm-label")
+
+            for segment, class_name in [("A", "Class 1"), ("B", "Class 2")]:
+                page.locator("#class-picker").get_by_text(class_name, exact=True).click()
+                wait_for_segment(page, segment)
+                page.click("#record")
+                page.wait_for_timeout(2000)
+                page.click("#record")
+                page.wait_for_function(
+                    "name => !document.querySelector(`#classes .tm-class[data-class='${name}'] .tm-count`)"
+                    "?.textContent.startsWith('0 ')",
+                    arg=class_name,
+                )
+
+            for segment, expected in [("A", "Class 1"), ("B", "Class 2"), ("A", "Class 1")]:
+                wait_for_segment(page, segment, settle=1.5)
+                assert shown_label(page) == expected, page.inner_text("#prediction")
+            page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+        finally:
+            browser.close()

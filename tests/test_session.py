@@ -1,0 +1,120 @@
+import copy
+
+import numpy as np
+import pytest
+
+from teachable.frames import ImageError, encode_jpeg
+from teachable.session import Session, SessionError
+
+from .conftest import photo, views
+
+
+def record(session, label, frames, start=0.0):
+    session.start_recording(label)
+    for i, frame in enumerate(frames):
+        session.step(frame, now=start + i * 0.2)
+    return session.stop_recording()
+
+
+@pytest.fixture
+def trained(backbone):
+    session = Session(backbone, ("cat", "coffee"))
+    record(session, "cat", views(photo("chelsea"), 4, seed=1))
+    record(session, "coffee", views(photo("coffee"), 4, seed=2), start=10)
+    return session
+
+
+def test_recording_adds_frames_and_prediction_follows(trained):
+    assert trained.project.counts() == {"cat": 4, "coffee": 4}
+    for name, label in [("chelsea", "cat"), ("coffee", "coffee")]:
+        result = trained.step(views(photo(name), 1, seed=9)[0])
+        assert result.label == label and not result.recorded
+        assert [n.label for n in result.prediction.neighbours][0] == label
+
+
+def test_recording_is_rate_limited(backbone):
+    session = Session(backbone, record_per_second=10)
+    session.start_recording("Class 1")
+    frame = photo("coffee")
+    for i in range(50):  # 50 frames in one second
+        session.step(frame, now=i / 50)
+    assert session.stop_recording() == 10
+    assert session.project.counts()["Class 1"] == 10
+
+
+def test_no_examples_and_one_class_give_messages(backbone):
+    session = Session(backbone, smoothing=0.0)
+    result = session.step(photo("coffee"))
+    assert result.prediction is None and "No examples yet" in result.message
+    record(session, "Class 1", [photo("coffee")])
+    result = session.step(photo("rocket"))
+    assert "add a second class" in result.message
+    assert result.confidences["Class 1"] < 0.5 and result.label == "unknown"
+
+
+def test_smoothing_blends_frames(trained):
+    trained.smoothing = 0.0
+    sharp = trained.step(photo("chelsea")).confidences
+    trained.smoothing = 0.9
+    trained.step(photo("chelsea"))
+    blended = trained.step(photo("coffee")).confidences
+    assert blended["cat"] > 0.5 > trained.project.predict(
+        trained.backbone.embed(trained.backbone.prepare(photo("coffee"))[None])[0], 5
+    ).confidences["cat"]
+    assert sharp["cat"] > 0.9
+
+
+def test_stills_are_neither_recorded_nor_smoothed(trained):
+    trained.smoothing = 0.9
+    trained.step(photo("chelsea"))
+    trained.start_recording("cat")
+    result = trained.step(photo("coffee"), live=False)
+    assert result.confidences == result.prediction.confidences and result.label == "coffee"
+    assert not result.recorded and trained.project.counts()["cat"] == 4
+
+
+def test_sessions_are_isolated_and_share_only_the_backbone(trained, backbone):
+    other = Session(backbone)
+    assert other.project.counts() == {"Class 1": 0, "Class 2": 0}
+    clone = copy.deepcopy(trained)
+    assert clone.backbone is trained.backbone
+    clone.project.add_class("dog")
+    assert "dog" not in trained.project.classes
+
+
+def test_example_cap_stops_recording_with_a_message(backbone):
+    session = Session(backbone, max_examples=3)
+    session.start_recording("Class 1")
+    for i in range(6):
+        session.step(photo("coffee"), now=float(i))
+    assert len(session.project) == 3 and session.recording is None
+    with pytest.raises(SessionError, match="limit of 3"):
+        session.start_recording("Class 1")
+
+
+def test_uploads_refuse_bad_files_and_keep_good_ones(backbone):
+    session = Session(backbone)
+    added, problems = session.add_images(
+        "Class 1", [("good.jpg", encode_jpeg(photo("coffee"))), ("bad.jpg", b"nope"), ("empty.png", b"")]
+    )
+    assert added == 1 and len(problems) == 2 and "bad.jpg" in problems[0] and "empty" in problems[1]
+    with pytest.raises(SessionError, match="no class"):
+        session.add_images("nope", [])
+
+
+def test_bad_frames_raise_image_errors_and_change_nothing(trained):
+    before = len(trained.project)
+    trained.start_recording("cat")
+    for bad in [np.zeros((1, 1, 3), np.uint8), np.zeros((30, 30, 7), np.uint8)]:
+        with pytest.raises(ImageError):
+            trained.step(bad)
+    assert len(trained.project) == before
+
+
+def test_project_round_trip_through_the_session(trained, backbone):
+    data = trained.project_bytes()
+    other = Session(backbone)
+    message = other.load_project(data)
+    assert "Loaded 8 examples in 2 classes" in message
+    frame = photo("chelsea")
+    assert other.step(frame).prediction == trained.step(frame).prediction
