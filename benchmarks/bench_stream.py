@@ -1,0 +1,216 @@
+"""Streaming figures of the real page in headless Chromium with a fake webcam, against a trivial per-frame function
+served the same way in the same run.
+
+Every frame of the fake camera carries its number as 8 black/white blocks in the left 40 columns (outside the
+centre square the backbone sees). In the page, a wrapper around ``HTMLCanvasElement.toDataURL`` (which Gradio's
+webcam calls to grab a frame) notes when each numbered frame was captured; the server reads the number from the
+frame and writes it into its output; a MutationObserver notes when each number reaches the screen. So:
+
+* frames per second = outputs that reached the screen / seconds;
+* capture-to-screen latency = screen time - capture time of the same frame;
+* server compute = time in ``Session.step`` per frame, against the raw backbone forward measured in this process.
+
+Writes benchmarks/results/stream.json (or the path given as the first argument).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import gradio as gr
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import teachable.webapp as webapp  # noqa: E402
+from teachable.backbones import load_backbone  # noqa: E402
+from teachable.session import Session  # noqa: E402
+
+WIDTH, HEIGHT, FPS, FRAMES = 640, 480, 10, 128
+BITS, BLOCK = 8, 60
+SECONDS = 15
+WARMUP = 4
+
+CAPTURE_JS = """
+window.__captured = {}; window.__shown = [];
+const original = HTMLCanvasElement.prototype.toDataURL;
+HTMLCanvasElement.prototype.toDataURL = function (...args) {
+  try {
+    const context = this.getContext('2d');
+    let code = 0;
+    for (let bit = 0; bit < 8; bit++) {
+      const [r] = context.getImageData(20, 30 + 60 * bit, 1, 1).data;
+      if (r > 128) code |= 1 << bit;
+    }
+    window.__captured[code] = performance.now();
+  } catch (e) {}
+  return original.apply(this, args);
+};
+new MutationObserver(() => {
+  const el = document.querySelector('[data-frame]');
+  if (!el) return;
+  const code = Number(el.getAttribute('data-frame'));
+  if (window.__last !== el.getAttribute('data-frame') || window.__lastNode !== el) {
+    window.__last = el.getAttribute('data-frame'); window.__lastNode = el;
+    const t = performance.now();
+    window.__shown.push([code, t, window.__captured[code] ?? null]);
+  }
+}).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+"""
+
+
+def write_video(path: Path) -> Path:
+    import skimage.data
+
+    photos = [skimage.data.chelsea(), skimage.data.coffee()]
+    with open(path, "wb") as handle:
+        handle.write(f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for index in range(FRAMES):
+            frame = cv2.resize(photos[index * 2 // FRAMES], (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+            frame[:, :40] = 0
+            for bit in range(BITS):
+                if index >> bit & 1:
+                    frame[bit * BLOCK : (bit + 1) * BLOCK, :40] = 255
+            handle.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+def frame_code(frame: np.ndarray) -> int:
+    column = frame[30 :: BLOCK, 20, 0][:BITS]
+    return int(sum(1 << bit for bit, value in enumerate(column) if value > 128))
+
+
+def trivial_app(stream_every: float) -> gr.Blocks:
+    def echo(frame):
+        return f'<div data-frame="{frame_code(frame)}">frame</div>' if frame is not None else gr.skip()
+
+    with gr.Blocks() as demo:
+        camera = gr.Image(
+            sources=["webcam"], streaming=True, elem_id="cam",
+            webcam_options=gr.WebcamOptions(mirror=False, constraints={"video": {"width": {"ideal": WIDTH}, "height": {"ideal": HEIGHT}}}),
+        )  # fmt: skip
+        out = gr.HTML()
+        camera.stream(echo, camera, out, stream_every=stream_every, time_limit=600, concurrency_limit=None,
+                      show_progress="hidden")
+    return demo
+
+
+def instrumented_full_app(backbone, stream_every: float, step_ms: list[float]) -> gr.Blocks:
+    """The real page, with the frame number passed through to its output and Session.step timed."""
+    webapp.STREAM_EVERY = stream_every
+    step, render = Session.step, webapp.prediction_html
+    last_code = {}
+
+    def timed_step(self, frame, *args, **kwargs):
+        last_code[id(self)] = frame_code(frame)
+        start = time.perf_counter()
+        result = step(self, frame, *args, **kwargs)
+        step_ms.append((time.perf_counter() - start) * 1000)
+        return result
+
+    def tagged_render(result, project, *args, **kwargs):
+        code = next(reversed(last_code.values()), -1)
+        return render(result, project, *args, **kwargs) + f'<span data-frame="{code}"></span>'
+
+    Session.step = timed_step
+    webapp.prediction_html = tagged_render
+    return webapp.build_app(backbone)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def drive(url: str, video: Path, load_demo: bool) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from fakecam import chromium_args
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(video))
+        page = browser.new_page()
+        page.add_init_script(CAPTURE_JS)
+        page.goto(url)
+        if load_demo:
+            page.get_by_text("Load the demo project").click()
+            page.wait_for_selector("#classes .tm-class[data-class='cat']")
+        page.get_by_text("Click to Access Webcam").click()
+        page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
+        page.click('#cam button[aria-label="capture photo"]')
+        page.wait_for_timeout(WARMUP * 1000)
+        page.evaluate("() => { window.__shown = []; }")
+        page.wait_for_timeout(SECONDS * 1000)
+        shown = page.evaluate("() => window.__shown")
+        browser.close()
+    latencies = [t - c for _, t, c in shown if c is not None and 0 <= t - c < 5000]
+    return {
+        "frames_shown": len(shown),
+        "fps": len(shown) / SECONDS,
+        "latency_p50_ms": float(np.percentile(latencies, 50)) if latencies else None,
+        "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies else None,
+    }
+
+
+def raw_forward_ms(backbone, repeats: int = 60) -> list[float]:
+    ready = backbone.to_tensor(np.zeros((1, 224, 224, 3), np.uint8))
+    samples = []
+    with torch.inference_mode():
+        for i in range(repeats + 5):
+            start = time.perf_counter()
+            backbone.forward_taps(ready, [backbone.embedding_tap])
+            if i >= 5:
+                samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def main() -> None:
+    output = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results" / "stream.json"
+    backbone = load_backbone(device="cpu")
+    video = write_video(Path(tempfile.mkdtemp()) / "numbered.y4m")
+    results: dict = {"seconds_per_run": SECONDS, "camera": f"{WIDTH}x{HEIGHT} at {FPS} fps", "runs": {}}
+    raw_before = raw_forward_ms(backbone)
+    step_ms: list[float] = []
+    for stream_every in (0.05, 0.1):
+        for kind in ("trivial", "full"):
+            port = free_port()
+            demo = trivial_app(stream_every) if kind == "trivial" else instrumented_full_app(backbone, stream_every, step_ms)
+            webapp.serve(demo, "127.0.0.1", port, prevent_thread_lock=True)
+            try:
+                results["runs"][f"{kind}@{stream_every}"] = drive(f"http://127.0.0.1:{port}/", video, kind == "full")
+            finally:
+                demo.close()
+            print(kind, stream_every, results["runs"][f"{kind}@{stream_every}"], flush=True)
+    raw = raw_before + raw_forward_ms(backbone)
+    for stream_every in (0.05, 0.1):
+        trivial, full = results["runs"][f"trivial@{stream_every}"], results["runs"][f"full@{stream_every}"]
+        results[f"ratios@{stream_every}"] = {
+            "fps_full_over_trivial": full["fps"] / trivial["fps"] if trivial["fps"] else None,
+            "latency_p50_full_over_trivial": (
+                full["latency_p50_ms"] / trivial["latency_p50_ms"]
+                if full["latency_p50_ms"] and trivial["latency_p50_ms"] else None
+            ),
+        }  # fmt: skip
+    results["server_compute"] = {
+        "session_step_p50_ms": float(np.percentile(step_ms, 50)),
+        "session_step_p95_ms": float(np.percentile(step_ms, 95)),
+        "raw_forward_p50_ms": float(np.percentile(raw, 50)),
+        "ratio_p50": float(np.percentile(step_ms, 50) / np.percentile(raw, 50)),
+        "frames": len(step_ms),
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
