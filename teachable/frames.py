@@ -24,6 +24,7 @@ __all__ = [
     "decode_image",
     "center_square",
     "encode_jpeg",
+    "shrink_jpeg",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -137,3 +138,9 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
     if not ok:
         raise ImageError("Could not encode the image as JPEG.")
     return buffer.tobytes()
+
+
+def shrink_jpeg(jpeg: bytes, size: int, quality: int = 85) -> bytes:
+    """A smaller square JPEG of a square JPEG thumbnail, for showing many at once."""
+    rgb = decode_image(jpeg, "thumbnail")
+    return encode_jpeg(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA), quality)

@@ -25,11 +25,12 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .frames import decode_image
+from .frames import decode_image, shrink_jpeg
 from .knn import KNNClassifier, KNNError, Prediction
 
 __all__ = ["Project", "Example", "ProjectError", "BackboneMismatch", "FORMAT_VERSION", "MAX_CLASS_NAME"]
@@ -61,6 +62,11 @@ class Example:
     source: str = ""
     """Where it came from: a file name, "webcam", "upload"..."""
     added_at: float = 0.0
+
+    @cached_property
+    def preview(self) -> bytes:
+        """A 96-pixel JPEG for the page, made on first use (a tenth of the thumbnail's bytes)."""
+        return shrink_jpeg(self.thumbnail, 96)
 
 
 def check_class_name(name: object) -> str:

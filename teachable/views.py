@@ -54,7 +54,7 @@ def prediction_html(result: FrameResult, project: Project, recording: str | None
         for neighbour in result.prediction.neighbours:
             example = project.examples[neighbour.index]
             parts.append(
-                f'<figure>{_thumbnail(example.thumbnail)}<figcaption>{escape(neighbour.label)}<br>'
+                f'<figure>{_thumbnail(example.preview)}<figcaption>{escape(neighbour.label)}<br>'
                 f"{neighbour.similarity:.2f}</figcaption></figure>"
             )
         parts.append("</div>")
