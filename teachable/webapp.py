@@ -280,7 +280,8 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
             show_progress="hidden",
         )
         classify_button.click(classify, [still, session], [prediction, details], api_name="classify")
-        play_button.click(play_video, [video, session], prediction, concurrency_limit=None, show_progress="hidden")
+        play_button.click(play_video, [video, session], prediction, concurrency_limit=None, show_progress="hidden",
+                          api_name="play_video")
         record_button.click(toggle_recording, [session, class_picker], [record_button, *panel, status])
         class_picker.change(lambda s, c: class_panel(s, c), [session, class_picker], panel, show_progress="hidden")
         for button, action in [

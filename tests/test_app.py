@@ -128,3 +128,23 @@ def test_record_two_classes_from_the_webcam_and_prediction_follows(server, tmp_p
             page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_uploaded_video_plays_through_the_same_frame_function(server, tmp_path):
+    import cv2
+    from gradio_client import Client, handle_file
+
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
+    assert writer.isOpened()
+    for rgb in [photo("coffee")] * 10:
+        writer.write(cv2.cvtColor(cv2.resize(rgb, (320, 240)), cv2.COLOR_RGB2BGR))
+    writer.release()
+    client = Client(server, verbose=False)
+    client.predict(None, api_name="/load_demo")
+    html = client.predict(handle_file(str(path)), api_name="/play_video")
+    assert 'data-label="coffee"' in html
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all")
+    with pytest.raises(Exception, match="could not be read|no frames"):
+        client.predict(handle_file(str(bad)), api_name="/play_video")
