@@ -169,6 +169,16 @@ class Backbone:
                     break
         return {name: outputs[name] for name in taps}
 
+    def forward_from(self, tap: str, activation: torch.Tensor, until: str) -> torch.Tensor:
+        """Continue the forward pass from ``tap``'s output up to stage ``until`` (differentiable; used for
+        attribution, where gradients flow to the activation, never to the frozen weights)."""
+        start = self._stage_names.index(self.tap(tap).name) + 1
+        stop = self._stage_names.index(self.tap(until).name) + 1
+        x = activation.to(self.dtype)
+        for stage in list(self.model)[start:stop]:
+            x = stage(x)
+        return x.float()
+
     def run(self, images: np.ndarray, taps: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Images (``NxHxWx3`` uint8, ``input_size`` square) -> ``{tap: float32 tensor}`` (embedding tap by default)."""
         with torch.inference_mode():

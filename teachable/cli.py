@@ -173,6 +173,30 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_atlas_icons(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .atlas import icon_path, make_icons
+    from .webapp import ASSETS
+
+    backbone = load_backbone(args.backbone, args.device)
+    tap = args.tap or backbone.grid_tap
+    if not backbone.tap(tap).is_spatial:
+        raise CLIError(f"Tap {tap!r} is not spatial; icons need a feature map.")
+    photos = sorted(p for p in ASSETS.rglob("*.jpg"))
+    if not photos:
+        raise CLIError(f"No photos under {ASSETS} to find typical directions in.")
+    total = backbone.tap(tap).channels + args.typical
+    with tqdm(total=total, desc=f"Icons for {backbone.name}/{tap}", unit="icon", disable=args.quiet) as bar:
+        icons = make_icons(
+            backbone, [load_image(p) for p in photos], tap, typical=args.typical, steps=args.steps, progress=bar.update
+        )
+    output = Path(args.output) if args.output else icon_path(ASSETS, backbone.name, tap)
+    icons.save(output)
+    print(f"Saved {len(icons.icons)} icons to {output}.")
+    return 0
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     from .webapp import launch
 
@@ -214,6 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("project")
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=cmd_info)
+
+    atlas = commands.add_parser("atlas", help="feature-visualisation assets")
+    atlas_commands = atlas.add_subparsers(dest="atlas_command", required=True)
+    icons = with_device(atlas_commands.add_parser("icons", help="make the activation-grid icons for a backbone"))
+    icons.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
+    icons.add_argument("--tap", help="spatial tap (default: the backbone's grid tap)")
+    icons.add_argument("--typical", type=int, default=32, help="k-means directions of real photos to add")
+    icons.add_argument("--steps", type=_positive_int, default=160, help="optimisation steps per icon")
+    icons.add_argument("-o", "--output", help="default: assets/icons/BACKBONE.TAP.npz")
+    icons.add_argument("-q", "--quiet", action="store_true")
+    icons.set_defaults(run=cmd_atlas_icons)
 
     app = with_device(commands.add_parser("app", help="start the web app"))
     # Hosting platforms (e.g. Spaces) say where to listen through Gradio's own variables.

@@ -24,7 +24,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
@@ -62,6 +62,8 @@ class Example:
     source: str = ""
     """Where it came from: a file name, "webcam", "upload"..."""
     added_at: float = 0.0
+    uid: int = -1
+    """Identifies the example within a running project (for the map); not saved."""
 
     @cached_property
     def preview(self) -> bytes:
@@ -100,6 +102,7 @@ class Project:
         self.classifier = KNNClassifier(embedding_dim)
         self.examples: list[Example] = []
         self.classes: list[str] = []
+        self._next_uid = 0
         for name in classes:
             self.add_class(name)
 
@@ -179,7 +182,15 @@ class Project:
         except KNNError as error:
             raise ProjectError(str(error)) from None
         now = time.time()
-        self.examples.extend(Example(label, thumb, source, now) for thumb in thumbnails)
+        self.examples.extend(Example(label, thumb, source, now, self._new_uid()) for thumb in thumbnails)
+
+    def _new_uid(self) -> int:
+        self._next_uid += 1
+        return self._next_uid
+
+    @property
+    def uids(self) -> list[int]:
+        return [example.uid for example in self.examples]
 
     def remove_examples(self, indices: list[int]) -> None:
         try:
@@ -304,7 +315,7 @@ def _preprocessing_of(backbone) -> dict:
 
 
 def _relabelled(example: Example, label: str) -> Example:
-    return Example(label, example.thumbnail, example.source, example.added_at)
+    return replace(example, label=label)
 
 
 def _check_members(archive: zipfile.ZipFile, name: str) -> None:
@@ -381,9 +392,8 @@ def _read_archive(archive: zipfile.ZipFile, name: str) -> Project:
         if not thumbnail.startswith(JPEG_MAGIC):  # full decoding waits until a thumbnail is shown or re-embedded
             raise ProjectError(f"{name}: the thumbnail of example {i} is not a JPEG.")
         labels.append(record["label"])
-        project.examples.append(
-            Example(record["label"], thumbnail, str(record.get("source", "")), float(record.get("added_at", 0.0)))
-        )
+        source, added_at = str(record.get("source", "")), float(record.get("added_at", 0.0))
+        project.examples.append(Example(record["label"], thumbnail, source, added_at, project._new_uid()))
     if records:
         try:
             project.classifier.add(embeddings, labels)

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from collections import deque
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .activations import MODES, GridIcons, attribution_grid, attribution_map, factor_grid, icon_grid
 from .backbones import Backbone
 from .frames import ImageError, decode_image, encode_jpeg
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction
 from .project import BackboneMismatch, Project
+from .projection import EmbeddingMap, place
 
 __all__ = ["Session", "FrameResult", "SessionError", "DEFAULT_CLASSES"]
 
@@ -41,6 +45,12 @@ class FrameResult:
     message: str = ""
     recorded: bool = False
     """Whether this frame was added as an example."""
+    square: np.ndarray | None = field(default=None, repr=False)
+    """The crop the backbone saw."""
+    grid_activation: np.ndarray | None = field(default=None, repr=False)
+    """``C x H x W`` activation at the grid tap (when the live views are on)."""
+    map_point: np.ndarray | None = None
+    """The frame's position on the embedding map (when the live views are on and there are examples)."""
 
     @property
     def label(self) -> str:
@@ -61,8 +71,12 @@ class Session:
         smoothing: float = 0.5,
         max_examples: int = MAX_EXAMPLES,
         record_per_second: float = RECORD_PER_SECOND,
+        icons: GridIcons | None = None,
+        map_executor: Executor | None = None,
     ) -> None:
         self.backbone = backbone
+        self.icons = icons
+        """Shared, read-only icons for the backbone's grid tap (None: the icons mode is unavailable)."""
         self.project = Project.for_backbone(backbone, classes)
         self.k = k
         self.threshold = threshold
@@ -74,13 +88,22 @@ class Session:
         self._last_recorded_at = -np.inf
         self._smoothed: dict[str, float] = {}
         self.last_active = time.monotonic()
+        self.views_on = True
+        self.grid_mode = "icons" if icons is not None else "factors"
+        self.map = EmbeddingMap(map_executor)
+        self.trail: deque[np.ndarray] = deque(maxlen=12)
+        self._map_cache: tuple[tuple, np.ndarray] | None = None
+        self._factors: np.ndarray | None = None
+        self.map_shown_key: tuple | None = None
+        """What the page's map-points layer last showed (so it is redrawn only when it changes)."""
 
     def __deepcopy__(self, memo: dict) -> "Session":
-        memo[id(self.backbone)] = self.backbone  # the model is read-only and shared, never copied
-        clone = copy.copy(self)
-        clone.project = copy.deepcopy(self.project, memo)
-        clone._smoothed = dict(self._smoothed)
-        return clone
+        # The model, the icons and the map executor are shared and read-only; everything else is copied.
+        fresh = Session(self.backbone, (), icons=self.icons, map_executor=self.map._executor)
+        fresh.project = copy.deepcopy(self.project, memo)
+        for name in ("k", "threshold", "smoothing", "max_examples", "record_interval", "views_on", "grid_mode"):
+            setattr(fresh, name, getattr(self, name))
+        return fresh
 
     # ----------------------------------------------------------------- the frame path
     def step(self, frame: np.ndarray, now: float | None = None, live: bool = True) -> FrameResult:
@@ -92,7 +115,10 @@ class Session:
         now = time.monotonic() if now is None else now
         self.last_active = now
         square = self.backbone.prepare(frame)
-        embedding = self.backbone.embed(square[None])[0]
+        taps = [self.backbone.grid_tap, self.backbone.embedding_tap] if self.views_on else [self.backbone.embedding_tap]
+        outputs = {name: t.cpu().numpy()[0] for name, t in self.backbone.run(square[None], taps).items()}
+        embedding = outputs[self.backbone.embedding_tap]
+        grid_activation = outputs.get(self.backbone.grid_tap) if self.views_on else None
         recorded = False
         due = now - self._last_recorded_at >= self.record_interval - 1e-6  # tolerance for clock rounding
         if live and self.recording and due and self._has_room():
@@ -101,12 +127,56 @@ class Session:
             self.recorded_this_take += 1
             recorded = True
         if not len(self.project):
-            return FrameResult(None, {}, "No examples yet: record a few frames of each class.", recorded)
+            message = "No examples yet: record a few frames of each class."
+            return FrameResult(None, {}, message, recorded, square, grid_activation)
         self.project.classifier.threshold = self.threshold
         prediction = self.project.predict(embedding, self.k)
         message = self._advice(prediction)
         confidences = self._smooth(prediction.confidences) if live else prediction.confidences
-        return FrameResult(prediction, confidences, message, recorded)
+        map_point = None
+        if self.views_on:
+            rows = np.array([n.index for n in prediction.neighbours])
+            map_point = place(self.map_positions()[rows], np.array([n.similarity for n in prediction.neighbours]))
+            if live:
+                self.trail.append(map_point)
+        return FrameResult(prediction, confidences, message, recorded, square, grid_activation, map_point)
+
+    # ----------------------------------------------------------------- live views
+    def map_positions(self) -> np.ndarray:
+        """Map positions of all examples (``N x 2``). Asks for a background refit when the examples changed."""
+        uids = self.project.uids
+        self.map.request(uids, self.project.embeddings)
+        key = (self.map.version, self.map.method, tuple(uids))
+        if self._map_cache is None or self._map_cache[0] != key:
+            self._map_cache = (key, self.map.positions(uids, np.asarray(self.project.embeddings)))
+        return self._map_cache[1]
+
+    def set_map_method(self, method: str) -> None:
+        if method != self.map.method:
+            self.map = EmbeddingMap(self.map._executor, method)
+            self._map_cache = None
+            self.trail.clear()
+
+    def set_grid_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise SessionError(f"Unknown grid mode {mode!r}; choose one of {', '.join(MODES)}.")
+        if mode == "icons" and self.icons is None:
+            raise SessionError(f"No icons for {self.backbone.name}; make them with `teachable atlas icons`.")
+        self.grid_mode = mode
+        self._factors = None
+
+    def grid_image(self, result: FrameResult) -> np.ndarray | None:
+        """The activation grid of a frame, drawn in the current mode."""
+        if result.grid_activation is None or result.square is None:
+            return None
+        if self.grid_mode == "icons" and self.icons is not None:
+            return icon_grid(result.grid_activation, self.icons, result.square)[0]
+        if self.grid_mode == "attribution" and result.prediction is not None:
+            rows = self.project.indices_of(result.prediction.label)
+            attribution = attribution_map(self.backbone, result.square, self.project.embeddings[rows])
+            return attribution_grid(attribution, result.square)
+        image, self._factors = factor_grid(result.grid_activation, result.square, previous=self._factors)
+        return image
 
     def _advice(self, prediction: Prediction) -> str:
         filled = [name for name, count in self.project.counts().items() if count]

@@ -7,10 +7,26 @@ from __future__ import annotations
 import base64
 from html import escape
 
+import cv2
+import numpy as np
+
 from .project import Project
 from .session import FrameResult
 
-__all__ = ["prediction_html", "classes_html", "message_html", "class_colour"]
+__all__ = [
+    "prediction_html",
+    "classes_html",
+    "message_html",
+    "class_colour",
+    "map_points_html",
+    "map_live_html",
+    "image_html",
+]
+
+MAP_SIZE = 420
+MAP_MARGIN = 16
+MAX_HOVER_THUMBNAILS = 300
+"""Above this many examples, points show their class on hover but not their thumbnail (keeps the page light)."""
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 
@@ -76,6 +92,71 @@ def classes_html(project: Project, selected: str | None) -> str:
     return f'<div class="tm-classes">{"".join(rows) or "No classes yet: add one below."}</div>'
 
 
+def _to_svg(xy: np.ndarray) -> np.ndarray:
+    """Map coordinates in [-1, 1] (y up) to SVG pixels."""
+    half = (MAP_SIZE - 2 * MAP_MARGIN) / 2
+    return np.stack([MAP_MARGIN + half * (1 + xy[:, 0]), MAP_MARGIN + half * (1 - xy[:, 1])], axis=1)
+
+
+def map_points_html(project: Project, positions: np.ndarray, method: str, fitting: bool) -> str:
+    """The examples as points coloured by class; hovering one shows its class (and thumbnail)."""
+    colour_of = {name: class_colour(i) for i, name in enumerate(project.classes)}
+    points = _to_svg(positions) if len(positions) else np.zeros((0, 2))
+    with_thumbnails = len(points) <= MAX_HOVER_THUMBNAILS
+    parts = [
+        f'<div class="tm-map-status">{escape(method.upper())} map of {len(points)} examples'
+        f'{" — refitting…" if fitting else ""}</div>',
+        f'<svg class="tm-map" viewBox="0 0 {MAP_SIZE} {MAP_SIZE}" width="{MAP_SIZE}" height="{MAP_SIZE}">',
+        f'<rect width="{MAP_SIZE}" height="{MAP_SIZE}" fill="#fafafa" stroke="#ddd"/>',
+    ]
+    for index, ((x, y), example) in enumerate(zip(points, project.examples)):
+        title = f"{escape(example.label)} #{index}"
+        tip = ""
+        if with_thumbnails:
+            tx, ty = min(x + 6, MAP_SIZE - 70), max(y - 70, 0)
+            data = base64.b64encode(example.preview).decode("ascii")
+            tip = f'<image class="tm-tip" x="{tx:.0f}" y="{ty:.0f}" width="64" height="64" href="data:image/jpeg;base64,{data}"/>'
+        parts.append(
+            f'<g class="tm-point" data-index="{index}"><title>{title}</title>'
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour_of.get(example.label, "#999")}"/>{tip}</g>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def map_live_html(result: FrameResult, positions: np.ndarray, trail: list[np.ndarray], project: Project) -> str:
+    """The moving point: the frame, its trail, and lines to its nearest examples. Drawn over the points layer."""
+    parts = ['<div class="tm-map-live-spacer"></div>', f'<svg class="tm-map-live" viewBox="0 0 {MAP_SIZE} {MAP_SIZE}" width="{MAP_SIZE}" height="{MAP_SIZE}">']
+    if result.map_point is not None and result.prediction is not None:
+        point = _to_svg(result.map_point[None])[0]
+        for neighbour in result.prediction.neighbours:
+            nx, ny = _to_svg(positions[neighbour.index][None])[0]
+            parts.append(
+                f'<line x1="{point[0]:.1f}" y1="{point[1]:.1f}" x2="{nx:.1f}" y2="{ny:.1f}" stroke="#333" '
+                f'stroke-opacity="{max(neighbour.similarity, 0.1):.2f}" stroke-width="1"/>'
+            )
+        if len(trail) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in _to_svg(np.stack(trail)))
+            parts.append(f'<polyline points="{path}" fill="none" stroke="#000" stroke-opacity="0.35" stroke-width="2"/>')
+        index = project.classes.index(result.prediction.label) if result.prediction.label in project.classes else 0
+        fill = "#fff" if result.prediction.is_unknown else class_colour(index)
+        parts.append(
+            f'<circle id="tm-live-point" cx="{point[0]:.1f}" cy="{point[1]:.1f}" r="8" fill="{fill}" '
+            'stroke="#000" stroke-width="2.5"/>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def image_html(rgb: np.ndarray | None, element_id: str, quality: int = 80) -> str:
+    """An RGB image inlined as a JPEG data URI (no temporary file)."""
+    if rgb is None:
+        return ""
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    data = base64.b64encode(buffer.tobytes()).decode("ascii") if ok else ""
+    return f'<img id="{element_id}" class="tm-grid" src="data:image/jpeg;base64,{data}" alt="activation grid">'
+
+
 CSS = """
 .tm-label { font-size: 2.4em; font-weight: 700; margin: 0.1em 0 0.3em; }
 .tm-message { color: #a15c00; margin-bottom: 0.5em; }
@@ -93,4 +174,12 @@ CSS = """
 .tm-selected { background: #eef3fb; font-weight: 600; }
 .tm-swatch { width: 0.9em; height: 0.9em; border-radius: 2px; display: inline-block; }
 .tm-count { margin-left: auto; color: #555; font-variant-numeric: tabular-nums; }
+#map-box { position: relative; }
+#map-live { position: absolute !important; top: 0; left: 0; pointer-events: none; z-index: 5; }
+#map-live svg, #map-points svg { display: block; }
+.tm-map-status, .tm-map-live-spacer { height: 1.6em; font-size: 0.9em; color: #555; }
+.tm-point .tm-tip { display: none; }
+.tm-point:hover .tm-tip { display: inline; }
+.tm-point:hover circle { stroke: #000; stroke-width: 2; }
+.tm-grid { width: 100%; max-width: 420px; image-rendering: pixelated; border-radius: 4px; }
 """

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -19,12 +21,15 @@ import faiss
 import gradio as gr
 import numpy as np
 
+from .activations import MODES, GridIcons
+from .atlas import icon_path
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone_or_default
+from .projection import METHODS, warm_up
 from .frames import ImageError
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD
 from .project import ProjectError
 from .session import Session, SessionError
-from .views import CSS, classes_html, message_html, prediction_html
+from .views import CSS, classes_html, image_html, map_live_html, map_points_html, message_html, prediction_html
 
 __all__ = ["build_app", "serve", "launch", "ASSETS"]
 
@@ -53,21 +58,49 @@ def _thumbnail_strip(session: Session, label: str | None) -> list[tuple[np.ndarr
     return [(decode_image(session.project.examples[i].thumbnail), f"#{i}") for i in reversed(indices)]
 
 
+def load_icons(backbone: Backbone) -> GridIcons | None:
+    path = icon_path(ASSETS, backbone.name, backbone.grid_tap)
+    if not path.is_file():
+        log.warning("No activation-grid icons at %s; the icons mode is off. Make them with `teachable atlas icons`.", path)
+        return None
+    return GridIcons.load(path)
+
+
 def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Blocks:
     """The whole page for one shared, read-only ``backbone``."""
+    icons = load_icons(backbone)
+    map_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding-map")
 
     def new_session() -> Session:
-        return Session(backbone)
+        return Session(backbone, icons=icons, map_executor=map_executor)
 
     # ------------------------------------------------------------------ handlers (pure calls into the session)
+    def views_of(result, session: Session):
+        """Map points (skipped when unchanged), the moving point, and the activation grid."""
+        if not session.views_on:
+            return gr.skip(), gr.skip(), gr.skip()
+        if result.prediction is None:
+            return map_points_html(session.project, np.zeros((0, 2)), session.map.method, False), "", image_html(
+                session.grid_image(result), "tm-grid"
+            )
+        positions = session.map_positions()
+        key = (session.map.version, session.map.method, session.map.fitting, tuple(session.project.uids))
+        points = gr.skip()
+        if key != session.map_shown_key:
+            session.map_shown_key = key
+            points = map_points_html(session.project, positions, session.map.method, session.map.fitting)
+        live = map_live_html(result, positions, list(session.trail), session.project)
+        return points, live, image_html(session.grid_image(result), "tm-grid")
+
     def on_frame(frame, session: Session):
         if frame is None:
-            return gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
             result = session.step(frame)
         except USER_ERRORS as error:
-            return message_html(str(error))
-        return prediction_html(result, session.project, session.recording, session.recorded_this_take)
+            return message_html(str(error)), gr.skip(), gr.skip(), gr.skip()
+        panel = prediction_html(result, session.project, session.recording, session.recorded_this_take)
+        return panel, *views_of(result, session)
 
     def classify(image, session: Session):
         if image is None:
@@ -82,7 +115,7 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
             "message": result.message,
             "nearest_similarity": result.prediction.nearest_similarity if result.prediction else None,
         }
-        return prediction_html(result, session.project), details
+        return prediction_html(result, session.project), details, *views_of(result, session)
 
     def class_panel(session: Session, selected: str | None):
         classes = session.project.classes
@@ -173,6 +206,15 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
     def set_settings(session: Session, k, threshold, smoothing):
         session.k, session.threshold, session.smoothing = int(k), float(threshold), float(smoothing)
 
+    def set_views(session: Session, on: bool, method: str, mode: str):
+        session.views_on = bool(on)
+        session.set_map_method(method)
+        session.map_shown_key = None
+        try:
+            session.set_grid_mode(mode)
+        except SessionError as error:
+            gr.Warning(str(error))
+
     def play_video(video_path, session: Session):
         if not video_path:
             raise gr.Error("Choose a video file first.")
@@ -239,9 +281,25 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
             with gr.Column(scale=4):
                 prediction = gr.HTML(message_html("Record a few examples of each class to start."), elem_id="prediction")
                 with gr.Accordion("Settings", open=False):
+                    views_toggle = gr.Checkbox(value=True, label="Live map and activation grid")
                     k_slider = gr.Slider(1, 20, value=DEFAULT_K, step=1, label="Neighbours (k)")
                     threshold_slider = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, label="Unknown below similarity")
                     smoothing_slider = gr.Slider(0, 0.95, value=0.5, step=0.05, label="Smoothing over frames")
+        with gr.Row():
+            with gr.Column(scale=1):
+                gr.Markdown("### Embedding map\nEach dot is an example; the ringed dot is the camera frame, "
+                            "with lines to its nearest examples. Hover a dot to see it.")
+                map_method = gr.Radio(list(METHODS), value="umap", label="Projection", elem_id="map-method")
+                with gr.Column(elem_id="map-box"):
+                    map_points = gr.HTML(elem_id="map-points")
+                    map_live = gr.HTML(elem_id="map-live")
+            with gr.Column(scale=1):
+                gr.Markdown(f"### Activation grid\nWhat each cell of `{backbone.grid_tap}` "
+                            f"({backbone.tap(backbone.grid_tap).grid_size(backbone.input_size)}x"
+                            f"{backbone.tap(backbone.grid_tap).grid_size(backbone.input_size)}) responds to.")
+                grid_mode = gr.Radio(list(MODES), value="icons" if icons is not None else "factors",
+                                     label="Show", elem_id="grid-mode")
+                grid = gr.HTML(elem_id="grid")
         with gr.Row():
             with gr.Column(scale=4):
                 gr.Markdown("### Classes")
@@ -270,17 +328,18 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         # ------------------------------------------------------------------ wiring
         panel = [class_picker, class_summary, gallery]
         demo.load(lambda s: class_panel(s, None), inputs=session, outputs=panel)
+        views = [map_points, map_live, grid]
         camera.stream(
             on_frame,
             inputs=[camera, session],
-            outputs=prediction,
+            outputs=[prediction, *views],
             stream_every=STREAM_EVERY,
             time_limit=STREAM_TIME_LIMIT,
             concurrency_limit=None,
             show_progress="hidden",
         )
-        classify_button.click(classify, [still, session], [prediction, details], api_name="classify")
-        play_button.click(play_video, [video, session], prediction, concurrency_limit=None, show_progress="hidden",
+        classify_button.click(classify, [still, session], [prediction, details, *views], api_name="classify")
+        play_button.click(play_video, [video, session], [prediction, *views], concurrency_limit=None, show_progress="hidden",
                           api_name="play_video")
         record_button.click(toggle_recording, [session, class_picker], [record_button, *panel, status])
         class_picker.change(lambda s, c: class_panel(s, c), [session, class_picker], panel, show_progress="hidden")
@@ -297,6 +356,8 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         save_button.click(save_project, session, saved_file, api_name="save_project")
         project_file.upload(guarded(load_project), [session, class_picker, project_file], [*panel, status])
         demo_button.click(guarded(load_demo), [session, class_picker], [*panel, status], api_name="load_demo")
+        for control in (views_toggle, map_method, grid_mode):
+            control.change(set_views, [session, views_toggle, map_method, grid_mode], None, show_progress="hidden")
         for slider in (k_slider, threshold_slider, smoothing_slider):
             slider.change(set_settings, [session, k_slider, threshold_slider, smoothing_slider], None,
                           show_progress="hidden")
@@ -339,5 +400,6 @@ def launch(
 ) -> gr.Blocks:
     """Load the backbone once and serve the page."""
     faiss.omp_set_num_threads(1)  # flat search is memory-bound: one thread per query is fastest
+    threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()  # numba JIT off the frame path
     model, warning = load_backbone_or_default(backbone, device)
     return serve(build_app(model, warning), host, port, share, prevent_thread_lock)

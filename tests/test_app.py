@@ -44,17 +44,17 @@ def test_classify_endpoint_through_gradio_client(server):
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False)
-    _, details = client.predict(handle_file(str(SAMPLES / "cat.jpg")), api_name="/classify")
+    _, details, *_ = client.predict(handle_file(str(SAMPLES / "cat.jpg")), api_name="/classify")
     assert details["label"] == "" and "No examples yet" in details["message"]
     client.predict(None, api_name="/load_demo")
     for name in ["cat", "coffee", "rocket"]:
-        html, details = client.predict(handle_file(str(SAMPLES / f"{name}.jpg")), api_name="/classify")
+        html, details, *_ = client.predict(handle_file(str(SAMPLES / f"{name}.jpg")), api_name="/classify")
         assert details["label"] == name, details
         assert details["confidences"][name] > 0.5
         assert f'data-label="{name}"' in html
     # A second client is a second browser: it sees none of the first one's classes.
     other = Client(server, verbose=False)
-    _, details = other.predict(handle_file(str(SAMPLES / "cat.jpg")), api_name="/classify")
+    _, details, *_ = other.predict(handle_file(str(SAMPLES / "cat.jpg")), api_name="/classify")
     assert details["label"] == "" and "No examples yet" in details["message"]
 
 
@@ -142,7 +142,7 @@ def test_uploaded_video_plays_through_the_same_frame_function(server, tmp_path):
     writer.release()
     client = Client(server, verbose=False)
     client.predict(None, api_name="/load_demo")
-    html = client.predict(handle_file(str(path)), api_name="/play_video")
+    html, *_ = client.predict(handle_file(str(path)), api_name="/play_video")
     assert 'data-label="coffee"' in html
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all")

@@ -1,0 +1,146 @@
+"""Feature visualisation for the activation grid: one icon per direction of a tap, made once per backbone.
+
+An icon is an input image optimised so that the tap's activations point along a direction (Olah et al.,
+"Feature Visualization", and the Lucid library). For robustness, as in Lucid:
+
+* the image is parameterised in a scaled Fourier basis with decorrelated colour (so the optimiser favours natural
+  low frequencies over adversarial noise);
+* every step sees it padded, jittered, scaled and rotated at random (so the result cannot rely on pixel alignment).
+
+The objective is Lucid's cosine-weighted direction: ``dot(a, d) * max(cos(a, d), 0.1) ** 2`` averaged over the
+tap's cells. Directions are the tap's channels plus "typical" directions: k-means centres of activation vectors of
+real photos (``assets/``).
+
+``teachable atlas icons --backbone NAME`` runs :func:`make_icons` and writes ``assets/icons/NAME.TAP.npz``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .activations import GridIcons
+
+__all__ = ["make_icons", "typical_directions", "render_directions", "icon_path", "direction_scores"]
+
+# Square root of the colour correlation of natural images (Lucid's color_correlation_svd_sqrt).
+COLOUR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+COLOUR_SQRT = COLOUR_SQRT / COLOUR_SQRT.norm(dim=0).max()
+
+
+def icon_path(assets: Path, backbone: str, tap: str) -> Path:
+    return assets / "icons" / f"{backbone}.{tap}.npz"
+
+
+def _fourier_image(spectrum: torch.Tensor, size: int, decay: float = 1.0) -> torch.Tensor:
+    """``B x 3 x size x size`` image in [0, 1] from a ``B x 3 x size x (size//2+1) x 2`` spectrum parameter."""
+    fy = torch.fft.fftfreq(size)[:, None]
+    fx = torch.fft.rfftfreq(size)[None, :]
+    scale = 1.0 / torch.clamp(torch.sqrt(fx**2 + fy**2), min=1.0 / size) ** decay
+    scale = scale * (size / math.sqrt(size * size))
+    image = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(size, size), norm="ortho")
+    image = torch.einsum("bchw,dc->bdhw", image / 4.0, COLOUR_SQRT)
+    return torch.sigmoid(image)
+
+
+def _random_transform(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Lucid's standard robustness: pad, jitter, scale, rotate, jitter."""
+    batch, _, size, _ = images.shape
+    images = F.pad(images, (12, 12, 12, 12), mode="reflect")
+    shift = torch.randint(-8, 9, (2,), generator=generator)
+    images = torch.roll(images, shifts=(int(shift[0]), int(shift[1])), dims=(2, 3))
+    scale = 1.0 + (torch.rand(batch, generator=generator) - 0.5) * 0.2
+    angle = (torch.rand(batch, generator=generator) - 0.5) * math.radians(20)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(batch)], 1), torch.stack([sin, cos, torch.zeros(batch)], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    images = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    margin = (images.shape[-1] - size) // 2
+    jitter = torch.randint(-4, 5, (2,), generator=generator)
+    top, left = margin + int(jitter[0]), margin + int(jitter[1])
+    return images[:, :, top : top + size, left : left + size]
+
+
+def direction_scores(activation: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """Lucid's cosine-weighted direction objective per (image, direction): ``B x D``, averaged over cells."""
+    cells = activation.flatten(2).transpose(1, 2)  # B x cells x C
+    dot = cells @ directions.T  # B x cells x D
+    cosine = dot / cells.norm(dim=2, keepdim=True).clamp(min=1e-6)
+    return (dot * cosine.clamp(min=0.1) ** 2).mean(dim=1)
+
+
+def render_directions(
+    backbone,
+    tap: str,
+    directions: np.ndarray,
+    size: int = 128,
+    steps: int = 160,
+    batch: int = 16,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Optimise one image per direction; returns ``D x size x size x 3`` uint8."""
+    generator = torch.Generator().manual_seed(seed)
+    mean = torch.tensor(backbone.mean).view(1, 3, 1, 1)
+    std = torch.tensor(backbone.std).view(1, 3, 1, 1)
+    all_directions = torch.as_tensor(directions, dtype=torch.float32)
+    icons = []
+    for start in range(0, len(directions), batch):
+        targets = all_directions[start : start + batch]
+        count = len(targets)
+        spectrum = (0.01 * torch.randn(count, 3, size, size // 2 + 1, 2, generator=generator)).requires_grad_(True)
+        optimiser = torch.optim.Adam([spectrum], lr=0.05)
+        for _ in range(steps):
+            images = _random_transform(_fourier_image(spectrum, size), generator)
+            batch_input = ((images - mean) / std).to(backbone.device, backbone.dtype)
+            activation = backbone.forward_taps(batch_input, [tap])[tap]
+            scores = direction_scores(activation, targets.to(activation.device))
+            loss = -scores.diagonal().sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        with torch.no_grad():
+            final = _fourier_image(spectrum, size).permute(0, 2, 3, 1).numpy()
+        icons.append((final * 255).round().astype(np.uint8))
+        if progress:
+            progress(count)
+    return np.concatenate(icons)
+
+
+def typical_directions(backbone, tap: str, images: list[np.ndarray], count: int = 32, seed: int = 0) -> np.ndarray:
+    """K-means centres (unit length) of the tap's cell vectors over real photos."""
+    from sklearn.cluster import KMeans
+
+    squares = np.stack([backbone.prepare(image) for image in images])
+    activation = backbone.run(squares, [tap])[tap].cpu().numpy()
+    cells = activation.transpose(0, 2, 3, 1).reshape(-1, activation.shape[1])
+    cells = cells[np.linalg.norm(cells, axis=1) > 1e-6]
+    cells = cells / np.linalg.norm(cells, axis=1, keepdims=True)
+    centres = KMeans(n_clusters=count, n_init=4, random_state=seed).fit(cells).cluster_centers_
+    return (centres / np.linalg.norm(centres, axis=1, keepdims=True)).astype(np.float32)
+
+
+def make_icons(
+    backbone,
+    images: list[np.ndarray],
+    tap: str | None = None,
+    typical: int = 32,
+    icon_size: int = 48,
+    steps: int = 160,
+    progress: Callable[[int], None] | None = None,
+) -> GridIcons:
+    """Icons for every channel of ``tap`` plus ``typical`` k-means directions of ``images``' activations."""
+    import cv2
+
+    tap = tap or backbone.grid_tap
+    channels = backbone.tap(tap).channels
+    directions = np.concatenate([np.eye(channels, dtype=np.float32), typical_directions(backbone, tap, images, typical)])
+    kinds = tuple([f"channel {i}" for i in range(channels)] + [f"typical {i}" for i in range(typical)])
+    rendered = render_directions(backbone, tap, directions, steps=steps, progress=progress)
+    small = np.stack([cv2.resize(icon, (icon_size, icon_size), interpolation=cv2.INTER_AREA) for icon in rendered])
+    return GridIcons(backbone.name, tap, directions, small, kinds)

@@ -1,0 +1,154 @@
+"""The embedding map: a 2-D layout of a project's examples, and the live frame placed among them.
+
+Layouts are fitted off the frame path, in a background executor: UMAP (cosine, fixed seed, spectral start) once
+there are enough examples, PCA before that or on request. A new layout is aligned to the old one with a similarity
+Procrustes fit over the examples both share, so points stay where the eye left them. (Starting UMAP from the old
+layout instead moved points about three times as far in our measurements.) Until the new layout lands, the old one stays,
+and examples it does not know yet are placed from their neighbours, exactly like the live frame:
+the similarity-weighted mean of the map positions of its nearest examples.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = ["EmbeddingMap", "fit_layout", "align", "place", "warm_up", "METHODS", "MIN_UMAP_POINTS"]
+
+METHODS = ("umap", "pca")
+MIN_UMAP_POINTS = 20
+"""Below this many examples UMAP's neighbour graph is too thin to mean much; PCA is used instead."""
+
+
+def place(neighbour_xy: np.ndarray, similarities: np.ndarray) -> np.ndarray:
+    """Similarity-weighted mean of neighbours' map positions (negative similarities weigh nothing)."""
+    weights = np.clip(np.asarray(similarities, dtype=np.float64), 0, None)
+    if weights.sum() <= 0:
+        weights = np.ones_like(weights)
+    return (weights[:, None] * neighbour_xy).sum(axis=0) / weights.sum()
+
+
+def _normalised(xy: np.ndarray) -> np.ndarray:
+    xy = xy - xy.mean(axis=0)
+    radius = np.abs(xy).max()
+    return xy / radius if radius > 0 else xy
+
+
+def _pca(vectors: np.ndarray) -> np.ndarray:
+    centred = vectors - vectors.mean(axis=0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    xy = centred @ components[:2].T
+    return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+
+
+def fit_layout(vectors: np.ndarray, method: str = "umap", seed: int = 0) -> np.ndarray:
+    """``N x 2`` layout in [-1, 1] of ``N x D`` unit vectors. UMAP falls back to PCA below ``MIN_UMAP_POINTS``."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown map method {method!r}; choose one of {METHODS}.")
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if len(vectors) < 3:
+        return np.zeros((len(vectors), 2)) if len(vectors) < 2 else np.array([[-0.5, 0.0], [0.5, 0.0]])
+    if method == "pca" or len(vectors) < MIN_UMAP_POINTS:
+        return _normalised(_pca(vectors))
+    import umap
+
+    reducer = umap.UMAP(
+        n_neighbors=min(15, len(vectors) - 1),
+        metric="cosine",
+        init="spectral",
+        random_state=seed,
+        n_epochs=200,
+    )
+    return _normalised(reducer.fit_transform(vectors).astype(np.float64))
+
+
+def align(new: np.ndarray, old: np.ndarray, rows: list[int] | None = None) -> np.ndarray:
+    """Rotate/reflect, scale and shift all of ``new`` so that ``new[rows]`` best matches ``old`` (similarity
+    Procrustes); ``rows`` defaults to every row."""
+    shared = new if rows is None else new[rows]
+    if len(shared) < 3:
+        return new
+    new_mean, old_mean = shared.mean(axis=0), old.mean(axis=0)
+    a, b = shared - new_mean, old - old_mean
+    u, s, vt = np.linalg.svd(a.T @ b)
+    scale = s.sum() / max((a**2).sum(), 1e-12)
+    return scale * (new - new_mean) @ (u @ vt) + old_mean
+
+
+def warm_up() -> None:
+    """Compile UMAP's numba code once (about 10 s the first time in a process), so no user waits for it."""
+    rng = np.random.default_rng(0)
+    fit_layout(rng.normal(size=(MIN_UMAP_POINTS * 2, 16)), "umap")
+
+
+class EmbeddingMap:
+    """Map positions of examples, keyed by example uid, refitted in the background when asked.
+
+    ``request`` never blocks: it schedules a fit when the set of examples or the method changed. ``positions``
+    returns the current layout for any list of examples, placing unknown ones from their neighbours.
+    """
+
+    def __init__(self, executor: Executor | None = None, method: str = "umap") -> None:
+        if method not in METHODS:
+            raise ValueError(f"Unknown map method {method!r}; choose one of {METHODS}.")
+        self.method = method
+        self._executor = executor
+        self._lock = threading.Lock()
+        self._xy: dict[int, np.ndarray] = {}
+        self._fitted_key: tuple | None = None
+        self._pending: Future | None = None
+        self._pending_key: tuple | None = None
+        self.version = 0
+        """Increases each time a new layout lands."""
+
+    @property
+    def fitting(self) -> bool:
+        return self._pending is not None and not self._pending.done()
+
+    def request(self, uids: list[int], vectors: np.ndarray) -> None:
+        key = (self.method, tuple(uids))
+        if key in (self._fitted_key, self._pending_key):
+            return
+        if self.fitting:
+            return  # one fit at a time; the next request after it lands picks up the newest examples
+        vectors = np.array(vectors, copy=True)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding-map")
+        self._pending_key = key
+        self._pending = self._executor.submit(self._fit, key, list(uids), vectors)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the running fit (if any) has landed. For tests and scripts, never the frame path."""
+        pending = self._pending
+        if pending is not None:
+            pending.result(timeout)
+
+    def _fit(self, key: tuple, uids: list[int], vectors: np.ndarray) -> None:
+        xy = fit_layout(vectors, self.method)
+        with self._lock:
+            shared = [i for i, uid in enumerate(uids) if uid in self._xy]
+            if len(shared) >= 3:
+                xy = align(xy, np.stack([self._xy[uids[i]] for i in shared]), shared)
+            self._xy = {uid: point for uid, point in zip(uids, xy)}
+            self._fitted_key = key
+            self._pending_key = None
+            self.version += 1
+
+    def positions(self, uids: list[int], vectors: np.ndarray, k: int = 15) -> np.ndarray:
+        """``N x 2`` positions; examples the layout does not know yet are placed from their known neighbours."""
+        with self._lock:
+            known = dict(self._xy)
+        xy = np.zeros((len(uids), 2))
+        known_rows = [i for i, uid in enumerate(uids) if uid in known]
+        for i in known_rows:
+            xy[i] = known[uids[i]]
+        unknown_rows = [i for i, uid in enumerate(uids) if uid not in known]
+        if unknown_rows and known_rows:
+            known_vectors = vectors[known_rows]
+            similarities = vectors[unknown_rows] @ known_vectors.T
+            for row, sims in zip(unknown_rows, similarities):
+                top = np.argsort(-sims)[:k]
+                xy[row] = place(xy[np.asarray(known_rows)[top]], sims[top])
+        return xy

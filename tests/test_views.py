@@ -1,0 +1,162 @@
+"""The live views: embedding map and activation grid."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import teachable.projection as projection
+from teachable.activations import attribution_map, cell_of_pixel, factor_grid, icon_grid
+from teachable.frames import encode_jpeg
+from teachable.projection import EmbeddingMap, align, fit_layout, place
+from teachable.session import Session
+
+from .conftest import photo, views
+
+
+def test_place_is_the_similarity_weighted_mean():
+    xy = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    sims = np.array([0.5, 0.25, 0.25])
+    np.testing.assert_allclose(place(xy, sims), [0.25, 0.25])
+    np.testing.assert_allclose(place(xy, np.array([0.9, -0.3, 0.0])), [0.0, 0.0])  # negatives weigh nothing
+
+
+def test_live_point_is_the_weighted_mean_of_its_neighbours(backbone):
+    session = Session(backbone, ("cat", "coffee"))
+    for label, name, seed in [("cat", "chelsea", 1), ("coffee", "coffee", 2)]:
+        squares = [backbone.prepare(v) for v in views(photo(name), 4, seed)]
+        session.project.add_examples(label, backbone.embed(np.stack(squares)), [encode_jpeg(s) for s in squares])
+    session.map_positions()
+    session.map.wait()
+    result = session.step(photo("chelsea"))
+    positions = session.map_positions()
+    rows = [n.index for n in result.prediction.neighbours]
+    weights = np.array([n.similarity for n in result.prediction.neighbours])
+    expected = (weights[:, None] * positions[rows]).sum(0) / weights.sum()
+    np.testing.assert_allclose(result.map_point, expected)
+
+
+def test_refit_never_blocks_step(backbone, monkeypatch):
+    release, started = threading.Event(), threading.Event()
+    real_fit = projection.fit_layout
+
+    def slow_fit(*args, **kwargs):
+        started.set()
+        assert release.wait(30)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(projection, "fit_layout", slow_fit)
+    session = Session(backbone)
+    session.start_recording("Class 1")
+    session.step(photo("coffee"), now=0.0)  # first example: the map asks for a fit, which now hangs
+    assert started.wait(30)
+    for i in range(1, 4):  # steps go on while the fit is stuck
+        result = session.step(photo("coffee"), now=float(i))
+        assert result.map_point is not None and session.map.fitting
+    assert session.map.version == 0
+    release.set()
+    session.map.wait(30)
+    assert session.map.version >= 1 and not session.map.fitting
+
+
+def test_layouts_pca_below_umap_threshold_and_alignment_removes_rotation():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(10, 32)).astype(np.float32)
+    layout = fit_layout(vectors, "umap")  # too few for UMAP: PCA
+    np.testing.assert_allclose(layout, fit_layout(vectors, "pca"))
+    assert np.abs(layout).max() == pytest.approx(1.0)
+    angle = 1.1
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = 0.5 * layout @ rotation + 3.0
+    np.testing.assert_allclose(align(moved, layout), layout, atol=1e-6)
+
+
+def test_umap_layout_keeps_classes_apart_and_the_map_aligns_refits():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 64)) * 3
+    vectors = np.concatenate([c + rng.normal(size=(15, 64)) for c in centres]).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    embedding_map = EmbeddingMap()
+    embedding_map.request(list(range(45)), vectors)
+    embedding_map.wait(120)
+    first = embedding_map.positions(list(range(45)), vectors)
+    labels = np.repeat(np.arange(3), 15)
+    centroids = np.stack([first[labels == i].mean(0) for i in range(3)])
+    spread = max(first[labels == i].std(0).max() for i in range(3))
+    assert min(np.linalg.norm(centroids[i] - centroids[j]) for i in range(3) for j in range(i)) > 2 * spread
+    # One more example: the refit is the fresh layout aligned to the old one over the shared examples, and no
+    # rotation, reflection or rescaling of it lies closer to the old layout.
+    extra = vectors[:1] + 0.01
+    grown = np.concatenate([vectors, extra / np.linalg.norm(extra)])
+    embedding_map.request(list(range(46)), grown)
+    embedding_map.wait(120)
+    assert embedding_map.version == 2
+    second = embedding_map.positions(list(range(46)), grown)
+    np.testing.assert_allclose(second, align(fit_layout(grown), first, list(range(45))))
+    residual = np.linalg.norm(second[:45] - first)
+    raw = fit_layout(grown)[:45]
+    for angle in np.linspace(0, 2 * np.pi, 12):
+        turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        for mirror in (np.eye(2), np.diag([1, -1])):
+            candidate = raw @ turn @ mirror
+            candidate = candidate - candidate.mean(0) + first.mean(0)
+            assert residual <= np.linalg.norm(candidate - first) + 1e-9
+
+
+def test_grid_cells_follow_the_tap_geometry(backbone):
+    """A change in one 16x16 patch of the input changes the matching 14x14 cell most."""
+    side = backbone.tap(backbone.grid_tap).grid_size(backbone.input_size)
+    stride = backbone.input_size // side
+    base = backbone.prepare(photo("coffee"))
+    reference = backbone.run(base[None], [backbone.grid_tap])[backbone.grid_tap][0].numpy()
+    for row, column in [(3, 4), (10, 9), (7, 1)]:
+        changed = base.copy()
+        changed[row * stride : (row + 1) * stride, column * stride : (column + 1) * stride] = [0, 255, 0]
+        activation = backbone.run(changed[None], [backbone.grid_tap])[backbone.grid_tap][0].numpy()
+        difference = np.linalg.norm(activation - reference, axis=0)
+        assert np.unravel_index(difference.argmax(), difference.shape) == (row, column)
+        assert cell_of_pixel(row * stride + 3, column * stride + 3, backbone.input_size, side) == (row, column)
+
+
+def test_icon_grid_shape_and_cell_mapping():
+    from teachable.activations import GridIcons
+
+    channels, side, cell = 6, 14, 8
+    icons = np.stack([np.full((cell, cell, 3), 40 * i, np.uint8) for i in range(channels)])
+    grid_icons = GridIcons("test", "tap", np.eye(channels, dtype=np.float32), icons, tuple(map(str, range(channels))))
+    activation = np.zeros((channels, side, side), np.float32)
+    activation[0] = 1.0
+    activation[:, 2, 5] = 0
+    activation[4, 2, 5] = 1.0  # cell (2, 5) points along direction 4
+    image, best = icon_grid(activation, grid_icons, np.zeros((224, 224, 3), np.uint8), cell_px=cell)
+    assert image.shape == (side * cell, side * cell, 3) and best.shape == (side, side)
+    assert best[2, 5] == 4 and (np.delete(best.ravel(), 2 * side + 5) == 0).all()
+    assert (image[2 * cell : 3 * cell, 5 * cell : 6 * cell] == 160).all()
+
+
+def test_factor_grid_is_warm_started(backbone):
+    square = backbone.prepare(photo("astronaut"))
+    activation = backbone.run(square[None], [backbone.grid_tap])[backbone.grid_tap][0].numpy()
+    image, factors = factor_grid(activation, square)
+    assert image.shape == square.shape and factors.shape == (4, activation.shape[0])
+    again, factors_again = factor_grid(activation, square, previous=factors)
+    # Same frame, warm start: the factors stay the same groups (each matches its old self best).
+    cosine = (factors / np.linalg.norm(factors, axis=1, keepdims=True)) @ (
+        factors_again / np.linalg.norm(factors_again, axis=1, keepdims=True)
+    ).T
+    assert (cosine.argmax(axis=1) == np.arange(4)).all()
+
+
+def test_attribution_puts_mass_on_the_half_of_the_predicted_class(backbone):
+    cat, coffee = backbone.prepare(photo("chelsea")), backbone.prepare(photo("coffee"))
+    cat_vectors = backbone.embed(np.stack([backbone.prepare(v) for v in views(photo("chelsea"), 4, 5)]))
+    coffee_vectors = backbone.embed(np.stack([backbone.prepare(v) for v in views(photo("coffee"), 4, 6)]))
+    half = backbone.input_size // 2
+    for left, right, vectors in [(cat, coffee, cat_vectors), (coffee, cat, coffee_vectors)]:
+        frame = np.concatenate([left[:, :half], right[:, half:]], axis=1)
+        attribution = np.maximum(attribution_map(backbone, frame, vectors), 0)
+        columns = attribution.shape[1] // 2
+        assert attribution[:, :columns].sum() > attribution[:, columns:].sum()
+    before = {k: v.clone() for k, v in backbone.model.state_dict().items()}
+    assert all(not p.requires_grad and p.grad is None for p in backbone.model.parameters())
+    assert all((before[k] == v).all() for k, v in backbone.model.state_dict().items())
