@@ -47,20 +47,27 @@ def fit_layout(vectors: np.ndarray, method: str = "umap", seed: int = 0) -> np.n
     """``N x 2`` layout in [-1, 1] of ``N x D`` unit vectors. UMAP falls back to PCA below ``MIN_UMAP_POINTS``."""
     if method not in METHODS:
         raise ValueError(f"Unknown map method {method!r}; choose one of {METHODS}.")
+    if len(vectors) == 0:
+        return np.zeros((0, 2))
     vectors = np.asarray(vectors, dtype=np.float32)
-    if len(vectors) < 3:
-        return np.zeros((len(vectors), 2)) if len(vectors) < 2 else np.array([[-0.5, 0.0], [0.5, 0.0]])
-    if method == "pca" or len(vectors) < MIN_UMAP_POINTS:
-        return _normalised(_pca(vectors))
+    # Identical examples (a still camera records many) share one position; UMAP is fitted on the distinct ones.
+    distinct, inverse = np.unique(vectors, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if len(distinct) < 3:
+        layout = np.zeros((len(distinct), 2)) if len(distinct) < 2 else np.array([[-0.5, 0.0], [0.5, 0.0]])
+    elif method == "pca" or len(distinct) < MIN_UMAP_POINTS:
+        layout = _normalised(_pca(distinct))
+    else:
+        layout = _umap(distinct, seed)
+        if not np.isfinite(layout).all():
+            layout = _normalised(_pca(distinct))
+    return layout[inverse]
+
+
+def _umap(vectors: np.ndarray, seed: int) -> np.ndarray:
     import umap
 
-    reducer = umap.UMAP(
-        n_neighbors=min(15, len(vectors) - 1),
-        metric="cosine",
-        init="spectral",
-        random_state=seed,
-        n_epochs=200,
-    )
+    reducer = umap.UMAP(n_neighbors=min(15, len(vectors) - 1), metric="cosine", init="spectral", random_state=seed, n_epochs=200)
     return _normalised(reducer.fit_transform(vectors).astype(np.float64))
 
 

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from .project import Project
+from .projection import MIN_UMAP_POINTS
 from .session import FrameResult
 
 __all__ = [
@@ -103,8 +104,11 @@ def map_points_html(project: Project, positions: np.ndarray, method: str, fittin
     colour_of = {name: class_colour(i) for i, name in enumerate(project.classes)}
     points = _to_svg(positions) if len(positions) else np.zeros((0, 2))
     with_thumbnails = len(points) <= MAX_HOVER_THUMBNAILS
+    distinct = len(np.unique(project.embeddings, axis=0)) if len(points) else 0
+    shown = "PCA" if method == "pca" or distinct < MIN_UMAP_POINTS else "UMAP"
+    waiting = f" (UMAP from {MIN_UMAP_POINTS} distinct examples)" if method == "umap" and shown == "PCA" else ""
     parts = [
-        f'<div class="tm-map-status">{escape(method.upper())} map of {len(points)} examples'
+        f'<div class="tm-map-status">{shown} map of {len(points)} examples{waiting}'
         f'{" — refitting…" if fitting else ""}</div>',
         f'<svg class="tm-map" viewBox="0 0 {MAP_SIZE} {MAP_SIZE}" width="{MAP_SIZE}" height="{MAP_SIZE}">',
         f'<rect width="{MAP_SIZE}" height="{MAP_SIZE}" fill="#fafafa" stroke="#ddd"/>',

@@ -125,7 +125,19 @@ def test_record_two_classes_from_the_webcam_and_prediction_follows(server, tmp_p
             for segment, expected in [("A", "Class 1"), ("B", "Class 2"), ("A", "Class 1")]:
                 wait_for_segment(page, segment, settle=1.5)
                 assert shown_label(page) == expected, page.inner_text("#prediction")
+                # The live views follow too: the frame's point on the map is drawn in its class's colour.
+                point_colour = page.get_attribute("#tm-live-point", "fill")
+                class_colour = page.get_attribute(f"#classes .tm-class[data-class='{expected}'] .tm-swatch", "style")
+                assert point_colour in class_colour
+            assert page.locator("#map-points .tm-point").count() == page.evaluate(
+                "() => [...document.querySelectorAll('#classes .tm-count')].reduce((n, e) => n + parseInt(e.textContent), 0)"
+            )
+            assert page.get_attribute("#tm-grid", "src").startswith("data:image/jpeg;base64,")
             page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+            for mode in ["factors", "attribution"]:
+                page.locator("#grid-mode").get_by_text(mode, exact=True).click()
+                page.wait_for_timeout(1500)
+                page.locator("#grid").screenshot(path=str(ARTIFACTS / f"grid-{mode}.png"))
         finally:
             browser.close()
 

@@ -71,6 +71,18 @@ def test_layouts_pca_below_umap_threshold_and_alignment_removes_rotation():
     np.testing.assert_allclose(align(moved, layout), layout, atol=1e-6)
 
 
+@pytest.mark.parametrize("copies", [3, 15])
+def test_identical_examples_share_a_position_and_classes_stay_apart(copies):
+    rng = np.random.default_rng(2)
+    distinct = rng.normal(size=(25, 16)).astype(np.float32)
+    vectors = np.repeat(distinct, copies, axis=0)[: 25 * copies]
+    layout = fit_layout(vectors, "umap")
+    assert np.isfinite(layout).all()
+    groups = layout.reshape(25, copies, 2)
+    np.testing.assert_array_equal(groups, np.repeat(groups[:, :1], copies, axis=1))
+    assert len(np.unique(groups[:, 0], axis=0)) == 25
+
+
 def test_umap_layout_keeps_classes_apart_and_the_map_aligns_refits():
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(3, 64)) * 3
