@@ -71,25 +71,37 @@ def write_video(path: Path) -> Path:
 
     photos = [skimage.data.chelsea(), skimage.data.coffee()]
     with open(path, "wb") as handle:
-        handle.write(f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        handle.write(
+            f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F{FPS}:1 Ip A1:1 C420jpeg\n".encode()
+        )
         for index in range(FRAMES):
-            frame = cv2.resize(photos[index * 2 // FRAMES], (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+            frame = cv2.resize(
+                photos[index * 2 // FRAMES],
+                (WIDTH, HEIGHT),
+                interpolation=cv2.INTER_AREA,
+            )
             frame[:, :40] = 0
             for bit in range(BITS):
                 if index >> bit & 1:
                     frame[bit * BLOCK : (bit + 1) * BLOCK, :40] = 255
-            handle.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+            handle.write(
+                b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes()
+            )
     return path
 
 
 def frame_code(frame: np.ndarray) -> int:
-    column = frame[30 :: BLOCK, 20, 0][:BITS]
+    column = frame[30::BLOCK, 20, 0][:BITS]
     return int(sum(1 << bit for bit, value in enumerate(column) if value > 128))
 
 
 def trivial_app(stream_every: float) -> gr.Blocks:
     def echo(frame):
-        return f'<div data-frame="{frame_code(frame)}">frame</div>' if frame is not None else gr.skip()
+        return (
+            f'<div data-frame="{frame_code(frame)}">frame</div>'
+            if frame is not None
+            else gr.skip()
+        )
 
     with gr.Blocks() as demo:
         camera = gr.Image(
@@ -97,16 +109,29 @@ def trivial_app(stream_every: float) -> gr.Blocks:
             webcam_options=gr.WebcamOptions(mirror=False, constraints={"video": {"width": {"ideal": WIDTH}, "height": {"ideal": HEIGHT}}}),
         )  # fmt: skip
         out = gr.HTML()
-        camera.stream(echo, camera, out, stream_every=stream_every, time_limit=600, concurrency_limit=None,
-                      show_progress="hidden")
+        camera.stream(
+            echo,
+            camera,
+            out,
+            stream_every=stream_every,
+            time_limit=600,
+            concurrency_limit=None,
+            show_progress="hidden",
+        )
     return demo
 
 
-def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], forward_ms: list[float]) -> gr.Blocks:
+def instrumented_full_app(
+    backbone, stream_every: float, step_ms: list[float], forward_ms: list[float]
+) -> gr.Blocks:
     """The real page, with the frame number passed through to its output, and Session.step and the backbone
     forward inside it timed (so both are measured under the same load from the browser and the server)."""
     webapp.STREAM_EVERY = stream_every
-    step, render, forward = Session.step, webapp.prediction_html, type(backbone).forward_taps
+    step, render, forward = (
+        Session.step,
+        webapp.prediction_html,
+        type(backbone).forward_taps,
+    )
     last_code = {}
 
     def timed_forward(*args, **kwargs):
@@ -124,7 +149,10 @@ def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], f
 
     def tagged_render(result, project, *args, **kwargs):
         code = next(reversed(last_code.values()), -1)
-        return render(result, project, *args, **kwargs) + f'<span data-frame="{code}"></span>'
+        return (
+            render(result, project, *args, **kwargs)
+            + f'<span data-frame="{code}"></span>'
+        )
 
     Session.step = timed_step
     webapp.prediction_html = tagged_render
@@ -138,22 +166,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def drive(url: str, video: Path, load_demo: bool) -> dict:
+def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from fakecam import chromium_args
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(video))
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=chromium_args(video)
+        )
         page = browser.new_page()
         page.add_init_script(CAPTURE_JS)
         page.goto(url)
         if load_demo:
             page.get_by_text("Load the demo project").click()
             page.wait_for_selector("#classes .tm-class[data-class='cat']")
+        if views_off:
+            page.locator("#settings").get_by_text("Settings").click()
+            page.get_by_label("Live map and activation grid").uncheck()
         page.get_by_text("Click to Access Webcam").click()
-        page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
+        page.wait_for_function(
+            "() => document.querySelector('#cam video')?.videoWidth > 0"
+        )
         page.click('#cam button[aria-label="capture photo"]')
         page.wait_for_timeout(WARMUP * 1000)
         page.evaluate("() => { window.__shown = []; }")
@@ -182,26 +217,49 @@ def raw_forward_ms(backbone, repeats: int = 60) -> list[float]:
 
 
 def main() -> None:
-    output = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results" / "stream.json"
+    output = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).parent / "results" / "stream.json"
+    )
     backbone = load_backbone(device="cpu")
     video = write_video(Path(tempfile.mkdtemp()) / "numbered.y4m")
-    results: dict = {"seconds_per_run": SECONDS, "camera": f"{WIDTH}x{HEIGHT} at {FPS} fps", "runs": {}}
+    results: dict = {
+        "seconds_per_run": SECONDS,
+        "camera": f"{WIDTH}x{HEIGHT} at {FPS} fps",
+        "runs": {},
+    }
     raw_before = raw_forward_ms(backbone)
     step_ms: list[float] = []
     forward_ms: list[float] = []
-    for stream_every in (0.05, 0.1):
-        for kind in ("trivial", "full"):
-            port = free_port()
-            demo = trivial_app(stream_every) if kind == "trivial" else instrumented_full_app(backbone, stream_every, step_ms, forward_ms)
-            webapp.serve(demo, "127.0.0.1", port, prevent_thread_lock=True)
-            try:
-                results["runs"][f"{kind}@{stream_every}"] = drive(f"http://127.0.0.1:{port}/", video, kind == "full")
-            finally:
-                demo.close()
-            print(kind, stream_every, results["runs"][f"{kind}@{stream_every}"], flush=True)
+    for stream_every, kind in [
+        (0.05, "trivial"),
+        (0.05, "full"),
+        (0.1, "trivial"),
+        (0.1, "full"),
+        (0.1, "full-views-off"),
+    ]:
+        port = free_port()
+        demo = (
+            trivial_app(stream_every)
+            if kind == "trivial"
+            else instrumented_full_app(backbone, stream_every, step_ms, forward_ms)
+        )
+        webapp.serve(demo, "127.0.0.1", port, prevent_thread_lock=True)
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            results["runs"][f"{kind}@{stream_every}"] = drive(
+                url, video, kind != "trivial", kind == "full-views-off"
+            )
+        finally:
+            demo.close()
+        print(kind, stream_every, results["runs"][f"{kind}@{stream_every}"], flush=True)
     raw = raw_before + raw_forward_ms(backbone)
     for stream_every in (0.05, 0.1):
-        trivial, full = results["runs"][f"trivial@{stream_every}"], results["runs"][f"full@{stream_every}"]
+        trivial, full = (
+            results["runs"][f"trivial@{stream_every}"],
+            results["runs"][f"full@{stream_every}"],
+        )
         results[f"ratios@{stream_every}"] = {
             "fps_full_over_trivial": full["fps"] / trivial["fps"] if trivial["fps"] else None,
             "latency_p50_full_over_trivial": (
@@ -209,13 +267,24 @@ def main() -> None:
                 if full["latency_p50_ms"] and trivial["latency_p50_ms"] else None
             ),
         }  # fmt: skip
+    on, off = results["runs"]["full@0.1"], results["runs"]["full-views-off@0.1"]
+    results["views_on_over_off@0.1"] = {
+        "fps": on["fps"] / off["fps"] if off["fps"] else None,
+        "latency_p50": on["latency_p50_ms"] / off["latency_p50_ms"]
+        if off["latency_p50_ms"]
+        else None,
+    }
     results["server_compute"] = {
         "session_step_p50_ms": float(np.percentile(step_ms, 50)),
         "session_step_p95_ms": float(np.percentile(step_ms, 95)),
         "forward_in_stream_p50_ms": float(np.percentile(forward_ms, 50)),
-        "ratio_p50_step_over_forward_in_stream": float(np.percentile(step_ms, 50) / np.percentile(forward_ms, 50)),
+        "ratio_p50_step_over_forward_in_stream": float(
+            np.percentile(step_ms, 50) / np.percentile(forward_ms, 50)
+        ),
         "raw_forward_idle_p50_ms": float(np.percentile(raw, 50)),
-        "ratio_p50_step_over_idle_forward": float(np.percentile(step_ms, 50) / np.percentile(raw, 50)),
+        "ratio_p50_step_over_idle_forward": float(
+            np.percentile(step_ms, 50) / np.percentile(raw, 50)
+        ),
         "frames": len(step_ms),
     }
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -280,8 +280,8 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
                     play_button = gr.Button("Play through the classifier")
             with gr.Column(scale=4):
                 prediction = gr.HTML(message_html("Record a few examples of each class to start."), elem_id="prediction")
-                with gr.Accordion("Settings", open=False):
-                    views_toggle = gr.Checkbox(value=True, label="Live map and activation grid")
+                with gr.Accordion("Settings", open=False, elem_id="settings"):
+                    views_toggle = gr.Checkbox(value=True, label="Live map and activation grid", elem_id="views-toggle")
                     k_slider = gr.Slider(1, 20, value=DEFAULT_K, step=1, label="Neighbours (k)")
                     threshold_slider = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, label="Unknown below similarity")
                     smoothing_slider = gr.Slider(0, 0.95, value=0.5, step=0.05, label="Smoothing over frames")
