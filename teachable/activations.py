@@ -129,20 +129,29 @@ def factor_grid(
 
 
 def attribution_map(
-    backbone, square: np.ndarray, class_vectors: np.ndarray, temperature: float = 0.05, tap: str | None = None
+    backbone,
+    square: np.ndarray,
+    class_vectors: np.ndarray,
+    temperature: float = 0.05,
+    tap: str | None = None,
+    until: str | None = None,
 ) -> np.ndarray:
     """``H x W`` gradient x activation, summed over channels, of a class's kNN score with respect to the tap.
 
     The class score is the smooth maximum of the frame's cosine similarity to the class's examples,
     ``T * logsumexp(similarity / T)``: the same kernel the kNN votes with. Positive cells push toward the class.
+    ``until`` is the embedding tap the examples were read at (spatial taps are average-pooled).
     """
     tap = tap or backbone.grid_tap
+    until = until or backbone.embedding_tap
     with torch.no_grad():
         activation = backbone.forward_taps(backbone.to_tensor(square[None]), [tap])[tap]
     activation = activation.detach().requires_grad_(True)
     examples = torch.as_tensor(class_vectors, dtype=torch.float32, device=activation.device)
     with torch.enable_grad():
-        embedding = backbone.forward_from(tap, activation, backbone.embedding_tap)
+        embedding = backbone.forward_from(tap, activation, until)
+        if embedding.ndim == 4:
+            embedding = embedding.mean(dim=(2, 3))
         similarity = torch.nn.functional.normalize(embedding, dim=1) @ examples.T
         score = temperature * torch.logsumexp(similarity / temperature, dim=1).sum()
         (gradient,) = torch.autograd.grad(score, activation)

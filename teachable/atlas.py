@@ -24,9 +24,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dataclasses import dataclass
+
 from .activations import GridIcons
 
-__all__ = ["make_icons", "typical_directions", "render_directions", "icon_path", "direction_scores"]
+__all__ = [
+    "make_icons",
+    "typical_directions",
+    "render_directions",
+    "icon_path",
+    "direction_scores",
+    "build_atlas",
+    "Atlas",
+]
 
 # Square root of the colour correlation of natural images (Lucid's color_correlation_svd_sqrt).
 COLOUR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -144,3 +154,87 @@ def make_icons(
     rendered = render_directions(backbone, tap, directions, steps=steps, progress=progress)
     small = np.stack([cv2.resize(icon, (icon_size, icon_size), interpolation=cv2.INTER_AREA) for icon in rendered])
     return GridIcons(backbone.name, tap, directions, small, kinds)
+
+
+@dataclass(frozen=True)
+class Atlas:
+    """An Activation Atlas of a project's examples."""
+
+    image: np.ndarray
+    """RGB uint8, ``grid * cell_px`` square."""
+    counts: np.ndarray
+    """``grid x grid`` number of activation vectors per cell."""
+    directions: np.ndarray
+    """``grid x grid`` index of the icon drawn in each cell (-1 where empty)."""
+    majority: np.ndarray
+    """``grid x grid`` index into ``classes`` of each cell's most frequent class (-1 where empty)."""
+    classes: tuple[str, ...]
+    cell_px: int
+
+
+def build_atlas(
+    backbone,
+    project,
+    icons: GridIcons,
+    grid: int = 16,
+    per_example: int = 16,
+    max_vectors: int = 6000,
+    cell_px: int = 40,
+    min_count: int = 3,
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+) -> Atlas:
+    """Activation Atlas (Carter et al., 2019) of the examples at the icons' tap.
+
+    Sample spatial activation vectors from every example (re-read from its thumbnail), lay them out with UMAP,
+    put a ``grid x grid`` lattice over the layout, average the vectors in each cell, and draw each occupied cell as
+    the icon of the direction its average matches best (cosine). ``majority`` records the class each cell's
+    vectors mostly came from (drawn as the cell's border by :func:`teachable.views.atlas_html`).
+    """
+    import cv2
+
+    from .frames import decode_image
+    from .projection import fit_layout
+
+    rng = np.random.default_rng(seed)
+    per_example = max(1, min(per_example, max_vectors // max(len(project.examples), 1)))
+    vectors, labels = [], []
+    batch_size = 16
+    for start in range(0, len(project.examples), batch_size):
+        chunk = project.examples[start : start + batch_size]
+        squares = np.stack([backbone.prepare(decode_image(e.thumbnail)) for e in chunk])
+        activation = backbone.run(squares, [icons.tap])[icons.tap].cpu().numpy()
+        cells = activation.transpose(0, 2, 3, 1).reshape(len(chunk), -1, activation.shape[1])
+        for example, example_cells in zip(chunk, cells):
+            picked = rng.choice(len(example_cells), size=min(per_example, len(example_cells)), replace=False)
+            vectors.append(example_cells[picked])
+            labels += [project.classes.index(example.label)] * len(picked)
+        if progress:
+            progress(0.6 * (start + len(chunk)) / len(project.examples), "Reading activations")
+    vectors = np.concatenate(vectors)
+    labels = np.asarray(labels)
+    if progress:
+        progress(0.6, "Laying out with UMAP")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    layout = fit_layout(vectors / np.maximum(norms, 1e-6), "umap", seed=seed)
+    cell_of = np.clip(((layout + 1) / 2 * grid).astype(int), 0, grid - 1)
+    flat = cell_of[:, 1] * grid + cell_of[:, 0]  # row from y, column from x
+    counts = np.bincount(flat, minlength=grid * grid)
+    image = np.full((grid * cell_px, grid * cell_px, 3), 255, np.uint8)
+    chosen = np.full(grid * grid, -1)
+    majority = np.full(grid * grid, -1)
+    for cell in np.flatnonzero(counts >= min_count):
+        members = flat == cell
+        mean = vectors[members].mean(axis=0)
+        chosen[cell] = int(np.argmax(icons.directions @ (mean / max(np.linalg.norm(mean), 1e-6))))
+        majority[cell] = int(np.bincount(labels[members]).argmax())
+        row, column = grid - 1 - cell // grid, cell % grid  # y up, as on the map
+        tile = cv2.resize(icons.icons[chosen[cell]], (cell_px - 4, cell_px - 4), interpolation=cv2.INTER_AREA)
+        y, x = row * cell_px, column * cell_px
+        image[y + 2 : y + cell_px - 2, x + 2 : x + cell_px - 2] = tile
+    if progress:
+        progress(1.0, "Done")
+    def as_drawn(per_cell: np.ndarray) -> np.ndarray:  # rows from the top, like the image
+        return per_cell.reshape(grid, grid)[::-1]
+
+    return Atlas(image, as_drawn(counts), as_drawn(chosen), as_drawn(majority), tuple(project.classes), cell_px)

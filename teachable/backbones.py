@@ -36,6 +36,7 @@ __all__ = [
     "load_backbone",
     "load_backbone_or_default",
     "choose_device",
+    "pooled",
 ]
 
 log = logging.getLogger(__name__)
@@ -184,9 +185,18 @@ class Backbone:
         with torch.inference_mode():
             return self.forward_taps(self.to_tensor(images), taps or [self.embedding_tap])
 
-    def embed(self, images: np.ndarray) -> np.ndarray:
-        """Embedding vectors (``N x embedding_dim`` float32 numpy) of ``input_size`` square RGB uint8 images."""
-        return self.run(images, [self.embedding_tap])[self.embedding_tap].cpu().numpy()
+    def embed(self, images: np.ndarray, tap: str | None = None) -> np.ndarray:
+        """Embedding vectors (``N x channels`` float32 numpy) of ``input_size`` square RGB uint8 images, read at
+        ``tap`` (default: the embedding tap); spatial taps are average-pooled."""
+        tap = tap or self.embedding_tap
+        return pooled(self.run(images, [tap])[tap])
+
+
+def pooled(activation: torch.Tensor) -> np.ndarray:
+    """``N x C x H x W`` -> ``N x C`` by spatial mean; pooled vectors pass through. Returns float32 numpy."""
+    if activation.ndim == 4:
+        activation = activation.mean(dim=(2, 3))
+    return activation.detach().float().cpu().numpy()
 
 
 # ---------------------------------------------------------------------------------------------------- registry

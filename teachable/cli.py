@@ -48,7 +48,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     backbone, warning = load_backbone_or_default(args.backbone, args.device)
     if warning:
         _warn(warning)
-    project = Project.for_backbone(backbone, [folder.name for folder in class_folders])
+    project = Project.for_backbone(backbone, [folder.name for folder in class_folders], args.tap)
     files = [
         (folder.name, path)
         for folder in class_folders
@@ -61,7 +61,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     pending: list[tuple[str, str, np.ndarray]] = []
 
     def flush() -> None:
-        vectors = backbone.embed(np.stack([square for _, _, square in pending]))
+        vectors = backbone.embed(np.stack([square for _, _, square in pending]), project.tap)
         for (label, source, square), vector in zip(pending, vectors):
             project.add_examples(label, vector[None], [encode_jpeg(square)], source=source)
         pending.clear()
@@ -95,8 +95,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def _load_project_and_backbone(path: str, device: str | None):
     project = Project.load(path)
     backbone = load_backbone(project.backbone, device)
-    if backbone.embedding_tap != project.tap:
-        raise CLIError(f"{path} uses tap {project.tap!r}; {backbone.name} embeds at {backbone.embedding_tap!r}.")
+    backbone.tap(project.tap)  # a clear error if the file names a tap this backbone does not have
     return project, backbone
 
 
@@ -106,7 +105,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results, failures = [], 0
     for path in args.images:
         try:
-            embedding = backbone.embed(backbone.prepare(load_image(path))[None])[0]
+            embedding = backbone.embed(backbone.prepare(load_image(path))[None], project.tap)[0]
         except ImageError as error:
             failures += 1
             results.append({"path": path, "error": str(error)})
@@ -217,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("folder")
     fit.add_argument("-o", "--output", required=True, help="project file to write (.zip)")
     fit.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
+    fit.add_argument("--tap", help="layer to read embeddings at (default: the backbone's pooled embedding)")
     fit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(run=cmd_fit)
 

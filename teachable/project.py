@@ -107,15 +107,10 @@ class Project:
             self.add_class(name)
 
     @classmethod
-    def for_backbone(cls, backbone, classes: list[str] | tuple[str, ...] = ()) -> "Project":
-        """An empty project whose embeddings come from ``backbone``'s embedding tap."""
-        return cls(
-            backbone.name,
-            backbone.embedding_tap,
-            backbone.embedding_dim,
-            _preprocessing_of(backbone),
-            classes,
-        )
+    def for_backbone(cls, backbone, classes: list[str] | tuple[str, ...] = (), tap: str | None = None) -> "Project":
+        """An empty project whose embeddings come from ``backbone`` at ``tap`` (default: its embedding tap)."""
+        tap = backbone.tap(tap or backbone.embedding_tap).name
+        return cls(backbone.name, tap, backbone.tap(tap).channels, _preprocessing_of(backbone), classes)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{name}: {n}" for name, n in self.counts().items())
@@ -213,20 +208,29 @@ class Project:
             raise ProjectError(str(error)) from None
 
     # ----------------------------------------------------------------- re-embedding
-    def reembed(self, backbone, progress: Callable[[int, int], None] | None = None, batch_size: int = 16) -> None:
-        """Recompute every embedding from its thumbnail with ``backbone`` (e.g. after loading another backbone's
-        project). The project only changes once all embeddings are made."""
+    def reembed(
+        self,
+        backbone,
+        progress: Callable[[int, int], None] | None = None,
+        batch_size: int = 16,
+        tap: str | None = None,
+    ) -> None:
+        """Recompute every embedding from its thumbnail with ``backbone`` at ``tap`` (default: the project's tap
+        when ``backbone`` has it, else the backbone's embedding tap), e.g. after loading another backbone's project
+        or to embed at another depth. The project only changes once all embeddings are made."""
+        tap = tap or (self.tap if self.tap in backbone.taps else backbone.embedding_tap)
+        dim = backbone.tap(tap).channels
         vectors = []
         for start in range(0, len(self.examples), batch_size):
             chunk = self.examples[start : start + batch_size]
             images = np.stack([backbone.prepare(decode_image(e.thumbnail)) for e in chunk])
-            vectors.append(backbone.embed(images))
+            vectors.append(backbone.embed(images, tap))
             if progress:
                 progress(start + len(chunk), len(self.examples))
-        classifier = KNNClassifier(backbone.embedding_dim, self.classifier.threshold, self.classifier.temperature)
+        classifier = KNNClassifier(dim, self.classifier.threshold, self.classifier.temperature)
         if vectors:
             classifier.add(np.concatenate(vectors), [e.label for e in self.examples])
-        self.backbone, self.tap = backbone.name, backbone.embedding_tap
+        self.backbone, self.tap = backbone.name, tap
         self.preprocessing = _preprocessing_of(backbone)
         self.classifier = classifier
 
@@ -299,11 +303,16 @@ class Project:
             raise ProjectError(f"{name} is not a teachable project (not a valid .zip file).") from None
         except (EOFError, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError) as error:
             raise ProjectError(f"{name} is damaged: {error}") from None
-        if backbone is not None and (project.backbone, project.tap) != (backbone.name, backbone.embedding_tap):
+        fits = (
+            backbone is None
+            or project.backbone == backbone.name
+            and project.tap in backbone.taps
+            and backbone.taps[project.tap].channels == project.classifier.dim
+        )
+        if not fits:
             error = BackboneMismatch(
-                f"{name} was made with {project.backbone}/{project.tap}, but {backbone.name}/"
-                f"{backbone.embedding_tap} is loaded. Re-embed it from its thumbnails (Project.reembed, or "
-                "`teachable fit` again) to use it here."
+                f"{name} was made with {project.backbone}/{project.tap}, but {backbone.name} is loaded. Re-embed "
+                "it from its thumbnails (Project.reembed, or `teachable fit` again) to use it here."
             )
             error.project = project
             raise error

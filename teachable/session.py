@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .activations import MODES, GridIcons, attribution_grid, attribution_map, factor_grid, icon_grid
-from .backbones import Backbone
+from .backbones import Backbone, pooled
 from .frames import ImageError, decode_image, encode_jpeg
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction
 from .project import BackboneMismatch, Project
@@ -89,11 +89,13 @@ class Session:
         self._smoothed: dict[str, float] = {}
         self.last_active = time.monotonic()
         self.views_on = True
+        self.grid_tap = backbone.grid_tap
         self.grid_mode = "icons" if icons is not None else "factors"
         self.map = EmbeddingMap(map_executor)
         self.trail: deque[np.ndarray] = deque(maxlen=12)
         self._map_cache: tuple[tuple, np.ndarray] | None = None
         self._factors: np.ndarray | None = None
+        self._atlas: tuple | None = None
         self.map_shown_key: tuple | None = None
         """What the page's map-points layer last showed (so it is redrawn only when it changes)."""
 
@@ -101,7 +103,7 @@ class Session:
         # The model, the icons and the map executor are shared and read-only; everything else is copied.
         fresh = Session(self.backbone, (), icons=self.icons, map_executor=self.map._executor)
         fresh.project = copy.deepcopy(self.project, memo)
-        for name in ("k", "threshold", "smoothing", "max_examples", "record_interval", "views_on", "grid_mode"):
+        for name in ("k", "threshold", "smoothing", "max_examples", "record_interval", "views_on", "grid_tap", "grid_mode"):
             setattr(fresh, name, getattr(self, name))
         return fresh
 
@@ -115,14 +117,15 @@ class Session:
         now = time.monotonic() if now is None else now
         self.last_active = now
         square = self.backbone.prepare(frame)
-        taps = [self.backbone.grid_tap, self.backbone.embedding_tap] if self.views_on else [self.backbone.embedding_tap]
-        outputs = {name: t.cpu().numpy()[0] for name, t in self.backbone.run(square[None], taps).items()}
-        embedding = outputs[self.backbone.embedding_tap]
-        grid_activation = outputs.get(self.backbone.grid_tap) if self.views_on else None
+        tap = self.project.tap
+        outputs = self.backbone.run(square[None], [self.grid_tap, tap] if self.views_on else [tap])
+        embedding = pooled(outputs[tap])[0]
+        grid_activation = outputs[self.grid_tap][0].cpu().numpy() if self.views_on else None
         recorded = False
         due = now - self._last_recorded_at >= self.record_interval - 1e-6  # tolerance for clock rounding
         if live and self.recording and due and self._has_room():
             self.project.add_examples(self.recording, embedding[None], [encode_jpeg(square)], "webcam")
+            self._atlas = None
             self._last_recorded_at = now
             self.recorded_this_take += 1
             recorded = True
@@ -151,29 +154,81 @@ class Session:
             self._map_cache = (key, self.map.positions(uids, np.asarray(self.project.embeddings)))
         return self._map_cache[1]
 
-    def set_map_method(self, method: str) -> None:
-        if method != self.map.method:
+    def set_map_method(self, method: str, fresh: bool = False) -> None:
+        if method != self.map.method or fresh:
             self.map = EmbeddingMap(self.map._executor, method)
             self._map_cache = None
             self.trail.clear()
 
+    def _icons_fit(self) -> bool:
+        return self.icons is not None and self.icons.tap == self.grid_tap
+
     def set_grid_mode(self, mode: str) -> None:
         if mode not in MODES:
             raise SessionError(f"Unknown grid mode {mode!r}; choose one of {', '.join(MODES)}.")
-        if mode == "icons" and self.icons is None:
-            raise SessionError(f"No icons for {self.backbone.name}; make them with `teachable atlas icons`.")
+        if mode == "icons" and not self._icons_fit():
+            raise SessionError(
+                f"There are no icons for {self.backbone.name}/{self.grid_tap}; make them with "
+                f"`teachable atlas icons --backbone {self.backbone.name} --tap {self.grid_tap}`."
+            )
+        if mode == "attribution" and not self._attribution_possible():
+            raise SessionError("Attribution needs the embedding to be read after the grid layer; pick a later one.")
         self.grid_mode = mode
         self._factors = None
+
+    def _attribution_possible(self) -> bool:
+        stages = list(self.backbone.taps)
+        return stages.index(self.project.tap) > stages.index(self.grid_tap)
+
+    def set_grid_tap(self, tap: str) -> None:
+        """Read the activation grid at another spatial tap. The icons mode needs icons made for that tap."""
+        if not self.backbone.tap(tap).is_spatial:
+            raise SessionError(f"{tap} has no spatial grid; pick a layer with a feature map.")
+        self.grid_tap = tap
+        self._factors = None
+        self._fall_back_to_factors()
+
+    def _fall_back_to_factors(self) -> None:
+        """After a layer change, a mode that no longer applies gives way to factors, which always do."""
+        icons_gone = self.grid_mode == "icons" and not self._icons_fit()
+        if icons_gone or self.grid_mode == "attribution" and not self._attribution_possible():
+            self.grid_mode = "factors"
+
+    def set_embedding_tap(self, tap: str, progress=None) -> str:
+        """Embed at another depth: every example is re-embedded from its thumbnail, and the map starts afresh."""
+        self.backbone.tap(tap)
+        if tap == self.project.tap:
+            return f"The embedding already comes from {tap}."
+        self.project.reembed(self.backbone, progress, tap=tap)
+        self.set_map_method(self.map.method, fresh=True)
+        self._smoothed = {}
+        self._fall_back_to_factors()
+        return f"Re-embedded {len(self.project)} examples at {tap} ({self.backbone.tap(tap).channels}-d)."
+
+    def atlas(self, progress=None):
+        """The Activation Atlas of this project's examples at the grid tap; cached until the examples change."""
+        from .atlas import build_atlas
+
+        if not self._icons_fit():
+            raise SessionError("The atlas draws icons, and there are none for this layer; pick the default grid layer.")
+        if len(self.project) < 2:
+            raise SessionError("Add a few examples first: the atlas is made of their activations.")
+        key = (tuple(self.project.uids), tuple(e.label for e in self.project.examples), self.grid_tap)
+        if self._atlas is None or self._atlas[0] != key:
+            self._atlas = (key, build_atlas(self.backbone, self.project, self.icons, progress=progress))
+        return self._atlas[1]
 
     def grid_image(self, result: FrameResult) -> np.ndarray | None:
         """The activation grid of a frame, drawn in the current mode."""
         if result.grid_activation is None or result.square is None:
             return None
         if self.grid_mode == "icons" and self.icons is not None:
-            return icon_grid(result.grid_activation, self.icons, result.square)[0]
+            return icon_grid(result.grid_activation, self.icons, result.square)[0] if self._icons_fit() else None
         if self.grid_mode == "attribution" and result.prediction is not None:
             rows = self.project.indices_of(result.prediction.label)
-            attribution = attribution_map(self.backbone, result.square, self.project.embeddings[rows])
+            attribution = attribution_map(
+                self.backbone, result.square, self.project.embeddings[rows], tap=self.grid_tap, until=self.project.tap
+            )
             return attribution_grid(attribution, result.square)
         image, self._factors = factor_grid(result.grid_activation, result.square, previous=self._factors)
         return image

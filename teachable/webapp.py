@@ -29,7 +29,17 @@ from .frames import ImageError
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD
 from .project import ProjectError
 from .session import Session, SessionError
-from .views import CSS, classes_html, image_html, map_live_html, map_points_html, message_html, prediction_html
+from .views import (
+    CSS,
+    architecture_html,
+    atlas_image,
+    classes_html,
+    image_html,
+    map_live_html,
+    map_points_html,
+    message_html,
+    prediction_html,
+)
 
 __all__ = ["build_app", "serve", "launch", "ASSETS"]
 
@@ -68,6 +78,9 @@ def load_icons(backbone: Backbone) -> GridIcons | None:
 
 def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Blocks:
     """The whole page for one shared, read-only ``backbone``."""
+    # Gradio fixes its file cache when the Blocks are made and serves files only from there, so the folder is
+    # chosen first. A folder of our own keeps the app's files apart and is cleaned by delete_cache.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "teachable-gradio"))
     icons = load_icons(backbone)
     map_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding-map")
 
@@ -215,6 +228,37 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         except SessionError as error:
             gr.Warning(str(error))
 
+    def layers_panel(session: Session):
+        return (
+            architecture_html(backbone, session.project.tap, session.grid_tap),
+            gr.Dropdown(value=session.project.tap),
+            gr.Dropdown(value=session.grid_tap),
+            gr.Radio(value=session.grid_mode),
+        )
+
+    def set_embedding_tap(session: Session, tap: str, progress=gr.Progress()):
+        try:
+            note = session.set_embedding_tap(tap, lambda done, total: progress(done / max(total, 1), desc="Re-embedding"))
+        except USER_ERRORS as error:
+            raise gr.Error(str(error)) from None
+        session.map_shown_key = None
+        return *layers_panel(session), note
+
+    def set_grid_tap(session: Session, tap: str):
+        try:
+            session.set_grid_tap(tap)
+        except USER_ERRORS as error:
+            raise gr.Error(str(error)) from None
+        return *layers_panel(session), f"The grid now reads {tap}."
+
+    def build_atlas(session: Session, progress=gr.Progress()):
+        try:
+            atlas = session.atlas(lambda fraction, what: progress(fraction, desc=what))
+        except USER_ERRORS as error:
+            raise gr.Error(str(error)) from None
+        occupied = int((atlas.majority >= 0).sum())
+        return atlas_image(atlas), f"Atlas of {len(session.project)} examples: {occupied} cells, each the icon its activations match best."
+
     def play_video(video_path, session: Session):
         if not video_path:
             raise gr.Error("Choose a video file first.")
@@ -300,6 +344,20 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
                 grid_mode = gr.Radio(list(MODES), value="icons" if icons is not None else "factors",
                                      label="Show", elem_id="grid-mode")
                 grid = gr.HTML(elem_id="grid")
+        with gr.Accordion("Layers and Activation Atlas", open=False, elem_id="layers"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    architecture = gr.HTML(architecture_html(backbone, backbone.embedding_tap, backbone.grid_tap),
+                                           elem_id="architecture")
+                    spatial = [name for name, tap in backbone.taps.items() if tap.is_spatial]
+                    embedding_tap = gr.Dropdown(list(backbone.taps), value=backbone.embedding_tap, elem_id="embedding-tap",
+                                                label="Embedding read at (changing it re-embeds every example)")
+                    grid_tap = gr.Dropdown(spatial, value=backbone.grid_tap, label="Activation grid read at",
+                                           elem_id="grid-tap")
+                with gr.Column(scale=1):
+                    atlas_button = gr.Button("Build atlas of my examples", elem_id="build-atlas")
+                    atlas_view = gr.Image(label="Activation Atlas", interactive=False, elem_id="atlas")
+                    atlas_note = gr.Markdown()
         with gr.Row():
             with gr.Column(scale=4):
                 gr.Markdown("### Classes")
@@ -327,6 +385,7 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
 
         # ------------------------------------------------------------------ wiring
         panel = [class_picker, class_summary, gallery]
+        layers = [architecture, embedding_tap, grid_tap, grid_mode]
         demo.load(lambda s: class_panel(s, None), inputs=session, outputs=panel)
         views = [map_points, map_live, grid]
         camera.stream(
@@ -354,8 +413,15 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         gallery.select(_selected_index, None, selected_thumbnail)
         remove_button.click(guarded(remove_thumbnail), [session, class_picker, selected_thumbnail], [*panel, status])
         save_button.click(save_project, session, saved_file, api_name="save_project")
-        project_file.upload(guarded(load_project), [session, class_picker, project_file], [*panel, status])
-        demo_button.click(guarded(load_demo), [session, class_picker], [*panel, status], api_name="load_demo")
+        project_file.upload(guarded(load_project), [session, class_picker, project_file], [*panel, status]).then(
+            layers_panel, session, layers
+        )
+        demo_button.click(guarded(load_demo), [session, class_picker], [*panel, status], api_name="load_demo").then(
+            layers_panel, session, layers
+        )
+        embedding_tap.input(set_embedding_tap, [session, embedding_tap], [*layers, status])
+        grid_tap.input(set_grid_tap, [session, grid_tap], [*layers, status])
+        atlas_button.click(build_atlas, session, [atlas_view, atlas_note], api_name="build_atlas")
         for control in (views_toggle, map_method, grid_mode):
             control.change(set_views, [session, views_toggle, map_method, grid_mode], None, show_progress="hidden")
         for slider in (k_slider, threshold_slider, smoothing_slider):
@@ -375,7 +441,6 @@ def _require(selected: str | None) -> None:
 
 def serve(demo: gr.Blocks, host: str, port: int, share: bool = False, prevent_thread_lock: bool = False) -> gr.Blocks:
     """Queue and launch a built page with the server limits this app relies on."""
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "teachable-gradio"))
     demo.queue(default_concurrency_limit=8)
     demo.launch(
         server_name=host,

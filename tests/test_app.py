@@ -26,8 +26,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(backbone, tmp_path_factory, monkeypatch_module):
-    monkeypatch_module.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+def server(backbone, monkeypatch_module):
+    monkeypatch_module.delenv("GRADIO_TEMP_DIR", raising=False)  # the app picks its own file folder, as in use
     port = free_port()
     demo = serve(build_app(backbone), "127.0.0.1", port, prevent_thread_lock=True)
     yield f"http://127.0.0.1:{port}/"
@@ -68,6 +68,18 @@ def test_saved_project_downloads_as_a_zip(server):
     path = client.predict(api_name="/save_project")
     project = Project.load(path)
     assert project.counts() == {"cat": 4, "coffee": 4, "rocket": 4}
+
+
+def test_atlas_and_gallery_files_are_served(server):
+    from gradio_client import Client
+    from PIL import Image
+
+    client = Client(server, verbose=False)
+    client.predict(None, api_name="/load_demo")
+    path, note = client.predict(api_name="/build_atlas")  # downloading fails unless Gradio serves the file
+    with Image.open(path) as image:
+        assert image.width == image.height >= 320
+    assert "Atlas of 12 examples" in note
 
 
 def marker(page) -> str | None:

@@ -114,3 +114,15 @@ def test_missing_torchvision_weights_fall_back_with_a_warning(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "googlenet-" in result.stderr and "Using the bundled efficientnet_lite0" in result.stderr
     assert json.loads(teachable("info", tmp_path / "p.zip", "--json").stdout)["backbone"] == "efficientnet_lite0"
+
+
+def test_fit_and_predict_at_another_tap(photo_folder, tmp_path):
+    output = tmp_path / "deep.zip"
+    result = teachable("fit", photo_folder / "train", "-o", output, "--tap", "blocks.6", "-q")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(teachable("info", output, "--json").stdout)
+    assert (info["tap"], info["embedding_dim"]) == ("blocks.6", 320)
+    images = sorted((photo_folder / "test").glob("*/*.jpg"))
+    answers = json.loads(teachable("predict", output, *images, "--json").stdout)
+    assert [a["label"] for a in answers] == [p.parent.name for p in images]
+    one_line_error(teachable("fit", photo_folder / "train", "-o", output, "--tap", "nope", "-q"), "no tap 'nope'")

@@ -172,3 +172,55 @@ def test_attribution_puts_mass_on_the_half_of_the_predicted_class(backbone):
     before = {k: v.clone() for k, v in backbone.model.state_dict().items()}
     assert all(not p.requires_grad and p.grad is None for p in backbone.model.parameters())
     assert all((before[k] == v).all() for k, v in backbone.model.state_dict().items())
+
+
+@pytest.fixture
+def small_session(backbone):
+    from teachable.webapp import load_icons
+
+    session = Session(backbone, ("cat", "coffee"), icons=load_icons(backbone))
+    for label, name, seed in [("cat", "chelsea", 1), ("coffee", "coffee", 2)]:
+        squares = [backbone.prepare(v) for v in views(photo(name), 12, seed)]
+        session.project.add_examples(label, backbone.embed(np.stack(squares)), [encode_jpeg(s) for s in squares])
+    return session
+
+
+def test_activation_atlas_cells_show_the_icon_of_their_mean_vector(small_session):
+    atlas = small_session.atlas()
+    grid = atlas.counts.shape[0]
+    assert atlas.image.shape == (grid * atlas.cell_px, grid * atlas.cell_px, 3)
+    assert atlas.counts.sum() == 24 * 16  # 16 vectors from each of the 24 examples
+    occupied = atlas.directions >= 0
+    assert occupied.sum() >= 4 and ((atlas.counts >= 3) == occupied).all()
+    assert set(atlas.majority[occupied]) == {0, 1}  # both classes own some cells
+    assert small_session.atlas() is atlas  # cached while the examples are unchanged
+    small_session.project.remove_examples([0])
+    assert small_session.atlas() is not atlas
+
+
+def test_embedding_tap_change_reembeds_and_keeps_predicting(small_session):
+    frame = photo("chelsea")
+    assert small_session.step(frame).label == "cat"
+    message = small_session.set_embedding_tap("blocks.6")
+    assert "Re-embedded 24 examples at blocks.6 (320-d)" in message
+    assert small_session.project.tap == "blocks.6" and small_session.project.embeddings.shape == (24, 320)
+    result = small_session.step(frame)
+    assert result.label == "cat" and result.map_point is not None
+    # The grid layer can move too; the icons mode needs icons for it, so it gives way to factors.
+    small_session.set_grid_tap("blocks.3")
+    assert small_session.grid_mode == "factors"
+    assert small_session.step(frame).grid_activation.shape == (80, 14, 14)
+    with pytest.raises(Exception, match="no icons"):
+        small_session.set_grid_mode("icons")
+    small_session.set_embedding_tap("blocks.2")  # earlier than the grid: attribution is impossible, and says so
+    with pytest.raises(Exception, match="after the grid layer"):
+        small_session.set_grid_mode("attribution")
+
+
+def test_project_at_another_tap_round_trips(small_session, backbone):
+    from teachable.project import Project
+
+    small_session.set_embedding_tap("head")
+    loaded = Project.load(small_session.project_bytes(), backbone=backbone)
+    assert loaded.tap == "head"
+    np.testing.assert_array_equal(loaded.embeddings, small_session.project.embeddings)
