@@ -106,7 +106,11 @@ def bench_knn(sizes=(1_000, 10_000, 100_000), dim: int = 1280, queries: int = 50
 def main() -> None:
     output = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results" / "core.json"
     result = {
-        "machine": {"python": platform.python_version(), "cpu_count": torch.get_num_threads(), "torch": torch.__version__},
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
         "embedding": bench_embedding(),
         "knn": bench_knn(),
     }

@@ -27,11 +27,9 @@ import gradio as gr
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import teachable.webapp as webapp  # noqa: E402
-from teachable.backbones import load_backbone  # noqa: E402
-from teachable.session import Session  # noqa: E402
+from teachable import webapp
+from teachable.backbones import load_backbone
+from teachable.session import Session
 
 WIDTH, HEIGHT, FPS, FRAMES = 640, 480, 30, 128
 BITS, BLOCK = 8, 60
@@ -71,9 +69,7 @@ def write_video(path: Path) -> Path:
 
     photos = [skimage.data.chelsea(), skimage.data.coffee()]
     with open(path, "wb") as handle:
-        handle.write(
-            f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F{FPS}:1 Ip A1:1 C420jpeg\n".encode()
-        )
+        handle.write(f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
         for index in range(FRAMES):
             frame = cv2.resize(
                 photos[index * 2 // FRAMES],
@@ -84,9 +80,7 @@ def write_video(path: Path) -> Path:
             for bit in range(BITS):
                 if index >> bit & 1:
                     frame[bit * BLOCK : (bit + 1) * BLOCK, :40] = 255
-            handle.write(
-                b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes()
-            )
+            handle.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
     return path
 
 
@@ -97,11 +91,7 @@ def frame_code(frame: np.ndarray) -> int:
 
 def trivial_app(stream_every: float) -> gr.Blocks:
     def echo(frame):
-        return (
-            f'<div data-frame="{frame_code(frame)}">frame</div>'
-            if frame is not None
-            else gr.skip()
-        )
+        return f'<div data-frame="{frame_code(frame)}">frame</div>' if frame is not None else gr.skip()
 
     with gr.Blocks() as demo:
         camera = gr.Image(
@@ -121,9 +111,7 @@ def trivial_app(stream_every: float) -> gr.Blocks:
     return demo
 
 
-def instrumented_full_app(
-    backbone, stream_every: float, step_ms: list[float], forward_ms: list[float]
-) -> gr.Blocks:
+def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], forward_ms: list[float]) -> gr.Blocks:
     """The real page, with the frame number passed through to its output, and Session.step and the backbone
     forward inside it timed (so both are measured under the same load from the browser and the server)."""
     webapp.STREAM_EVERY = stream_every
@@ -149,10 +137,7 @@ def instrumented_full_app(
 
     def tagged_render(result, project, *args, **kwargs):
         code = next(reversed(last_code.values()), -1)
-        return (
-            render(result, project, *args, **kwargs)
-            + f'<span data-frame="{code}"></span>'
-        )
+        return render(result, project, *args, **kwargs) + f'<span data-frame="{code}"></span>'
 
     Session.step = timed_step
     webapp.prediction_html = tagged_render
@@ -173,9 +158,7 @@ def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> di
     from fakecam import chromium_args
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=chromium_args(video)
-        )
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(video))
         page = browser.new_page()
         page.add_init_script(CAPTURE_JS)
         page.goto(url)
@@ -186,9 +169,7 @@ def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> di
             page.locator("#settings").get_by_text("Settings").click()
             page.get_by_label("Live map and activation grid").uncheck()
         page.get_by_text("Click to Access Webcam").click()
-        page.wait_for_function(
-            "() => document.querySelector('#cam video')?.videoWidth > 0"
-        )
+        page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
         page.click('#cam button[aria-label="capture photo"]')
         page.wait_for_timeout(WARMUP * 1000)
         page.evaluate("() => { window.__shown = []; }")
@@ -217,11 +198,7 @@ def raw_forward_ms(backbone, repeats: int = 60) -> list[float]:
 
 
 def main() -> None:
-    output = (
-        Path(sys.argv[1])
-        if len(sys.argv) > 1
-        else Path(__file__).parent / "results" / "stream.json"
-    )
+    output = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results" / "stream.json"
     backbone = load_backbone(device="cpu")
     video = write_video(Path(tempfile.mkdtemp()) / "numbered.y4m")
     results: dict = {
@@ -248,9 +225,7 @@ def main() -> None:
         webapp.serve(demo, "127.0.0.1", port, prevent_thread_lock=True)
         try:
             url = f"http://127.0.0.1:{port}/"
-            results["runs"][f"{kind}@{stream_every}"] = drive(
-                url, video, kind != "trivial", kind == "full-views-off"
-            )
+            results["runs"][f"{kind}@{stream_every}"] = drive(url, video, kind != "trivial", kind == "full-views-off")
         finally:
             demo.close()
         print(kind, stream_every, results["runs"][f"{kind}@{stream_every}"], flush=True)
@@ -270,21 +245,15 @@ def main() -> None:
     on, off = results["runs"]["full@0.1"], results["runs"]["full-views-off@0.1"]
     results["views_on_over_off@0.1"] = {
         "fps": on["fps"] / off["fps"] if off["fps"] else None,
-        "latency_p50": on["latency_p50_ms"] / off["latency_p50_ms"]
-        if off["latency_p50_ms"]
-        else None,
+        "latency_p50": on["latency_p50_ms"] / off["latency_p50_ms"] if off["latency_p50_ms"] else None,
     }
     results["server_compute"] = {
         "session_step_p50_ms": float(np.percentile(step_ms, 50)),
         "session_step_p95_ms": float(np.percentile(step_ms, 95)),
         "forward_in_stream_p50_ms": float(np.percentile(forward_ms, 50)),
-        "ratio_p50_step_over_forward_in_stream": float(
-            np.percentile(step_ms, 50) / np.percentile(forward_ms, 50)
-        ),
+        "ratio_p50_step_over_forward_in_stream": float(np.percentile(step_ms, 50) / np.percentile(forward_ms, 50)),
         "raw_forward_idle_p50_ms": float(np.percentile(raw, 50)),
-        "ratio_p50_step_over_idle_forward": float(
-            np.percentile(step_ms, 50) / np.percentile(raw, 50)
-        ),
+        "ratio_p50_step_over_idle_forward": float(np.percentile(step_ms, 50) / np.percentile(raw, 50)),
         "frames": len(step_ms),
     }
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,9 @@ def main() -> None:
     # Each view is timed in a loop of its own, so one view's work (e.g. attribution's backward pass) does not
     # disturb another's timing.
     positions = session.map_positions()
-    map_ms = [timed(lambda: map_live_html(r, positions, list(session.trail), session.project))[0] for r in frame_results]
+    map_ms = [
+        timed(lambda: map_live_html(r, positions, list(session.trail), session.project))[0] for r in frame_results
+    ]
     grid_ms = {}
     for mode in ("icons", "factors", "attribution"):
         session.set_grid_mode(mode)
@@ -79,7 +81,10 @@ def main() -> None:
     results["grid"] = {mode: stats(samples) for mode, samples in grid_ms.items()}
     base = results["step_views_off"]["p50_ms"]
     results["added_p50_ms"] = {
-        mode: results["step_views_on"]["p50_ms"] - base + results["map_point"]["p50_ms"] + results["grid"][mode]["p50_ms"]
+        mode: results["step_views_on"]["p50_ms"]
+        - base
+        + results["map_point"]["p50_ms"]
+        + results["grid"][mode]["p50_ms"]
         for mode in grid_ms
     }
     output.parent.mkdir(parents=True, exist_ok=True)

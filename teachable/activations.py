@@ -72,7 +72,9 @@ def _cells(activation: np.ndarray) -> np.ndarray:
     return activation.reshape(channels, -1).T
 
 
-def icon_grid(activation: np.ndarray, icons: GridIcons, square: np.ndarray, cell_px: int = 24) -> tuple[np.ndarray, np.ndarray]:
+def icon_grid(
+    activation: np.ndarray, icons: GridIcons, square: np.ndarray, cell_px: int = 24
+) -> tuple[np.ndarray, np.ndarray]:
     """Mosaic of each cell's best-matching icon over the darkened frame.
 
     Returns the ``(H*cell_px) x (W*cell_px) x 3`` image and the ``H x W`` index of the chosen direction per cell.
@@ -122,7 +124,9 @@ def factor_grid(
     strength = weights.max(axis=1) / max(weights.max(), 1e-9)
     colours = FACTOR_COLOURS[strongest % len(FACTOR_COLOURS)] * strength[:, None]
     overlay = cv2.resize(colours.reshape(height, width, 3), square.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-    alpha = cv2.resize(strength.reshape(height, width).astype(np.float32), square.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    alpha = cv2.resize(
+        strength.reshape(height, width).astype(np.float32), square.shape[1::-1], interpolation=cv2.INTER_NEAREST
+    )
     alpha = 0.65 * alpha[..., None]
     image = alpha * overlay / np.maximum(strength.max(), 1e-6) + (1 - alpha) * square.astype(np.float32)
     return np.clip(image, 0, 255).astype(np.uint8), components.astype(np.float32)

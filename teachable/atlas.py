@@ -67,7 +67,9 @@ def _random_transform(images: torch.Tensor, generator: torch.Generator) -> torch
     scale = 1.0 + (torch.rand(batch, generator=generator) - 0.5) * 0.2
     angle = (torch.rand(batch, generator=generator) - 0.5) * math.radians(20)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(batch)], 1), torch.stack([sin, cos, torch.zeros(batch)], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, torch.zeros(batch)], 1), torch.stack([sin, cos, torch.zeros(batch)], 1)], 1
+    )
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     margin = (images.shape[-1] - size) // 2
@@ -149,7 +151,9 @@ def make_icons(
 
     tap = tap or backbone.grid_tap
     channels = backbone.tap(tap).channels
-    directions = np.concatenate([np.eye(channels, dtype=np.float32), typical_directions(backbone, tap, images, typical)])
+    directions = np.concatenate(
+        [np.eye(channels, dtype=np.float32), typical_directions(backbone, tap, images, typical)]
+    )
     kinds = tuple([f"channel {i}" for i in range(channels)] + [f"typical {i}" for i in range(typical)])
     rendered = render_directions(backbone, tap, directions, steps=steps, progress=progress)
     small = np.stack([cv2.resize(icon, (icon_size, icon_size), interpolation=cv2.INTER_AREA) for icon in rendered])
@@ -234,6 +238,7 @@ def build_atlas(
         image[y + 2 : y + cell_px - 2, x + 2 : x + cell_px - 2] = tile
     if progress:
         progress(1.0, "Done")
+
     def as_drawn(per_cell: np.ndarray) -> np.ndarray:  # rows from the top, like the image
         return per_cell.reshape(grid, grid)[::-1]
 

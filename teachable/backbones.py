@@ -232,7 +232,13 @@ def _efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
                 layer = {"conv_dw": "conv_dw", "bn2": "bn1", "conv_pwl": "conv_pw", "bn3": "bn2"}[layer]
             target[".".join(["blocks", str(stage), str(index), layer, *parts[3:]])] = value
         else:
-            head = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+            head = {
+                "_conv_stem": "conv_stem",
+                "_bn0": "bn1",
+                "_conv_head": "conv_head",
+                "_bn1": "bn2",
+                "_fc": "classifier",
+            }
             target[".".join([head[parts[0]], *parts[1:]])] = value
     return target
 
@@ -302,7 +308,9 @@ def _mobilenet_v3_large(device: str | None) -> Backbone:
     ]
     taps = [
         TapInfo(f"features.{i}", _out_channels(layer), stride)
-        for i, (layer, stride) in enumerate(zip(features, (2, 2, 4, 4, 8, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32, 32, 32)))
+        for i, (layer, stride) in enumerate(
+            zip(features, (2, 2, 4, 4, 8, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32, 32, 32))
+        )
     ]
     taps += [TapInfo("pool", 960, 0), TapInfo("logits", 1000, 0)]
     return Backbone(

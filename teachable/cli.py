@@ -165,8 +165,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=1))
     else:
-        print(f"{args.project}: {info['examples']} examples, backbone {info['backbone']} (tap {info['tap']}, "
-              f"{info['embedding_dim']}-d)")
+        print(
+            f"{args.project}: {info['examples']} examples, backbone {info['backbone']} (tap {info['tap']}, "
+            f"{info['embedding_dim']}-d)"
+        )
         for name, count in info["classes"].items():
             print(f"  {name}: {count}")
     return 0
@@ -224,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("project")
     predict.add_argument("images", nargs="+")
     predict.add_argument("--k", type=_positive_int, default=DEFAULT_K)
-    predict.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="similarity below which an image is unknown")
+    predict.add_argument(
+        "--threshold", type=float, default=DEFAULT_THRESHOLD, help="similarity below which an image is unknown"
+    )
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(run=cmd_predict)
 

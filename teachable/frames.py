@@ -81,9 +81,7 @@ def _open_checked(source: io.BytesIO | Path, name: str) -> np.ndarray:
     try:
         with Image.open(source) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise ImageError(
-                    f"{name} is {image.width}x{image.height}; the limit is {MAX_PIXELS:,} pixels."
-                )
+                raise ImageError(f"{name} is {image.width}x{image.height}; the limit is {MAX_PIXELS:,} pixels.")
             image.seek(0)  # first frame of an animated GIF/WebP
             image = ImageOps.exif_transpose(image)
             if image.mode == "I;16" or image.mode.startswith("I;16"):

@@ -92,9 +92,7 @@ class Evaluation:
     @property
     def per_class_accuracy(self) -> dict[str, float]:
         rows = self.confusion.sum(axis=1)
-        return {
-            name: float(self.confusion[i, i] / rows[i]) if rows[i] else 0.0 for i, name in enumerate(self.classes)
-        }
+        return {name: float(self.confusion[i, i] / rows[i]) if rows[i] else 0.0 for i, name in enumerate(self.classes)}
 
     def as_dict(self) -> dict:
         return {
@@ -218,9 +216,7 @@ class KNNClassifier:
         return Prediction(
             label=label,
             confidences={name: vote / total for name, vote in votes.items()},
-            neighbours=tuple(
-                Neighbour(int(i), self._labels[i], float(s)) for i, s in zip(indices, similarities)
-            ),
+            neighbours=tuple(Neighbour(int(i), self._labels[i], float(s)) for i, s in zip(indices, similarities)),
             nearest_similarity=float(similarities[0]),
             is_unknown=bool(similarities[0] < self.threshold),
         )

@@ -334,7 +334,12 @@ def _check_members(archive: zipfile.ZipFile, name: str) -> None:
     total = 0
     for info in infos:
         member = PurePosixPath(info.filename)
-        if info.filename.startswith(("/", "\\")) or ".." in member.parts or ":" in info.filename or "\\" in info.filename:
+        if (
+            info.filename.startswith(("/", "\\"))
+            or ".." in member.parts
+            or ":" in info.filename
+            or "\\" in info.filename
+        ):
             raise ProjectError(f"{name} contains an unsafe path {info.filename!r}; refusing to load it.")
         if (info.external_attr >> 16) & 0o170000 == 0o120000:
             raise ProjectError(f"{name} contains a symbolic link {info.filename!r}; refusing to load it.")

@@ -67,7 +67,9 @@ def fit_layout(vectors: np.ndarray, method: str = "umap", seed: int = 0) -> np.n
 def _umap(vectors: np.ndarray, seed: int) -> np.ndarray:
     import umap
 
-    reducer = umap.UMAP(n_neighbors=min(15, len(vectors) - 1), metric="cosine", init="spectral", random_state=seed, n_epochs=200)
+    reducer = umap.UMAP(
+        n_neighbors=min(15, len(vectors) - 1), metric="cosine", init="spectral", random_state=seed, n_epochs=200
+    )
     return _normalised(reducer.fit_transform(vectors).astype(np.float64))
 
 

@@ -103,7 +103,16 @@ class Session:
         # The model, the icons and the map executor are shared and read-only; everything else is copied.
         fresh = Session(self.backbone, (), icons=self.icons, map_executor=self.map._executor)
         fresh.project = copy.deepcopy(self.project, memo)
-        for name in ("k", "threshold", "smoothing", "max_examples", "record_interval", "views_on", "grid_tap", "grid_mode"):
+        for name in (
+            "k",
+            "threshold",
+            "smoothing",
+            "max_examples",
+            "record_interval",
+            "views_on",
+            "grid_tap",
+            "grid_mode",
+        ):
             setattr(fresh, name, getattr(self, name))
         return fresh
 

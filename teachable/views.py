@@ -73,7 +73,7 @@ def prediction_html(result: FrameResult, project: Project, recording: str | None
         for neighbour in result.prediction.neighbours:
             example = project.examples[neighbour.index]
             parts.append(
-                f'<figure>{_thumbnail(example.preview)}<figcaption>{escape(neighbour.label)}<br>'
+                f"<figure>{_thumbnail(example.preview)}<figcaption>{escape(neighbour.label)}<br>"
                 f"{neighbour.similarity:.2f}</figcaption></figure>"
             )
         parts.append("</div>")
@@ -111,7 +111,7 @@ def map_points_html(project: Project, positions: np.ndarray, method: str, fittin
     waiting = f" (UMAP from {MIN_UMAP_POINTS} distinct examples)" if method == "umap" and shown == "PCA" else ""
     parts = [
         f'<div class="tm-map-status">{shown} map of {len(points)} examples{waiting}'
-        f'{" — refitting…" if fitting else ""}</div>',
+        f"{' — refitting…' if fitting else ''}</div>",
         f'<svg class="tm-map" viewBox="0 0 {MAP_SIZE} {MAP_SIZE}" width="{MAP_SIZE}" height="{MAP_SIZE}">',
         f'<rect width="{MAP_SIZE}" height="{MAP_SIZE}" fill="#fafafa" stroke="#ddd"/>',
     ]
@@ -132,7 +132,10 @@ def map_points_html(project: Project, positions: np.ndarray, method: str, fittin
 
 def map_live_html(result: FrameResult, positions: np.ndarray, trail: list[np.ndarray], project: Project) -> str:
     """The moving point: the frame, its trail, and lines to its nearest examples. Drawn over the points layer."""
-    parts = ['<div class="tm-map-live-spacer"></div>', f'<svg class="tm-map-live" viewBox="0 0 {MAP_SIZE} {MAP_SIZE}" width="{MAP_SIZE}" height="{MAP_SIZE}">']
+    parts = [
+        '<div class="tm-map-live-spacer"></div>',
+        f'<svg class="tm-map-live" viewBox="0 0 {MAP_SIZE} {MAP_SIZE}" width="{MAP_SIZE}" height="{MAP_SIZE}">',
+    ]
     if result.map_point is not None and result.prediction is not None:
         point = _to_svg(result.map_point[None])[0]
         for neighbour in result.prediction.neighbours:
@@ -143,7 +146,9 @@ def map_live_html(result: FrameResult, positions: np.ndarray, trail: list[np.nda
             )
         if len(trail) > 1:
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in _to_svg(np.stack(trail)))
-            parts.append(f'<polyline points="{path}" fill="none" stroke="#000" stroke-opacity="0.35" stroke-width="2"/>')
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="#000" stroke-opacity="0.35" stroke-width="2"/>'
+            )
         index = project.classes.index(result.prediction.label) if result.prediction.label in project.classes else 0
         fill = "#fff" if result.prediction.is_unknown else class_colour(index)
         parts.append(
@@ -170,7 +175,9 @@ def architecture_html(backbone, embedding_tap: str, grid_tap: str) -> str:
     rows = []
     size = backbone.input_size
     for name, tap in backbone.taps.items():
-        shape = f"{tap.channels} x {tap.grid_size(size)} x {tap.grid_size(size)}" if tap.is_spatial else f"{tap.channels}"
+        shape = (
+            f"{tap.channels} x {tap.grid_size(size)} x {tap.grid_size(size)}" if tap.is_spatial else f"{tap.channels}"
+        )
         marks = " ".join(
             badge for badge, used in [("embedding", name == embedding_tap), ("grid", name == grid_tap)] if used
         )

@@ -71,7 +71,9 @@ def _thumbnail_strip(session: Session, label: str | None) -> list[tuple[np.ndarr
 def load_icons(backbone: Backbone) -> GridIcons | None:
     path = icon_path(ASSETS, backbone.name, backbone.grid_tap)
     if not path.is_file():
-        log.warning("No activation-grid icons at %s; the icons mode is off. Make them with `teachable atlas icons`.", path)
+        log.warning(
+            "No activation-grid icons at %s; the icons mode is off. Make them with `teachable atlas icons`.", path
+        )
         return None
     return GridIcons.load(path)
 
@@ -93,8 +95,10 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         if not session.views_on:
             return gr.skip(), gr.skip(), gr.skip()
         if result.prediction is None:
-            return map_points_html(session.project, np.zeros((0, 2)), session.map.method, False), "", image_html(
-                session.grid_image(result), "tm-grid"
+            return (
+                map_points_html(session.project, np.zeros((0, 2)), session.map.method, False),
+                "",
+                image_html(session.grid_image(result), "tm-grid"),
             )
         positions = session.map_positions()
         key = (session.map.version, session.map.method, session.map.fitting, tuple(session.project.uids))
@@ -193,14 +197,20 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
     def toggle_recording(session: Session, selected):
         if session.recording:
             count = session.stop_recording()
-            return gr.Button("● Record", variant="primary"), *class_panel(session, selected), f"Recorded {count} example(s)."
+            return (
+                gr.Button("● Record", variant="primary"),
+                *class_panel(session, selected),
+                f"Recorded {count} example(s).",
+            )
         try:
             _require(selected)
             session.start_recording(selected)
         except USER_ERRORS as error:
             raise gr.Error(str(error)) from None
-        return gr.Button("■ Stop recording", variant="stop"), *class_panel(session, selected), (
-            f"Recording into '{selected}': show it to the camera."
+        return (
+            gr.Button("■ Stop recording", variant="stop"),
+            *class_panel(session, selected),
+            (f"Recording into '{selected}': show it to the camera."),
         )
 
     def save_project(session: Session):
@@ -238,7 +248,9 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
 
     def set_embedding_tap(session: Session, tap: str, progress=gr.Progress()):
         try:
-            note = session.set_embedding_tap(tap, lambda done, total: progress(done / max(total, 1), desc="Re-embedding"))
+            note = session.set_embedding_tap(
+                tap, lambda done, total: progress(done / max(total, 1), desc="Re-embedding")
+            )
         except USER_ERRORS as error:
             raise gr.Error(str(error)) from None
         session.map_shown_key = None
@@ -257,7 +269,9 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         except USER_ERRORS as error:
             raise gr.Error(str(error)) from None
         occupied = int((atlas.majority >= 0).sum())
-        return atlas_image(atlas), f"Atlas of {len(session.project)} examples: {occupied} cells, each the icon its activations match best."
+        return atlas_image(
+            atlas
+        ), f"Atlas of {len(session.project)} examples: {occupied} cells, each the icon its activations match best."
 
     def play_video(video_path, session: Session):
         if not video_path:
@@ -323,37 +337,52 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
                     video = gr.Video(sources=["upload"], label="Short video")
                     play_button = gr.Button("Play through the classifier")
             with gr.Column(scale=4):
-                prediction = gr.HTML(message_html("Record a few examples of each class to start."), elem_id="prediction")
+                prediction = gr.HTML(
+                    message_html("Record a few examples of each class to start."), elem_id="prediction"
+                )
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     views_toggle = gr.Checkbox(value=True, label="Live map and activation grid", elem_id="views-toggle")
                     k_slider = gr.Slider(1, 20, value=DEFAULT_K, step=1, label="Neighbours (k)")
-                    threshold_slider = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, label="Unknown below similarity")
+                    threshold_slider = gr.Slider(
+                        0, 1, value=DEFAULT_THRESHOLD, step=0.01, label="Unknown below similarity"
+                    )
                     smoothing_slider = gr.Slider(0, 0.95, value=0.5, step=0.05, label="Smoothing over frames")
         with gr.Row():
             with gr.Column(scale=1):
-                gr.Markdown("### Embedding map\nEach dot is an example; the ringed dot is the camera frame, "
-                            "with lines to its nearest examples. Hover a dot to see it.")
+                gr.Markdown(
+                    "### Embedding map\nEach dot is an example; the ringed dot is the camera frame, "
+                    "with lines to its nearest examples. Hover a dot to see it."
+                )
                 map_method = gr.Radio(list(METHODS), value="umap", label="Projection", elem_id="map-method")
                 with gr.Column(elem_id="map-box"):
                     map_points = gr.HTML(elem_id="map-points")
                     map_live = gr.HTML(elem_id="map-live")
             with gr.Column(scale=1):
-                gr.Markdown(f"### Activation grid\nWhat each cell of `{backbone.grid_tap}` "
-                            f"({backbone.tap(backbone.grid_tap).grid_size(backbone.input_size)}x"
-                            f"{backbone.tap(backbone.grid_tap).grid_size(backbone.input_size)}) responds to.")
-                grid_mode = gr.Radio(list(MODES), value="icons" if icons is not None else "factors",
-                                     label="Show", elem_id="grid-mode")
+                gr.Markdown(
+                    f"### Activation grid\nWhat each cell of `{backbone.grid_tap}` "
+                    f"({backbone.tap(backbone.grid_tap).grid_size(backbone.input_size)}x"
+                    f"{backbone.tap(backbone.grid_tap).grid_size(backbone.input_size)}) responds to."
+                )
+                grid_mode = gr.Radio(
+                    list(MODES), value="icons" if icons is not None else "factors", label="Show", elem_id="grid-mode"
+                )
                 grid = gr.HTML(elem_id="grid")
         with gr.Accordion("Layers and Activation Atlas", open=False, elem_id="layers"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    architecture = gr.HTML(architecture_html(backbone, backbone.embedding_tap, backbone.grid_tap),
-                                           elem_id="architecture")
+                    architecture = gr.HTML(
+                        architecture_html(backbone, backbone.embedding_tap, backbone.grid_tap), elem_id="architecture"
+                    )
                     spatial = [name for name, tap in backbone.taps.items() if tap.is_spatial]
-                    embedding_tap = gr.Dropdown(list(backbone.taps), value=backbone.embedding_tap, elem_id="embedding-tap",
-                                                label="Embedding read at (changing it re-embeds every example)")
-                    grid_tap = gr.Dropdown(spatial, value=backbone.grid_tap, label="Activation grid read at",
-                                           elem_id="grid-tap")
+                    embedding_tap = gr.Dropdown(
+                        list(backbone.taps),
+                        value=backbone.embedding_tap,
+                        elem_id="embedding-tap",
+                        label="Embedding read at (changing it re-embeds every example)",
+                    )
+                    grid_tap = gr.Dropdown(
+                        spatial, value=backbone.grid_tap, label="Activation grid read at", elem_id="grid-tap"
+                    )
                 with gr.Column(scale=1):
                     atlas_button = gr.Button("Build atlas of my examples", elem_id="build-atlas")
                     atlas_view = gr.Image(label="Activation Atlas", interactive=False, elem_id="atlas")
@@ -371,10 +400,16 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
                     clear_button = gr.Button("Clear examples", size="sm")
                     delete_button = gr.Button("Delete class", size="sm", variant="stop")
             with gr.Column(scale=5):
-                gallery = gr.Gallery(label="Latest examples of the selected class (click one to remove it)",
-                                     columns=6, height=220, allow_preview=False)
+                gallery = gr.Gallery(
+                    label="Latest examples of the selected class (click one to remove it)",
+                    columns=6,
+                    height=220,
+                    allow_preview=False,
+                )
                 remove_button = gr.Button("Remove the clicked example", size="sm")
-                uploads = gr.File(file_count="multiple", file_types=["image"], label="Add image files to the selected class")
+                uploads = gr.File(
+                    file_count="multiple", file_types=["image"], label="Add image files to the selected class"
+                )
                 upload_button = gr.Button("Add images", size="sm")
         with gr.Row():
             save_button = gr.Button("Save project (.zip)")
@@ -398,8 +433,14 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
             show_progress="hidden",
         )
         classify_button.click(classify, [still, session], [prediction, details, *views], api_name="classify")
-        play_button.click(play_video, [video, session], [prediction, *views], concurrency_limit=None, show_progress="hidden",
-                          api_name="play_video")
+        play_button.click(
+            play_video,
+            [video, session],
+            [prediction, *views],
+            concurrency_limit=None,
+            show_progress="hidden",
+            api_name="play_video",
+        )
         record_button.click(toggle_recording, [session, class_picker], [record_button, *panel, status])
         class_picker.change(lambda s, c: class_panel(s, c), [session, class_picker], panel, show_progress="hidden")
         for button, action in [
@@ -425,8 +466,9 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         for control in (views_toggle, map_method, grid_mode):
             control.change(set_views, [session, views_toggle, map_method, grid_mode], None, show_progress="hidden")
         for slider in (k_slider, threshold_slider, smoothing_slider):
-            slider.change(set_settings, [session, k_slider, threshold_slider, smoothing_slider], None,
-                          show_progress="hidden")
+            slider.change(
+                set_settings, [session, k_slider, threshold_slider, smoothing_slider], None, show_progress="hidden"
+            )
     return demo
 
 

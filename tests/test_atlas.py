@@ -1,6 +1,5 @@
 """Feature-visualisation icons: the shipped ones are faithful, and the command that makes them works."""
 
-
 import subprocess
 import sys
 
@@ -31,8 +30,12 @@ def test_shipped_icons_describe_the_grid_tap(shipped, backbone):
 
 
 def test_each_icon_excites_its_own_direction_more_than_90_percent_of_other_icons_do(shipped, backbone):
-    images = np.stack([cv2.resize(icon, (OPTIMISED_SIZE,) * 2, interpolation=cv2.INTER_CUBIC) for icon in shipped.icons])
-    batch = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - torch.tensor(backbone.mean).view(1, 3, 1, 1)) / torch.tensor(backbone.std).view(1, 3, 1, 1)
+    images = np.stack(
+        [cv2.resize(icon, (OPTIMISED_SIZE,) * 2, interpolation=cv2.INTER_CUBIC) for icon in shipped.icons]
+    )
+    batch = (
+        torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - torch.tensor(backbone.mean).view(1, 3, 1, 1)
+    ) / torch.tensor(backbone.std).view(1, 3, 1, 1)
     with torch.no_grad():
         activation = backbone.forward_taps(batch, [backbone.grid_tap])[backbone.grid_tap]
         scores = direction_scores(activation, torch.as_tensor(shipped.directions)).numpy()  # icon x direction
@@ -59,4 +62,3 @@ def test_icons_command_writes_a_loadable_file(tmp_path):
     icons = GridIcons.load(output)
     assert len(icons.icons) == 112 + 4 and icons.icons.dtype == np.uint8
     assert "Saved 116 icons" in result.stdout
-

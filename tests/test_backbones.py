@@ -91,9 +91,7 @@ def test_missing_torchvision_weights_name_the_file(name, tmp_path, monkeypatch):
     assert "Using the bundled efficientnet_lite0" in warning
 
 
-@pytest.mark.parametrize(
-    ("name", "grid_side", "dim"), [("mobilenet_v3_large", 14, 960), ("googlenet", 14, 1024)]
-)
+@pytest.mark.parametrize(("name", "grid_side", "dim"), [("mobilenet_v3_large", 14, 960), ("googlenet", 14, 1024)])
 def test_cached_torchvision_weights_load_strictly(name, grid_side, dim, tmp_path, monkeypatch):
     """A checkpoint file in the torch cache is found and loaded with strict=True (here a freshly initialised one,
     saved where torchvision keeps its ImageNet file)."""
@@ -103,7 +101,9 @@ def test_cached_torchvision_weights_load_strictly(name, grid_side, dim, tmp_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
-    model = torchvision.models.get_model(name, weights=None, **({"aux_logits": True, "init_weights": True} if name == "googlenet" else {}))
+    model = torchvision.models.get_model(
+        name, weights=None, **({"aux_logits": True, "init_weights": True} if name == "googlenet" else {})
+    )
     path = torch_cache_checkpoint(weights)
     path.parent.mkdir(parents=True)
     torch.save(model.state_dict(), path)

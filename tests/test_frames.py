@@ -40,7 +40,10 @@ BAD_FILES = {
     "zero bytes": (lambda p: p.write_bytes(b""), "empty"),
     "text named jpg": (lambda p: p.write_text("hello, not a picture"), "not an image"),
     "truncated jpeg": (lambda p: p.write_bytes(encode_jpeg(photo("coffee"))[:2000]), "could not be decoded"),
-    "corrupt bytes": (lambda p: p.write_bytes(b"\xff\xd8\xff" + bytes(range(256)) * 20), "not an image|could not be decoded"),
+    "corrupt bytes": (
+        lambda p: p.write_bytes(b"\xff\xd8\xff" + bytes(range(256)) * 20),
+        "not an image|could not be decoded",
+    ),
     "huge png": (lambda p: Image.new("1", (20000, 20000)).save(p, format="PNG"), "limit is"),
     "tiny": (lambda p: Image.new("RGB", (1, 1)).save(p, format="PNG"), "at least 16x16"),
     "mp4 named jpg": (lambda p: p.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 500), "not an image"),

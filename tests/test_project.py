@@ -93,15 +93,32 @@ HOSTILE = {
     "not a project": (lambda d: rewrite(d, manifest=lambda m: {"hello": 1}), "not a teachable project"),
     "truncated zip": (lambda d: d[: len(d) // 2], "not a valid .zip|damaged"),
     "not a zip": (lambda d: b"PK hello", "not a valid .zip"),
-    "wrong embedding dimension": (lambda d: rewrite(d, replace={"embeddings.npy": npy(np.ones((10, 7), np.float32))}), "shape"),
-    "manifest lies about count": (lambda d: rewrite(d, manifest=lambda m: {**m, "examples": m["examples"][:3]}), "shape"),
-    "pickled npy": (lambda d: rewrite(d, replace={"embeddings.npy": npy(np.array([{"a": 1}], dtype=object))}), "cannot be read safely"),
+    "wrong embedding dimension": (
+        lambda d: rewrite(d, replace={"embeddings.npy": npy(np.ones((10, 7), np.float32))}),
+        "shape",
+    ),
+    "manifest lies about count": (
+        lambda d: rewrite(d, manifest=lambda m: {**m, "examples": m["examples"][:3]}),
+        "shape",
+    ),
+    "pickled npy": (
+        lambda d: rewrite(d, replace={"embeddings.npy": npy(np.array([{"a": 1}], dtype=object))}),
+        "cannot be read safely",
+    ),
     "missing thumbnail": (lambda d: rewrite(d, drop={"thumbs/000003.jpg"}), "missing"),
     "missing embeddings": (lambda d: rewrite(d, drop={"embeddings.npy"}), "missing"),
     "zip bomb": (lambda d: rewrite(d, extra={"thumbs/bomb.bin": b"\0" * 50_000_000}), "zip bomb"),
     "bad json": (lambda d: rewrite(d, replace={"manifest.json": b"{not json"}), "not valid JSON"),
-    "nan embeddings": (lambda d: rewrite(d, replace={"embeddings.npy": npy(with_nan(np.random.default_rng(0).random((10, 1280), np.float32)))}), "NaN"),
-    "bad class in example": (lambda d: rewrite(d, manifest=lambda m: {**m, "examples": [{**e, "label": "dog"} for e in m["examples"]]}), "no valid class"),
+    "nan embeddings": (
+        lambda d: rewrite(
+            d, replace={"embeddings.npy": npy(with_nan(np.random.default_rng(0).random((10, 1280), np.float32)))}
+        ),
+        "NaN",
+    ),
+    "bad class in example": (
+        lambda d: rewrite(d, manifest=lambda m: {**m, "examples": [{**e, "label": "dog"} for e in m["examples"]]}),
+        "no valid class",
+    ),
     "thumbnail not jpeg": (lambda d: rewrite(d, replace={"thumbs/000000.jpg": b"<html>"}), "not a JPEG"),
 }
 
@@ -138,7 +155,14 @@ def test_failed_save_keeps_the_previous_file(real_project, tmp_path, monkeypatch
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("", "empty"), ("   ", "empty"), ("x" * 65, "at most 64"), ("unknown", "reserved"), (None, "text"), ("cat", "already")],
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("x" * 65, "at most 64"),
+        ("unknown", "reserved"),
+        (None, "text"),
+        ("cat", "already"),
+    ],
 )
 def test_bad_class_names(name, message, real_project):
     project = Project.load(real_project.to_bytes())

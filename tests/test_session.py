@@ -58,9 +58,13 @@ def test_smoothing_blends_frames(trained):
     trained.smoothing = 0.9
     trained.step(photo("chelsea"))
     blended = trained.step(photo("coffee")).confidences
-    assert blended["cat"] > 0.5 > trained.project.predict(
-        trained.backbone.embed(trained.backbone.prepare(photo("coffee"))[None])[0], 5
-    ).confidences["cat"]
+    assert (
+        blended["cat"]
+        > 0.5
+        > trained.project.predict(
+            trained.backbone.embed(trained.backbone.prepare(photo("coffee"))[None])[0], 5
+        ).confidences["cat"]
+    )
     assert sharp["cat"] > 0.9
 
 
