@@ -11,6 +11,7 @@ the similarity-weighted mean of the map positions of its nearest examples.
 from __future__ import annotations
 
 import threading
+import warnings
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 import numpy as np
@@ -67,6 +68,7 @@ def fit_layout(vectors: np.ndarray, method: str = "umap", seed: int = 0) -> np.n
 def _umap(vectors: np.ndarray, seed: int) -> np.ndarray:
     import umap
 
+    warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # a fixed seed is our choice
     reducer = umap.UMAP(
         n_neighbors=min(15, len(vectors) - 1), metric="cosine", init="spectral", random_state=seed, n_epochs=200
     )

@@ -87,7 +87,6 @@ class Session:
         self.recorded_this_take = 0
         self._last_recorded_at = -np.inf
         self._smoothed: dict[str, float] = {}
-        self.last_active = time.monotonic()
         self.views_on = True
         self.grid_tap = backbone.grid_tap
         self.grid_mode = "icons" if icons is not None else "factors"
@@ -124,7 +123,6 @@ class Session:
         earlier frames.
         """
         now = time.monotonic() if now is None else now
-        self.last_active = now
         square = self.backbone.prepare(frame)
         tap = self.project.tap
         outputs = self.backbone.run(square[None], [self.grid_tap, tap] if self.views_on else [tap])
@@ -134,7 +132,6 @@ class Session:
         due = now - self._last_recorded_at >= self.record_interval - 1e-6  # tolerance for clock rounding
         if live and self.recording and due and self._has_room():
             self.project.add_examples(self.recording, embedding[None], [encode_jpeg(square)], "webcam")
-            self._atlas = None
             self._last_recorded_at = now
             self.recorded_this_take += 1
             recorded = True

@@ -25,7 +25,7 @@ from .activations import MODES, GridIcons
 from .atlas import icon_path
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone_or_default
 from .projection import METHODS, warm_up
-from .frames import ImageError
+from .frames import ImageError, decode_image
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD
 from .project import ProjectError
 from .session import Session, SessionError
@@ -51,21 +51,21 @@ SAMPLES = ASSETS / "try"
 STREAM_EVERY = 0.1
 STREAM_TIME_LIMIT = 30 * 60
 """A stream is closed after 30 minutes; clicking the camera button again resumes it."""
-SESSION_TTL = 2 * 60 * 60
-"""A session left idle this long is freed (Gradio also frees it an hour after its tab closes)."""
 THUMBNAILS_SHOWN = 12
 MAX_UPLOAD = "20mb"
 USER_ERRORS = (SessionError, ProjectError, ImageError)
 CAMERA_CSS = "#cam video { transform: scaleX(-1); }"  # mirror the preview only; the server gets true frames
 
 
-def _thumbnail_strip(session: Session, label: str | None) -> list[tuple[np.ndarray, str]]:
-    from .frames import decode_image
-
+def _strip_indices(session: Session, label: str | None) -> list[int]:
+    """Example rows shown in a class's thumbnail strip: the latest first."""
     if not label or label not in session.project.classes:
         return []
-    indices = session.project.indices_of(label)[-THUMBNAILS_SHOWN:]
-    return [(decode_image(session.project.examples[i].thumbnail), f"#{i}") for i in reversed(indices)]
+    return session.project.indices_of(label)[-THUMBNAILS_SHOWN:][::-1]
+
+
+def _thumbnail_strip(session: Session, label: str | None) -> list[tuple[np.ndarray, str]]:
+    return [(decode_image(session.project.examples[i].thumbnail), f"#{i}") for i in _strip_indices(session, label)]
 
 
 def load_icons(backbone: Backbone) -> GridIcons | None:
@@ -188,7 +188,7 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         _require(selected)
         if gallery_index is None:
             raise SessionError("Click a thumbnail first, then remove it.")
-        indices = session.project.indices_of(selected)[-THUMBNAILS_SHOWN:][::-1]
+        indices = _strip_indices(session, selected)
         if not 0 <= gallery_index < len(indices):
             raise SessionError("That thumbnail is no longer there.")
         session.project.remove_examples([indices[gallery_index]])
@@ -300,7 +300,10 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
 
     # ------------------------------------------------------------------ layout
     with gr.Blocks(title="teachable", delete_cache=(600, 1800)) as demo:
-        session = gr.State(new_session, time_to_live=SESSION_TTL)
+        # No time_to_live: Gradio counts it from the last time the state is *output*, and handlers mutate the
+        # session in place, so it would drop an active user's work. Gradio frees a session an hour after its tab
+        # closes.
+        session = gr.State(new_session)
         selected_thumbnail = gr.State(None)
         gr.Markdown(
             "# teachable\nTeach a pretrained network by example. Pick a class, press **Record** and show it "
