@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["GridIcons", "MODES", "icon_grid", "factor_grid", "attribution_map", "attribution_grid", "cell_of_pixel"]
+__all__ = ["GridIcons", "MODES", "icon_grid", "factor_grid", "attribution_map", "heat_overlay", "cell_of_pixel"]
 
 MODES = ("icons", "factors", "attribution")
 FACTOR_COLOURS = np.array(
@@ -162,9 +162,9 @@ def attribution_map(
     return (gradient * activation).sum(dim=1)[0].detach().cpu().numpy()
 
 
-def attribution_grid(attribution: np.ndarray, square: np.ndarray) -> np.ndarray:
-    """Positive attribution as a heat overlay on the frame (negative cells are left dim)."""
-    positive = np.maximum(attribution, 0)
+def heat_overlay(values: np.ndarray, square: np.ndarray) -> np.ndarray:
+    """A grid of values as a heat overlay on the frame: positive values glow, the rest is left dim."""
+    positive = np.maximum(values, 0)
     heat = positive / max(positive.max(), 1e-9)
     heat = cv2.resize(heat.astype(np.float32), square.shape[1::-1], interpolation=cv2.INTER_CUBIC).clip(0, 1)
     colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1].astype(np.float32)

@@ -83,6 +83,8 @@ class Evaluation:
     predicted_labels: tuple[str, ...]
     confusion: np.ndarray = field(repr=False)
     """``confusion[i, j]``: examples of ``classes[i]`` predicted as ``classes[j]``."""
+    confidences: tuple[float, ...] = ()
+    """Per example: the confidence its predicted class got."""
 
     @property
     def accuracy(self) -> float:
@@ -236,22 +238,30 @@ class KNNClassifier:
         similarities, indices = self.search(embeddings, k)
         return [self._vote(s, i, self.classes) for s, i in zip(similarities, indices)]
 
+    def others_nearest(self, k: int = DEFAULT_K) -> tuple[np.ndarray, np.ndarray]:
+        """For every example, its nearest *other* examples: ``(similarities, rows)``, each ``N x min(k, N - 1)``.
+
+        One FAISS search of ``k + 1``; each example itself is dropped by row, not by rank, since exact
+        duplicates may rank it second.
+        """
+        width = min(k, len(self) - 1)
+        similarities, indices = self._search(self._vectors, width + 1)
+        keep = indices != np.arange(len(self))[:, None]
+        keep[keep.sum(axis=1) > width, -1] = False  # itself was not among them: drop the last instead
+        return similarities[keep].reshape(len(self), width), indices[keep].reshape(len(self), width)
+
     def leave_one_out(self, k: int = DEFAULT_K) -> Evaluation:
-        """Classify every example by the others, from one FAISS search of ``k + 1`` neighbours."""
+        """Classify every example by the others (see :meth:`others_nearest`)."""
         if len(self.classes) < 2:
             raise KNNError("Leave-one-out needs examples of at least two classes.")
         if len(self) < 3:
             raise KNNError("Leave-one-out needs at least three examples.")
-        similarities, indices = self._search(self._vectors, min(k + 1, len(self)))
-        predicted = []
-        for row, (sims, ids) in enumerate(zip(similarities, indices)):
-            # Drop the example itself. Exact duplicates may rank it second, so drop by id, not by position.
-            others = ids != row
-            sims, ids = sims[others][:k], ids[others][:k]
-            predicted.append(self._vote(sims, ids, self.classes).label)
         classes = self.classes
+        votes = [self._vote(sims, ids, classes) for sims, ids in zip(*self.others_nearest(k))]
+        predicted = [vote.label for vote in votes]
         position = {name: i for i, name in enumerate(classes)}
         confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
         for true, guess in zip(self._labels, predicted):
             confusion[position[true], position[guess]] += 1
-        return Evaluation(classes, tuple(self._labels), tuple(predicted), confusion)
+        confidences = tuple(vote.confidences[vote.label] for vote in votes)
+        return Evaluation(classes, tuple(self._labels), tuple(predicted), confusion, confidences)

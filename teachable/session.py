@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .activations import MODES, GridIcons, attribution_grid, attribution_map, factor_grid, icon_grid
+from .activations import MODES, GridIcons, attribution_map, factor_grid, heat_overlay, icon_grid
 from .backbones import Backbone, pooled
+from .coach import Hint, Review, review
 from .frames import ImageError, decode_image, encode_jpeg
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction
 from .project import BackboneMismatch, Project
 from .projection import EmbeddingMap, place
+from .summary import ChannelStats, channel_stats, class_summary, compare_classes, top_examples
 
 __all__ = ["Session", "FrameResult", "SessionError", "DEFAULT_CLASSES"]
 
@@ -95,6 +97,9 @@ class Session:
         self._map_cache: tuple[tuple, np.ndarray] | None = None
         self._factors: np.ndarray | None = None
         self._atlas: tuple | None = None
+        self._review: tuple | None = None
+        self._channel_cache: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+        """(example uid, tap) -> (spatial mean, spatial max) per channel."""
         self.map_shown_key: tuple | None = None
         """What the page's map-points layer last showed (so it is redrawn only when it changes)."""
 
@@ -235,7 +240,7 @@ class Session:
             attribution = attribution_map(
                 self.backbone, result.square, self.project.embeddings[rows], tap=self.grid_tap, until=self.project.tap
             )
-            return attribution_grid(attribution, result.square)
+            return heat_overlay(attribution, result.square)
         image, self._factors = factor_grid(result.grid_activation, result.square, previous=self._factors)
         return image
 
@@ -299,6 +304,73 @@ class Session:
             self.project.add_examples(label, self.backbone.embed(square[None]), [encode_jpeg(square)], name)
             added += 1
         return added, problems
+
+    # ----------------------------------------------------------------- under the hood
+    def _example_key(self) -> tuple:
+        return tuple(self.project.uids), tuple(e.label for e in self.project.examples)
+
+    def review(self) -> Review:
+        """Leave-one-out evaluation and data-coach hints; cached until the examples or k change."""
+        filled = [name for name, count in self.project.counts().items() if count]
+        if len(filled) < 2 or len(self.project) < 3:
+            raise SessionError("The evaluation needs at least three examples in at least two classes.")
+        key = (self._example_key(), self.k, self.project.tap)
+        if self._review is None or self._review[0] != key:
+            self._review = (key, review(self.project.classifier, self.project.classes, self.k))
+        return self._review[1]
+
+    def apply_hint(self, hint: Hint) -> str:
+        """Do what a hint suggests: move or remove its examples."""
+        if hint.fix == "move":
+            for row in hint.examples:
+                self.project.move_example(row, hint.move_to)
+            return f"Moved {len(hint.examples)} example(s) to '{hint.move_to}'."
+        if hint.fix == "remove":
+            self.project.remove_examples(list(hint.examples))
+            return f"Removed {len(hint.examples)} example(s)."
+        raise SessionError("This hint is advice: there is nothing to apply with one click.")
+
+    def channel_stats(self, progress=None, batch_size: int = 16) -> ChannelStats:
+        """Per-example channel means and maxima at the grid tap, read from the thumbnails once per example."""
+        tap = self.grid_tap
+        missing = [e for e in self.project.examples if (e.uid, tap) not in self._channel_cache]
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            squares = np.stack([self.backbone.prepare(decode_image(e.thumbnail)) for e in chunk])
+            stats = channel_stats(tap, self.backbone.run(squares, [tap])[tap].cpu().numpy())
+            for example, mean, maximum in zip(chunk, stats.means, stats.maxima):
+                self._channel_cache[(example.uid, tap)] = (mean, maximum)
+            if progress:
+                progress(start + len(chunk), len(missing))
+        rows = [self._channel_cache[(e.uid, tap)] for e in self.project.examples]
+        channels = self.backbone.tap(tap).channels
+        means = np.stack([r[0] for r in rows]) if rows else np.zeros((0, channels))
+        maxima = np.stack([r[1] for r in rows]) if rows else np.zeros((0, channels))
+        return ChannelStats(tap, means, maxima)
+
+    def class_summary(self, top: int = 8, progress=None) -> dict[str, list[tuple[int, float]]]:
+        if len([c for c in self.project.counts().values() if c]) < 2:
+            raise SessionError("A class summary compares classes: add examples to at least two.")
+        return class_summary(self.channel_stats(progress).means, [e.label for e in self.project.examples], top)
+
+    def compare(self, first: str, second: str, top: int = 6, progress=None) -> dict[str, list[tuple[int, float]]]:
+        counts = self.project.counts()
+        if first == second or not counts.get(first) or not counts.get(second):
+            raise SessionError("Pick two different classes that both have examples.")
+        labels = [e.label for e in self.project.examples]
+        return compare_classes(self.channel_stats(progress).means, labels, first, second, top)
+
+    def unit_view(self, channel: int, top: int = 8, progress=None) -> list[tuple[int, np.ndarray]]:
+        """The examples that excite ``channel`` most, each with a heat map of where it fires."""
+        if not len(self.project):
+            raise SessionError("There are no examples to look through yet.")
+        channels = self.backbone.tap(self.grid_tap).channels
+        if not 0 <= channel < channels:
+            raise SessionError(f"Channel {channel} is out of range (0 to {channels - 1}) for {self.grid_tap}.")
+        rows = top_examples(self.channel_stats(progress).maxima, channel, top)
+        squares = np.stack([self.backbone.prepare(decode_image(self.project.examples[r].thumbnail)) for r in rows])
+        maps = self.backbone.run(squares, [self.grid_tap])[self.grid_tap][:, channel].cpu().numpy()
+        return [(row, heat_overlay(unit_map, square)) for row, unit_map, square in zip(rows, maps, squares)]
 
     # ----------------------------------------------------------------- projects
     def load_project(self, data: bytes, progress=None) -> str:
