@@ -10,7 +10,8 @@ With a kNN there is no training run to wait for: every example can be classified
 Rules and thresholds (all similarities are cosine, in the embedding the project uses):
 
 ============== =================================================================================================
-mislabelled    every one of the k nearest other examples belongs to one other class -> move it there
+mislabelled    its nearest other example and more than half of its k nearest belong to one other class
+               -> move it there
 outlier        its nearest other example is less similar than ``OUTLIER_SIMILARITY`` -> remove it
 duplicate      a same-class example more similar than ``DUPLICATE_SIMILARITY`` came earlier -> remove the copy
 too few        a class with fewer than ``MIN_EXAMPLES`` examples
@@ -77,18 +78,17 @@ def _plural(count: int, word: str) -> str:
 
 def review(classifier: KNNClassifier, classes: list[str], k: int = 5) -> Review:
     """Evaluate ``classifier`` by leave-one-out and collect hints. ``classes`` includes empty ones."""
-    evaluation = classifier.leave_one_out(k)
+    evaluation = classifier.leave_one_out(k, tuple(classes))
     labels = np.asarray(classifier.labels)
     vectors = classifier.vectors
     hints: list[Hint] = []
     for row, (sims, ids) in enumerate(zip(*classifier.others_nearest(k))):
-        neighbour_labels = set(labels[ids])
-        if len(ids) and len(neighbour_labels) == 1 and labels[row] not in neighbour_labels:
-            (other,) = neighbour_labels
+        other = labels[ids[0]] if len(ids) else labels[row]
+        if other != labels[row] and (labels[ids] == other).sum() * 2 > len(ids):
             hints.append(
                 Hint(
                     "mislabelled",
-                    f"Example #{row} is in '{labels[row]}', but all its nearest examples are '{other}'. "
+                    f"Example #{row} is in '{labels[row]}', but most of its nearest examples are '{other}'. "
                     f"Was it recorded into the wrong class?",
                     (row,),
                     move_to=str(other),

@@ -250,13 +250,15 @@ class KNNClassifier:
         keep[keep.sum(axis=1) > width, -1] = False  # itself was not among them: drop the last instead
         return similarities[keep].reshape(len(self), width), indices[keep].reshape(len(self), width)
 
-    def leave_one_out(self, k: int = DEFAULT_K) -> Evaluation:
-        """Classify every example by the others (see :meth:`others_nearest`)."""
+    def leave_one_out(self, k: int = DEFAULT_K, classes: tuple[str, ...] = ()) -> Evaluation:
+        """Classify every example by the others (see :meth:`others_nearest`). ``classes`` orders the confusion
+        matrix (classes without examples are left out)."""
         if len(self.classes) < 2:
             raise KNNError("Leave-one-out needs examples of at least two classes.")
         if len(self) < 3:
             raise KNNError("Leave-one-out needs at least three examples.")
-        classes = self.classes
+        present = set(self.classes)
+        classes = tuple(dict.fromkeys([c for c in classes if c in present] + list(self.classes)))
         votes = [self._vote(sims, ids, classes) for sims, ids in zip(*self.others_nearest(k))]
         predicted = [vote.label for vote in votes]
         position = {name: i for i, name in enumerate(classes)}

@@ -10,6 +10,7 @@ from html import escape
 import cv2
 import numpy as np
 
+from .frames import encode_jpeg
 from .project import Project
 from .projection import MIN_UMAP_POINTS
 from .session import FrameResult
@@ -24,6 +25,9 @@ __all__ = [
     "image_html",
     "atlas_image",
     "architecture_html",
+    "evaluation_html",
+    "channels_html",
+    "unit_html",
 ]
 
 MAP_SIZE = 420
@@ -159,6 +163,98 @@ def map_live_html(result: FrameResult, positions: np.ndarray, trail: list[np.nda
     return "".join(parts)
 
 
+def _confidence_colour(value: float) -> str:
+    """Red (0) through amber to green (1)."""
+    red, green = int(220 * (1 - value)), int(170 * value + 40)
+    return f"rgb({red},{green},60)"
+
+
+def evaluation_html(review, project: Project) -> str:
+    """Accuracy, a confusion-matrix picture and the classification view (examples under their leave-one-out
+    prediction, framed by confidence, mistakes outlined)."""
+    evaluation = review.evaluation
+    names = evaluation.classes
+    parts = [
+        f'<div class="tm-eval"><div class="tm-accuracy" data-accuracy="{evaluation.accuracy:.4f}">'
+        f'Leave-one-out accuracy: <b>{evaluation.accuracy:.0%}</b></div><div class="tm-per-class">'
+    ]
+    parts += [
+        f"<span>{escape(name)}: {accuracy:.0%}</span> " for name, accuracy in evaluation.per_class_accuracy.items()
+    ]
+    parts.append("</div>")
+    # Confusion matrix as a picture: each cell's shade is the share of the row's examples.
+    rows = evaluation.confusion.sum(axis=1, keepdims=True).clip(min=1)
+    size = max(24, min(56, 280 // max(len(names), 1)))
+    parts.append('<div class="tm-confusion"><div class="tm-confusion-title">true class ↓, predicted →</div><table>')
+    parts.append("<tr><th></th>" + "".join(f"<th>{escape(n)}</th>" for n in names) + "</tr>")
+    for i, name in enumerate(names):
+        cells = []
+        for j in range(len(names)):
+            share = evaluation.confusion[i, j] / rows[i, 0]
+            colour = f"rgba(78,121,167,{share:.2f})" if i == j else f"rgba(225,87,89,{share:.2f})"
+            cells.append(
+                f'<td title="{evaluation.confusion[i, j]} {escape(name)} taken for {escape(names[j])}" '
+                f'style="width:{size}px;height:{size}px;background:{colour}">{evaluation.confusion[i, j]}</td>'
+            )
+        parts.append(f"<tr><th>{escape(name)}</th>{''.join(cells)}</tr>")
+    parts.append("</table></div>")
+    # Classification view.
+    parts.append('<div class="tm-classification">')
+    for predicted in names:
+        members = [r for r, p in enumerate(evaluation.predicted_labels) if p == predicted]
+        parts.append(f'<div class="tm-column"><div class="tm-column-title">taken for {escape(predicted)}</div>')
+        for row in members:
+            true = evaluation.true_labels[row]
+            mistake = true != predicted
+            confidence = evaluation.confidences[row] if evaluation.confidences else 1.0
+            data = base64.b64encode(project.examples[row].preview).decode("ascii")
+            parts.append(
+                f'<figure class="tm-example{" tm-mistake" if mistake else ""}" data-row="{row}" '
+                f'title="#{row}: {escape(true)}, taken for {escape(predicted)} ({confidence:.0%})">'
+                f'<img src="data:image/jpeg;base64,{data}" width="56" height="56" '
+                f'style="border-color:{_confidence_colour(confidence)}">'
+                f"<figcaption>#{row}{' ✗ ' + escape(true) if mistake else ''}</figcaption></figure>"
+            )
+        parts.append("</div>")
+    parts.append("</div></div>")
+    return "".join(parts)
+
+
+def _channel_chip(channel: int, score: float, icons, tap: str) -> str:
+    icon = ""
+    if (
+        icons is not None
+        and icons.tap == tap
+        and channel < len(icons.icons)
+        and icons.kinds[channel] == f"channel {channel}"
+    ):
+        icon = _thumbnail(encode_jpeg(icons.icons[channel]), 48)
+    return f'<figure class="tm-channel" data-channel="{channel}">{icon}<figcaption>ch {channel}<br>{score:+.1f}</figcaption></figure>'
+
+
+def channels_html(groups: dict[str, list[tuple[int, float]]], icons, tap: str, caption: str) -> str:
+    """Rows of channels with their icons and scores (class summary or comparison)."""
+    parts = [f'<div class="tm-channels"><div class="tm-channels-caption">{escape(caption)}</div>']
+    for title, channels in groups.items():
+        chips = "".join(_channel_chip(c, score, icons, tap) for c, score in channels)
+        parts.append(f'<div class="tm-channel-row" data-group="{escape(title)}"><b>{escape(title)}</b>{chips}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def unit_html(channel: int, examples: list[tuple[int, np.ndarray]], project: Project, icons, tap: str) -> str:
+    """A channel's icon beside the examples that excite it most, each with where it fires."""
+    parts = [f'<div class="tm-unit">{_channel_chip(channel, 0.0, icons, tap).replace("+0.0", "icon")}']
+    for row, heat in examples:
+        label = escape(project.examples[row].label)
+        parts.append(
+            f'<figure class="tm-unit-example" data-row="{row}">{_thumbnail(encode_jpeg(heat), 112)}'
+            f"<figcaption>#{row} {label}</figcaption></figure>"
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
 def atlas_image(atlas) -> np.ndarray:
     """The atlas with each occupied cell framed in the colour of its majority class."""
     image = atlas.image.copy()
@@ -192,8 +288,7 @@ def image_html(rgb: np.ndarray | None, element_id: str, quality: int = 80) -> st
     """An RGB image inlined as a JPEG data URI (no temporary file)."""
     if rgb is None:
         return ""
-    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    data = base64.b64encode(buffer.tobytes()).decode("ascii") if ok else ""
+    data = base64.b64encode(encode_jpeg(rgb, quality)).decode("ascii")
     return f'<img id="{element_id}" class="tm-grid" src="data:image/jpeg;base64,{data}" alt="activation grid">'
 
 
@@ -222,5 +317,21 @@ CSS = """
 .tm-point:hover .tm-tip { display: inline; }
 .tm-point:hover circle { stroke: #000; stroke-width: 2; }
 .tm-architecture td, .tm-architecture th { padding: 0.1em 0.6em; font-size: 0.9em; }
+.tm-accuracy { font-size: 1.4em; margin-bottom: 0.2em; }
+.tm-per-class span { margin-right: 1em; color: #444; }
+.tm-confusion { margin: 0.6em 0; }
+.tm-confusion table { border-collapse: collapse; }
+.tm-confusion td { text-align: center; border: 1px solid #ddd; font-variant-numeric: tabular-nums; }
+.tm-confusion th { font-weight: 500; padding: 0 0.4em; font-size: 0.85em; }
+.tm-confusion-title { font-size: 0.85em; color: #555; }
+.tm-classification { display: flex; gap: 0.8em; flex-wrap: wrap; align-items: flex-start; }
+.tm-column { border: 1px solid #e3e3e3; border-radius: 6px; padding: 0.3em; max-width: 420px; }
+.tm-column-title { font-size: 0.85em; color: #555; margin-bottom: 0.2em; }
+.tm-example { display: inline-block; margin: 2px; text-align: center; font-size: 0.7em; }
+.tm-example img { border: 3px solid; border-radius: 4px; object-fit: cover; }
+.tm-mistake img { outline: 3px solid #d00; outline-offset: 1px; }
+.tm-channel, .tm-unit-example { display: inline-block; margin: 3px; text-align: center; font-size: 0.75em; }
+.tm-channel-row { margin: 0.3em 0; }
+.tm-channel-row b { display: inline-block; min-width: 7em; }
 .tm-grid { width: 100%; max-width: 420px; image-rendering: pixelated; border-radius: 4px; }
 """

@@ -33,12 +33,15 @@ from .views import (
     CSS,
     architecture_html,
     atlas_image,
+    channels_html,
     classes_html,
+    evaluation_html,
     image_html,
     map_live_html,
     map_points_html,
     message_html,
     prediction_html,
+    unit_html,
 )
 
 __all__ = ["build_app", "serve", "launch", "ASSETS"]
@@ -273,6 +276,64 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
             atlas
         ), f"Atlas of {len(session.project)} examples: {occupied} cells, each the icon its activations match best."
 
+    def refresh_review(session: Session):
+        """Evaluation, classification view, hints and class pickers after any change to the examples."""
+        classes = session.project.classes
+        pickers = (gr.Dropdown(choices=classes), gr.Dropdown(choices=classes), gr.Dropdown(choices=classes))
+        try:
+            result = session.review()
+        except USER_ERRORS as error:
+            return message_html(str(error)), gr.Radio(choices=[], value=None), *pickers
+        choices = [(f"[{hint.kind}] {hint.message}", index) for index, hint in enumerate(result.hints)]
+        return evaluation_html(result, session.project), gr.Radio(choices=choices, value=None), *pickers
+
+    def apply_hint(session: Session, index):
+        if index is None:
+            raise gr.Error("Pick a hint first.")
+        try:
+            hints = session.review().hints
+            return session.apply_hint(hints[int(index)])
+        except (*USER_ERRORS, IndexError) as error:
+            raise gr.Error(str(error) or "That hint is out of date; look again.") from None
+
+    def edit_example(session: Session, row, move_to: str | None, action: str):
+        if row is None or not 0 <= int(row) < len(session.project):
+            raise gr.Error(f"Give an example number from 0 to {len(session.project) - 1}.")
+        try:
+            if action == "delete":
+                session.project.remove_examples([int(row)])
+                return f"Deleted example #{int(row)}."
+            if not move_to:
+                raise SessionError("Pick the class to move it to.")
+            session.project.move_example(int(row), move_to)
+            return f"Moved example #{int(row)} to '{move_to}'."
+        except USER_ERRORS as error:
+            raise gr.Error(str(error)) from None
+
+    def summarise(session: Session, first, second, progress=gr.Progress()):
+        report = lambda done, total: progress(done / max(total, 1), desc="Reading activations")  # noqa: E731
+        try:
+            summary = session.class_summary(progress=report)
+            html = channels_html(
+                summary, icons, session.grid_tap, f"Channels of {session.grid_tap} most typical of each class"
+            )
+            if first and second and first != second:
+                compared = session.compare(first, second, progress=report)
+                html += channels_html(
+                    compared, icons, session.grid_tap, f"'{first}' and '{second}': shared, and what tells them apart"
+                )
+            return html
+        except USER_ERRORS as error:
+            raise gr.Error(str(error)) from None
+
+    def show_unit(session: Session, channel, progress=gr.Progress()):
+        report = lambda done, total: progress(done / max(total, 1), desc="Reading activations")  # noqa: E731
+        try:
+            examples = session.unit_view(int(channel or 0), progress=report)
+        except USER_ERRORS as error:
+            raise gr.Error(str(error)) from None
+        return unit_html(int(channel or 0), examples, session.project, icons, session.grid_tap)
+
     def play_video(video_path, session: Session):
         if not video_path:
             raise gr.Error("Choose a video file first.")
@@ -390,6 +451,35 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
                     atlas_button = gr.Button("Build atlas of my examples", elem_id="build-atlas")
                     atlas_view = gr.Image(label="Activation Atlas", interactive=False, elem_id="atlas")
                     atlas_note = gr.Markdown()
+        with gr.Accordion("Under the hood: evaluation and data coach", open=True, elem_id="hood"):
+            gr.Markdown(
+                "Every example classified by all the others (leave-one-out), after every change. "
+                "Mistakes are outlined in red; frames show the confidence (green high, red low)."
+            )
+            evaluation = gr.HTML(elem_id="evaluation")
+            with gr.Row():
+                with gr.Column(scale=3):
+                    hints = gr.Radio(label="Data coach", elem_id="hints", choices=[])
+                    apply_button = gr.Button("Apply the suggested fix", elem_id="apply-hint", size="sm")
+                with gr.Column(scale=2):
+                    example_row = gr.Number(label="Example #", precision=0, elem_id="example-row")
+                    move_target = gr.Dropdown(label="Move it to", choices=[], elem_id="move-to")
+                    with gr.Row():
+                        move_button = gr.Button("Move example", size="sm", elem_id="move-example")
+                        delete_example_button = gr.Button("Delete example", size="sm", variant="stop")
+            with gr.Row():
+                with gr.Column():
+                    with gr.Row():
+                        first_class = gr.Dropdown(label="Compare class", choices=[], elem_id="first-class")
+                        second_class = gr.Dropdown(label="with class", choices=[], elem_id="second-class")
+                    summary_button = gr.Button("Class summary", size="sm", elem_id="summarise")
+                    summary = gr.HTML(elem_id="summary")
+                with gr.Column():
+                    unit_channel = gr.Number(
+                        label="Channel of the grid layer", value=0, precision=0, elem_id="unit-channel"
+                    )
+                    unit_button = gr.Button("Show the examples that excite it most", size="sm", elem_id="show-unit")
+                    unit = gr.HTML(elem_id="unit")
         with gr.Row():
             with gr.Column(scale=4):
                 gr.Markdown("### Classes")
@@ -424,6 +514,7 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         # ------------------------------------------------------------------ wiring
         panel = [class_picker, class_summary, gallery]
         layers = [architecture, embedding_tap, grid_tap, grid_mode]
+        hood = [evaluation, hints, move_target, first_class, second_class]
         demo.load(lambda s: class_panel(s, None), inputs=session, outputs=panel)
         views = [map_points, map_live, grid]
         camera.stream(
@@ -444,7 +535,9 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
             show_progress="hidden",
             api_name="play_video",
         )
-        record_button.click(toggle_recording, [session, class_picker], [record_button, *panel, status])
+        record_button.click(toggle_recording, [session, class_picker], [record_button, *panel, status]).then(
+            refresh_review, session, hood
+        )
         class_picker.change(lambda s, c: class_panel(s, c), [session, class_picker], panel, show_progress="hidden")
         for button, action in [
             (add_button, add_class),
@@ -452,26 +545,45 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
             (delete_button, delete_class),
             (clear_button, clear_class),
         ]:
-            button.click(guarded(action), [session, class_picker, class_name], [*panel, status])
-        upload_button.click(guarded(upload_into_class), [session, class_picker, uploads], [*panel, status])
+            button.click(guarded(action), [session, class_picker, class_name], [*panel, status]).then(
+                refresh_review, session, hood
+            )
+        upload_button.click(guarded(upload_into_class), [session, class_picker, uploads], [*panel, status]).then(
+            refresh_review, session, hood
+        )
         gallery.select(_selected_index, None, selected_thumbnail)
-        remove_button.click(guarded(remove_thumbnail), [session, class_picker, selected_thumbnail], [*panel, status])
+        remove_button.click(
+            guarded(remove_thumbnail), [session, class_picker, selected_thumbnail], [*panel, status]
+        ).then(refresh_review, session, hood)
         save_button.click(save_project, session, saved_file, api_name="save_project")
         project_file.upload(guarded(load_project), [session, class_picker, project_file], [*panel, status]).then(
             layers_panel, session, layers
-        )
+        ).then(refresh_review, session, hood)
         demo_button.click(guarded(load_demo), [session, class_picker], [*panel, status], api_name="load_demo").then(
             layers_panel, session, layers
+        ).then(refresh_review, session, hood)
+        embedding_tap.input(set_embedding_tap, [session, embedding_tap], [*layers, status]).then(
+            refresh_review, session, hood
         )
-        embedding_tap.input(set_embedding_tap, [session, embedding_tap], [*layers, status])
         grid_tap.input(set_grid_tap, [session, grid_tap], [*layers, status])
         atlas_button.click(build_atlas, session, [atlas_view, atlas_note], api_name="build_atlas")
+        apply_button.click(apply_hint, [session, hints], status).then(
+            lambda s, c: class_panel(s, c), [session, class_picker], panel
+        ).then(refresh_review, session, hood)
+        for button, action in [(move_button, "move"), (delete_example_button, "delete")]:
+            button.click(
+                lambda s, row, target, action=action: edit_example(s, row, target, action),
+                [session, example_row, move_target],
+                status,
+            ).then(lambda s, c: class_panel(s, c), [session, class_picker], panel).then(refresh_review, session, hood)
+        summary_button.click(summarise, [session, first_class, second_class], summary)
+        unit_button.click(show_unit, [session, unit_channel], unit)
         for control in (views_toggle, map_method, grid_mode):
             control.change(set_views, [session, views_toggle, map_method, grid_mode], None, show_progress="hidden")
-        for slider in (k_slider, threshold_slider, smoothing_slider):
-            slider.change(
-                set_settings, [session, k_slider, threshold_slider, smoothing_slider], None, show_progress="hidden"
-            )
+        settings = [session, k_slider, threshold_slider, smoothing_slider]
+        for slider in (threshold_slider, smoothing_slider):
+            slider.change(set_settings, settings, None, show_progress="hidden")
+        k_slider.change(set_settings, settings, None, show_progress="hidden").then(refresh_review, session, hood)
     return demo
 
 

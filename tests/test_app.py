@@ -82,6 +82,56 @@ def test_atlas_and_gallery_files_are_served(server):
     assert "Atlas of 12 examples" in note
 
 
+def choose(page, dropdown: str, value: str) -> None:
+    """Pick a dropdown value, again if a server update re-rendered the dropdown meanwhile."""
+    for _ in range(5):
+        page.locator(f"{dropdown} input").fill(value)
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(200)
+        if page.input_value(f"{dropdown} input") == value:
+            return
+    raise AssertionError(f"{dropdown} did not take {value!r}")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian chromium is not installed (make test installs it)")
+def test_coach_finds_a_mislabelled_example_and_one_click_fixes_it(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(Path("/dev/null")))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(server)
+            page.get_by_text("Load the demo project").click()
+            page.wait_for_selector("#evaluation .tm-accuracy[data-accuracy='1.0000']")
+            # Record a cat into "coffee" by mistake: move example #0.
+            page.fill("#example-row input", "0")
+            choose(page, "#move-to", "coffee")
+            page.click("#move-example")
+            page.wait_for_selector("#evaluation .tm-accuracy:not([data-accuracy='1.0000'])")
+            assert page.locator("#evaluation .tm-mistake").count() >= 1
+            hint = page.locator("#hints label", has_text="[mislabelled] Example #0")
+            hint.click()
+            page.locator("#hood").screenshot(path=str(ARTIFACTS / "coach-before.png"))
+            page.click("#apply-hint")
+            page.wait_for_selector("#evaluation .tm-accuracy[data-accuracy='1.0000']")
+            assert page.locator("#evaluation .tm-mistake").count() == 0
+            assert page.inner_text("#classes .tm-class[data-class='cat'] .tm-count") == "4 examples"
+            choose(page, "#first-class", "cat")
+            choose(page, "#second-class", "coffee")
+            page.click("#summarise")
+            page.wait_for_selector("#summary .tm-channel-row[data-group='shared'] .tm-channel")
+            page.fill("#unit-channel input", "7")
+            page.click("#show-unit")
+            page.wait_for_selector("#unit .tm-unit-example")
+            assert page.locator("#unit .tm-unit-example").count() == 8
+            page.locator("#hood").screenshot(path=str(ARTIFACTS / "coach-after.png"))
+        finally:
+            browser.close()
+
+
 def marker(page) -> str | None:
     rgb = page.evaluate(MARKER_JS)
     if rgb is None:

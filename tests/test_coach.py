@@ -69,7 +69,9 @@ def test_planted_overlapping_classes_are_reported():
     # "mug" is drawn from the same cloud as "cup": the two overlap.
     cup_centre = vectors[:12].mean(axis=0)
     mug = (cup_centre + 0.3 * rng.normal(size=(12, vectors.shape[1]))).astype(np.float32)
-    result = review(classifier(np.concatenate([vectors, mug]), labels + ["mug"] * 12), ["cup", "hand", "nothing", "mug"])
+    result = review(
+        classifier(np.concatenate([vectors, mug]), labels + ["mug"] * 12), ["cup", "hand", "nothing", "mug"]
+    )
     overlaps = [h for h in result.hints if h.kind == "overlap"]
     assert len(overlaps) == 1 and "'cup' and 'mug'" in overlaps[0].message
     assert not any("'hand'" in h.message for h in overlaps)
