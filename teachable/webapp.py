@@ -58,6 +58,17 @@ THUMBNAILS_SHOWN = 12
 MAX_UPLOAD = "20mb"
 USER_ERRORS = (SessionError, ProjectError, ImageError)
 CAMERA_CSS = "#cam video { transform: scaleX(-1); }"  # mirror the preview only; the server gets true frames
+# Clicking an example in the classification view or the unit view puts its number in the "Example #" box.
+PICK_EXAMPLE_JS = """() => {
+  document.addEventListener('click', (event) => {
+    const figure = event.target.closest('#evaluation [data-row], #unit [data-row]');
+    const input = document.querySelector('#example-row input');
+    if (!figure || !input) return;
+    input.value = figure.dataset.row;
+    input.dispatchEvent(new Event('input', {bubbles: true}));
+    input.dispatchEvent(new Event('change', {bubbles: true}));
+  });
+}"""
 
 
 def _strip_indices(session: Session, label: str | None) -> list[int]:
@@ -454,7 +465,8 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         with gr.Accordion("Under the hood: evaluation and data coach", open=True, elem_id="hood"):
             gr.Markdown(
                 "Every example classified by all the others (leave-one-out), after every change. "
-                "Mistakes are outlined in red; frames show the confidence (green high, red low)."
+                "Mistakes are outlined in red; frames show the confidence (green high, red low). "
+                "Click an example to pick it, then move or delete it."
             )
             evaluation = gr.HTML(elem_id="evaluation")
             with gr.Row():
@@ -606,6 +618,7 @@ def serve(demo: gr.Blocks, host: str, port: int, share: bool = False, prevent_th
         prevent_thread_lock=prevent_thread_lock,
         max_file_size=MAX_UPLOAD,
         css=CSS + CAMERA_CSS,
+        js=PICK_EXAMPLE_JS,
         ssr_mode=False,
         quiet=prevent_thread_lock,
     )

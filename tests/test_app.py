@@ -106,8 +106,9 @@ def test_coach_finds_a_mislabelled_example_and_one_click_fixes_it(server):
             page.goto(server)
             page.get_by_text("Load the demo project").click()
             page.wait_for_selector("#evaluation .tm-accuracy[data-accuracy='1.0000']")
-            # Record a cat into "coffee" by mistake: move example #0.
-            page.fill("#example-row input", "0")
+            # Record a cat into "coffee" by mistake: click example #0 in the classification view and move it.
+            page.click("#evaluation [data-row='0']")
+            assert page.input_value("#example-row input") == "0"
             choose(page, "#move-to", "coffee")
             page.click("#move-example")
             page.wait_for_selector("#evaluation .tm-accuracy:not([data-accuracy='1.0000'])")
