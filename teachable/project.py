@@ -281,6 +281,7 @@ class Project:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        _remove_stale_temporaries(path)
         return path
 
     # ----------------------------------------------------------------- loading
@@ -317,6 +318,20 @@ class Project:
             error.project = project
             raise error
         return project
+
+
+STALE_AFTER_SECONDS = 60
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files that earlier saves of ``path`` left behind when their process was killed."""
+    now = time.time()
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            if now - stale.stat().st_mtime > STALE_AFTER_SECONDS:
+                stale.unlink()
+        except OSError:
+            pass  # another process's save finished or cleaned it first
 
 
 def _preprocessing_of(backbone) -> dict:

@@ -23,10 +23,10 @@ import numpy as np
 
 from .activations import MODES, GridIcons
 from .atlas import icon_path
-from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone_or_default
+from .backbones import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone_or_default
 from .projection import METHODS, warm_up
 from .frames import ImageError, decode_image
-from .knn import DEFAULT_K, DEFAULT_THRESHOLD
+from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
 from .project import ProjectError
 from .session import Session, SessionError
 from .views import (
@@ -56,7 +56,7 @@ STREAM_TIME_LIMIT = 30 * 60
 """A stream is closed after 30 minutes; clicking the camera button again resumes it."""
 THUMBNAILS_SHOWN = 12
 MAX_UPLOAD = "20mb"
-USER_ERRORS = (SessionError, ProjectError, ImageError)
+USER_ERRORS = (SessionError, ProjectError, ImageError, KNNError, BackboneError)
 CAMERA_CSS = "#cam video { transform: scaleX(-1); }"  # mirror the preview only; the server gets true frames
 # Clicking an example in the classification view or the unit view puts its number in the "Example #" box.
 PICK_EXAMPLE_JS = """() => {

@@ -223,3 +223,35 @@ def test_uploaded_video_plays_through_the_same_frame_function(server, tmp_path):
     bad.write_bytes(b"not a video at all")
     with pytest.raises(Exception, match="could not be read|no frames"):
         client.predict(handle_file(str(bad)), api_name="/play_video")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/passwd",
+        "../../../../etc/passwd",
+        "..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "%2Fetc%2Fpasswd",
+        str(Path(__file__).resolve()),  # the app's own source tree
+        str(Path(__file__).resolve().parent.parent / "assets" / "demo_project.zip"),
+    ],
+)
+def test_file_route_serves_nothing_outside_its_folders(server, path):
+    import httpx
+
+    response = httpx.get(f"{server}gradio_api/file={path}", timeout=30)
+    assert response.status_code in (403, 404), (path, response.status_code)
+    assert b"root:" not in response.content
+
+
+def test_uploads_are_capped_and_served_back_only_from_the_cache(server):
+    import httpx
+
+    small = httpx.post(f"{server}gradio_api/upload", files={"files": ("a.jpg", b"\xff\xd8\xff" + b"0" * 100)}, timeout=30)
+    assert small.status_code == 200
+    (stored,) = small.json()
+    assert httpx.get(f"{server}gradio_api/file={stored}", timeout=30).status_code == 200  # positive control
+    big = httpx.post(
+        f"{server}gradio_api/upload", files={"files": ("big.jpg", b"\xff\xd8\xff" + b"0" * 21_000_000)}, timeout=60
+    )
+    assert big.status_code == 413

@@ -194,3 +194,10 @@ def test_class_operations_keep_examples_and_classifier_in_step(real_project):
     assert project.classes == ["coffee"]
     with pytest.raises(ProjectError, match="no class"):
         project.add_examples("dog", np.ones((1, 1280)), [b""])
+
+
+def test_thousands_of_members_are_refused_before_reading(real_project, monkeypatch):
+    monkeypatch.setattr("teachable.project.MAX_MEMBERS", 2000)
+    crowded = rewrite(real_project.to_bytes(), extra={f"junk/{i}.txt": b"" for i in range(2500)})
+    with pytest.raises(ProjectError, match="2,5.. members; the limit is 2,000"):
+        Project.load(crowded)
