@@ -89,6 +89,7 @@ class Session:
         self.recorded_this_take = 0
         self._last_recorded_at = -np.inf
         self._smoothed: dict[str, float] = {}
+        self.last_active = time.monotonic()
         self.views_on = True
         self.grid_tap = backbone.grid_tap
         self.grid_mode = "icons" if icons is not None else "factors"
@@ -128,6 +129,7 @@ class Session:
         earlier frames.
         """
         now = time.monotonic() if now is None else now
+        self.last_active = time.monotonic()
         square = self.backbone.prepare(frame)
         tap = self.project.tap
         outputs = self.backbone.run(square[None], [self.grid_tap, tap] if self.views_on else [tap])
@@ -304,6 +306,22 @@ class Session:
             self.project.add_examples(label, self.backbone.embed(square[None]), [encode_jpeg(square)], name)
             added += 1
         return added, problems
+
+    def touch(self) -> None:
+        """Mark the session as in use (frames and classifications do this themselves)."""
+        self.last_active = time.monotonic()
+
+    def clear_if_idle(self, idle_seconds: float, now: float | None = None) -> bool:
+        """Drop the examples of a session unused for ``idle_seconds`` (its class names stay). Returns whether it did."""
+        now = time.monotonic() if now is None else now
+        if now - self.last_active <= idle_seconds or not len(self.project):
+            return False
+        self.project = Project.for_backbone(self.backbone, self.project.classes, self.project.tap)
+        self.recording = None
+        self._smoothed, self._channel_cache = {}, {}
+        self._atlas = self._review = self._map_cache = None
+        self.set_map_method(self.map.method, fresh=True)
+        return True
 
     # ----------------------------------------------------------------- under the hood
     def _example_key(self) -> tuple:

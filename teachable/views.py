@@ -28,6 +28,7 @@ __all__ = [
     "evaluation_html",
     "channels_html",
     "unit_html",
+    "strip_html",
 ]
 
 MAP_SIZE = 420
@@ -83,6 +84,18 @@ def prediction_html(result: FrameResult, project: Project, recording: str | None
         parts.append("</div>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def strip_html(project: Project, rows: list[int]) -> str:
+    """A class's latest examples; clicking one picks it (its number goes to the "Example #" box)."""
+    if not rows:
+        return '<div class="tm-strip">No examples yet.</div>'
+    figures = "".join(
+        f'<figure class="tm-example" data-row="{row}" title="#{row}: click to pick">'
+        f"{_thumbnail(project.examples[row].preview, 64)}<figcaption>#{row}</figcaption></figure>"
+        for row in rows
+    )
+    return f'<div class="tm-strip">{figures}</div>'
 
 
 def classes_html(project: Project, selected: str | None) -> str:
@@ -284,12 +297,12 @@ def architecture_html(backbone, embedding_tap: str, grid_tap: str) -> str:
     )
 
 
-def image_html(rgb: np.ndarray | None, element_id: str, quality: int = 80) -> str:
+def image_html(rgb: np.ndarray | None, element_id: str, quality: int = 80, css_class: str = "tm-grid") -> str:
     """An RGB image inlined as a JPEG data URI (no temporary file)."""
     if rgb is None:
         return ""
     data = base64.b64encode(encode_jpeg(rgb, quality)).decode("ascii")
-    return f'<img id="{element_id}" class="tm-grid" src="data:image/jpeg;base64,{data}" alt="activation grid">'
+    return f'<img id="{element_id}" class="{css_class}" src="data:image/jpeg;base64,{data}" alt="">'
 
 
 CSS = """
@@ -333,5 +346,7 @@ CSS = """
 .tm-channel, .tm-unit-example { display: inline-block; margin: 3px; text-align: center; font-size: 0.75em; }
 .tm-channel-row { margin: 0.3em 0; }
 .tm-channel-row b { display: inline-block; min-width: 7em; }
+.tm-atlas { width: 100%; max-width: 760px; }
+.tm-strip .tm-example, .tm-unit-example, #evaluation .tm-example { cursor: pointer; }
 .tm-grid { width: 100%; max-width: 420px; image-rendering: pixelated; border-radius: 4px; }
 """

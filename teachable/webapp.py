@@ -7,11 +7,15 @@ messages on the page, never stack traces.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +29,7 @@ from .activations import MODES, GridIcons
 from .atlas import icon_path
 from .backbones import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone_or_default
 from .projection import METHODS, warm_up
-from .frames import ImageError, decode_image
+from .frames import ImageError
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
 from .project import ProjectError
 from .session import Session, SessionError
@@ -41,6 +45,7 @@ from .views import (
     map_points_html,
     message_html,
     prediction_html,
+    strip_html,
     unit_html,
 )
 
@@ -54,6 +59,8 @@ SAMPLES = ASSETS / "try"
 STREAM_EVERY = 0.1
 STREAM_TIME_LIMIT = 30 * 60
 """A stream is closed after 30 minutes; clicking the camera button again resumes it."""
+SESSION_IDLE_SECONDS = float(os.environ.get("TEACHABLE_SESSION_IDLE_SECONDS", 2 * 60 * 60))
+"""A session with no frames, classifications or edits for this long is freed, with its examples."""
 THUMBNAILS_SHOWN = 12
 MAX_UPLOAD = "20mb"
 USER_ERRORS = (SessionError, ProjectError, ImageError, KNNError, BackboneError)
@@ -61,7 +68,7 @@ CAMERA_CSS = "#cam video { transform: scaleX(-1); }"  # mirror the preview only;
 # Clicking an example in the classification view or the unit view puts its number in the "Example #" box.
 PICK_EXAMPLE_JS = """() => {
   document.addEventListener('click', (event) => {
-    const figure = event.target.closest('#evaluation [data-row], #unit [data-row]');
+    const figure = event.target.closest('#evaluation [data-row], #unit [data-row], #strip [data-row]');
     const input = document.querySelector('#example-row input');
     if (!figure || !input) return;
     input.value = figure.dataset.row;
@@ -78,8 +85,11 @@ def _strip_indices(session: Session, label: str | None) -> list[int]:
     return session.project.indices_of(label)[-THUMBNAILS_SHOWN:][::-1]
 
 
-def _thumbnail_strip(session: Session, label: str | None) -> list[tuple[np.ndarray, str]]:
-    return [(decode_image(session.project.examples[i].thumbnail), f"#{i}") for i in _strip_indices(session, label)]
+def _thumbnail_strip(session: Session, label: str | None) -> str:
+    # HTML with inlined previews rather than a gr.Gallery: Gradio caches gallery images by content and rewrites
+    # the file on every save, so two sessions showing the same picture (e.g. the demo project) can be served a
+    # half-written file.
+    return strip_html(session.project, _strip_indices(session, label))
 
 
 def load_icons(backbone: Backbone) -> GridIcons | None:
@@ -92,13 +102,17 @@ def load_icons(backbone: Backbone) -> GridIcons | None:
     return GridIcons.load(path)
 
 
-def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Blocks:
-    """The whole page for one shared, read-only ``backbone``."""
+def build_app(
+    backbone: Backbone, startup_warning: str | None = None, idle_seconds: float = SESSION_IDLE_SECONDS
+) -> gr.Blocks:
+    """The whole page for one shared, read-only ``backbone``. A session idle for ``idle_seconds`` is freed."""
     # Gradio fixes its file cache when the Blocks are made and serves files only from there, so the folder is
     # chosen first. A folder of our own keeps the app's files apart and is cleaned by delete_cache.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "teachable-gradio"))
     icons = load_icons(backbone)
     map_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding-map")
+    live_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+    _start_idle_reaper(live_sessions, idle_seconds)
 
     def new_session() -> Session:
         return Session(backbone, icons=icons, map_executor=map_executor)
@@ -124,16 +138,19 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         return points, live, image_html(session.grid_image(result), "tm-grid")
 
     def on_frame(frame, session: Session):
+        """Returns the panel, the three views, and the session (outputting it marks the session as active)."""
+        live_sessions.add(session)
         if frame is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), session
         try:
             result = session.step(frame)
         except USER_ERRORS as error:
-            return message_html(str(error)), gr.skip(), gr.skip(), gr.skip()
+            return message_html(str(error)), gr.skip(), gr.skip(), gr.skip(), session
         panel = prediction_html(result, session.project, session.recording, session.recorded_this_take)
-        return panel, *views_of(result, session)
+        return panel, *views_of(result, session), session
 
     def classify(image, session: Session):
+        live_sessions.add(session)
         if image is None:
             raise gr.Error("Choose an image to classify.")
         try:
@@ -146,7 +163,7 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
             "message": result.message,
             "nearest_similarity": result.prediction.nearest_similarity if result.prediction else None,
         }
-        return prediction_html(result, session.project), details, *views_of(result, session)
+        return prediction_html(result, session.project), details, *views_of(result, session), session
 
     def class_panel(session: Session, selected: str | None):
         classes = session.project.classes
@@ -198,15 +215,11 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         added, problems = session.add_images(selected, images)
         return "; ".join([f"Added {added} image(s) to '{selected}'.", *problems])
 
-    def remove_thumbnail(session: Session, selected, gallery_index):
-        _require(selected)
-        if gallery_index is None:
-            raise SessionError("Click a thumbnail first, then remove it.")
-        indices = _strip_indices(session, selected)
-        if not 0 <= gallery_index < len(indices):
-            raise SessionError("That thumbnail is no longer there.")
-        session.project.remove_examples([indices[gallery_index]])
-        return "Removed one example."
+    def remove_thumbnail(session: Session, selected, row):
+        if row is None or not 0 <= int(row) < len(session.project):
+            raise SessionError("Click an example first (its number appears under Example #), then remove it.")
+        session.project.remove_examples([int(row)])
+        return f"Removed example #{int(row)}."
 
     def toggle_recording(session: Session, selected):
         if session.recording:
@@ -283,20 +296,21 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         except USER_ERRORS as error:
             raise gr.Error(str(error)) from None
         occupied = int((atlas.majority >= 0).sum())
-        return atlas_image(
-            atlas
-        ), f"Atlas of {len(session.project)} examples: {occupied} cells, each the icon its activations match best."
+        note = f"Atlas of {len(session.project)} examples: {occupied} cells, each the icon its activations match best."
+        return image_html(atlas_image(atlas), "tm-atlas", quality=85, css_class="tm-atlas"), note
 
     def refresh_review(session: Session):
         """Evaluation, classification view, hints and class pickers after any change to the examples."""
+        live_sessions.add(session)
+        session.touch()
         classes = session.project.classes
         pickers = (gr.Dropdown(choices=classes), gr.Dropdown(choices=classes), gr.Dropdown(choices=classes))
         try:
             result = session.review()
         except USER_ERRORS as error:
-            return message_html(str(error)), gr.Radio(choices=[], value=None), *pickers
+            return message_html(str(error)), gr.Radio(choices=[], value=None), *pickers, session
         choices = [(f"[{hint.kind}] {hint.message}", index) for index, hint in enumerate(result.hints)]
-        return evaluation_html(result, session.project), gr.Radio(choices=choices, value=None), *pickers
+        return evaluation_html(result, session.project), gr.Radio(choices=choices, value=None), *pickers, session
 
     def apply_hint(session: Session, index):
         if index is None:
@@ -372,11 +386,9 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
 
     # ------------------------------------------------------------------ layout
     with gr.Blocks(title="teachable", delete_cache=(600, 1800)) as demo:
-        # No time_to_live: Gradio counts it from the last time the state is *output*, and handlers mutate the
-        # session in place, so it would drop an active user's work. Gradio frees a session an hour after its tab
-        # closes.
-        session = gr.State(new_session)
-        selected_thumbnail = gr.State(None)
+        # Gradio counts time_to_live from the last time the state was an *output*; the frame, classify and review
+        # handlers output it, so it measures idleness. Gradio also frees a session an hour after its tab closes.
+        session = gr.State(new_session, time_to_live=idle_seconds, delete_callback=_release)
         gr.Markdown(
             "# teachable\nTeach a pretrained network by example. Pick a class, press **Record** and show it "
             "to the camera; do the same for the other class. The prediction follows at once — no training step."
@@ -460,7 +472,7 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
                     )
                 with gr.Column(scale=1):
                     atlas_button = gr.Button("Build atlas of my examples", elem_id="build-atlas")
-                    atlas_view = gr.Image(label="Activation Atlas", interactive=False, elem_id="atlas")
+                    atlas_view = gr.HTML(elem_id="atlas")
                     atlas_note = gr.Markdown()
         with gr.Accordion("Under the hood: evaluation and data coach", open=True, elem_id="hood"):
             gr.Markdown(
@@ -505,13 +517,9 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
                     clear_button = gr.Button("Clear examples", size="sm")
                     delete_button = gr.Button("Delete class", size="sm", variant="stop")
             with gr.Column(scale=5):
-                gallery = gr.Gallery(
-                    label="Latest examples of the selected class (click one to remove it)",
-                    columns=6,
-                    height=220,
-                    allow_preview=False,
-                )
-                remove_button = gr.Button("Remove the clicked example", size="sm")
+                gr.Markdown("Latest examples of the selected class (click one to pick it)")
+                gallery = gr.HTML(elem_id="strip")
+                remove_button = gr.Button("Remove the picked example", size="sm", elem_id="remove-example")
                 uploads = gr.File(
                     file_count="multiple", file_types=["image"], label="Add image files to the selected class"
                 )
@@ -526,23 +534,23 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
         # ------------------------------------------------------------------ wiring
         panel = [class_picker, class_summary, gallery]
         layers = [architecture, embedding_tap, grid_tap, grid_mode]
-        hood = [evaluation, hints, move_target, first_class, second_class]
-        demo.load(lambda s: class_panel(s, None), inputs=session, outputs=panel)
+        hood = [evaluation, hints, move_target, first_class, second_class, session]
+        demo.load(lambda s: (*class_panel(s, None), s), inputs=session, outputs=[*panel, session])
         views = [map_points, map_live, grid]
         camera.stream(
             on_frame,
             inputs=[camera, session],
-            outputs=[prediction, *views],
+            outputs=[prediction, *views, session],
             stream_every=STREAM_EVERY,
             time_limit=STREAM_TIME_LIMIT,
             concurrency_limit=None,
             show_progress="hidden",
         )
-        classify_button.click(classify, [still, session], [prediction, details, *views], api_name="classify")
+        classify_button.click(classify, [still, session], [prediction, details, *views, session], api_name="classify")
         play_button.click(
             play_video,
             [video, session],
-            [prediction, *views],
+            [prediction, *views, session],
             concurrency_limit=None,
             show_progress="hidden",
             api_name="play_video",
@@ -557,20 +565,19 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
             (delete_button, delete_class),
             (clear_button, clear_class),
         ]:
-            button.click(guarded(action), [session, class_picker, class_name], [*panel, status]).then(
-                refresh_review, session, hood
-            )
+            button.click(
+                guarded(action), [session, class_picker, class_name], [*panel, status], api_name=action.__name__
+            ).then(refresh_review, session, hood)
         upload_button.click(guarded(upload_into_class), [session, class_picker, uploads], [*panel, status]).then(
             refresh_review, session, hood
         )
-        gallery.select(_selected_index, None, selected_thumbnail)
-        remove_button.click(
-            guarded(remove_thumbnail), [session, class_picker, selected_thumbnail], [*panel, status]
-        ).then(refresh_review, session, hood)
+        remove_button.click(guarded(remove_thumbnail), [session, class_picker, example_row], [*panel, status]).then(
+            refresh_review, session, hood
+        )
         save_button.click(save_project, session, saved_file, api_name="save_project")
-        project_file.upload(guarded(load_project), [session, class_picker, project_file], [*panel, status]).then(
-            layers_panel, session, layers
-        ).then(refresh_review, session, hood)
+        project_file.upload(
+            guarded(load_project), [session, class_picker, project_file], [*panel, status], api_name="open_project"
+        ).then(layers_panel, session, layers).then(refresh_review, session, hood)
         demo_button.click(guarded(load_demo), [session, class_picker], [*panel, status], api_name="load_demo").then(
             layers_panel, session, layers
         ).then(refresh_review, session, hood)
@@ -599,8 +606,36 @@ def build_app(backbone: Backbone, startup_warning: str | None = None) -> gr.Bloc
     return demo
 
 
-def _selected_index(event: gr.SelectData) -> int:
-    return event.index
+def _start_idle_reaper(sessions: weakref.WeakSet, idle_seconds: float) -> None:
+    """Every few seconds, drop the examples of sessions idle for longer than ``idle_seconds``.
+
+    Gradio's own ``time_to_live`` does this for open tabs, but keeps the state of a *closed* tab for an hour in
+    case it reconnects; this bounds both.
+    """
+
+    def reap() -> None:
+        while True:
+            time.sleep(max(1.0, min(idle_seconds / 4, 30.0)))
+            if sum(session.clear_if_idle(idle_seconds) for session in list(sessions)):
+                _return_memory()
+
+    threading.Thread(target=reap, name="idle-session-reaper", daemon=True).start()
+
+
+def _release(session: Session | None) -> None:
+    """Called by Gradio when it frees a session, just *before* it drops its reference: once it has, hand the
+    memory of the session's examples back to the system."""
+    del session
+    threading.Timer(2.0, _return_memory).start()
+
+
+def _return_memory() -> None:
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed small blocks for reuse otherwise
+        except OSError:
+            pass
 
 
 def _require(selected: str | None) -> None:

@@ -3,6 +3,7 @@ with a fake webcam playing real photos."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import socket
 import time
@@ -70,16 +71,22 @@ def test_saved_project_downloads_as_a_zip(server):
     assert project.counts() == {"cat": 4, "coffee": 4, "rocket": 4}
 
 
-def test_atlas_and_gallery_files_are_served(server):
+def test_atlas_is_inlined_and_a_new_session_starts_empty(server):
+    import base64
+    import re
+
     from gradio_client import Client
     from PIL import Image
 
     client = Client(server, verbose=False)
     client.predict(None, api_name="/load_demo")
-    path, note = client.predict(api_name="/build_atlas")  # downloading fails unless Gradio serves the file
-    with Image.open(path) as image:
+    html, note = client.predict(api_name="/build_atlas")
+    data = re.search(r'src="data:image/jpeg;base64,([^"]+)"', html).group(1)
+    with Image.open(io.BytesIO(base64.b64decode(data))) as image:
         assert image.width == image.height >= 320
     assert "Atlas of 12 examples" in note
+    with pytest.raises(Exception, match="Add a few examples first"):
+        Client(server, verbose=False).predict(api_name="/build_atlas")
 
 
 def choose(page, dropdown: str, value: str) -> None:
@@ -247,7 +254,9 @@ def test_file_route_serves_nothing_outside_its_folders(server, path):
 def test_uploads_are_capped_and_served_back_only_from_the_cache(server):
     import httpx
 
-    small = httpx.post(f"{server}gradio_api/upload", files={"files": ("a.jpg", b"\xff\xd8\xff" + b"0" * 100)}, timeout=30)
+    small = httpx.post(
+        f"{server}gradio_api/upload", files={"files": ("a.jpg", b"\xff\xd8\xff" + b"0" * 100)}, timeout=30
+    )
     assert small.status_code == 200
     (stored,) = small.json()
     assert httpx.get(f"{server}gradio_api/file={stored}", timeout=30).status_code == 200  # positive control

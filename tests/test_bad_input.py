@@ -79,7 +79,10 @@ ERRORS = {
         lambda s: s.add_images("cup", [("bomb.png", png(Image.new("1", (20000, 20000))))]),
         "too large to decode safely|limit",
     ),
-    "video as image": (lambda s: s.add_images("cup", [("clip.jpg", b"\x00\x00\x00\x18ftypmp42" + bytes(400))]), "not an image"),
+    "video as image": (
+        lambda s: s.add_images("cup", [("clip.jpg", b"\x00\x00\x00\x18ftypmp42" + bytes(400))]),
+        "not an image",
+    ),
     "upload into missing class": (lambda s: s.add_images("dog", [("a.jpg", JPEG)]), "no class named 'dog'"),
     # class names
     "empty class name": (lambda s: s.project.add_class(""), "empty"),
@@ -95,14 +98,20 @@ ERRORS = {
     # examples and embeddings
     "NaN embedding": (lambda s: s.project.add_examples("cup", np.full((1, 1280), np.nan), [JPEG]), "NaN"),
     "wrong embedding size": (lambda s: s.project.add_examples("cup", np.ones((1, 512)), [JPEG]), "512 dimensions"),
-    "embeddings without thumbnails": (lambda s: s.project.add_examples("cup", np.ones((2, 1280)), [JPEG]), "2 embeddings"),
+    "embeddings without thumbnails": (
+        lambda s: s.project.add_examples("cup", np.ones((2, 1280)), [JPEG]),
+        "2 embeddings",
+    ),
     "remove a missing example": (lambda s: s.project.remove_examples([99]), "out of range"),
     "move to a missing class": (lambda s: s.project.move_example(0, "dog"), "no class named 'dog'"),
     # projects
     "project that is not a zip": (lambda s: s.load_project(b"PK\x03\x04 nope"), "not a valid .zip"),
     "project that is an image": (lambda s: s.load_project(JPEG), "not a valid .zip"),
     "zip without a manifest": (lambda s: s.load_project(zipped({"a.txt": b"hi"})), "manifest.json is missing"),
-    "zip-slip project": (lambda s: s.load_project(zipped({"../../evil.py": b"x", "manifest.json": b"{}"})), "unsafe path"),
+    "zip-slip project": (
+        lambda s: s.load_project(zipped({"../../evil.py": b"x", "manifest.json": b"{}"})),
+        "unsafe path",
+    ),
     # views and the coach
     "unit channel out of range": (lambda s: s.unit_view(5000), "out of range"),
     "unknown grid mode": (lambda s: s.set_grid_mode("x-ray"), "Unknown grid mode"),
