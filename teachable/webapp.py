@@ -558,7 +558,7 @@ def build_app(
         record_button.click(toggle_recording, [session, class_picker], [record_button, *panel, status]).then(
             refresh_review, session, hood
         )
-        class_picker.change(lambda s, c: class_panel(s, c), [session, class_picker], panel, show_progress="hidden")
+        class_picker.input(lambda s, c: class_panel(s, c), [session, class_picker], panel, show_progress="hidden")
         for button, action in [
             (add_button, add_class),
             (rename_button, rename_class),
