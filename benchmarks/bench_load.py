@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,21 +29,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 import psutil
 import skimage.data
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from serving import app_process  # noqa: E402
+
 RUN_SECONDS = 20
 SOAK_SECONDS = 120
 FRAME_INTERVAL = 0.1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def frames(folder: Path) -> list[Path]:
@@ -131,24 +125,8 @@ def run(url: str, server: psutil.Process, paths: list[Path], clients: int, secon
 def main() -> None:
     output = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results" / "load.json"
     paths = frames(Path(tempfile.mkdtemp()))
-    port = free_port()
     env = {**os.environ, "GRADIO_TEMP_DIR": tempfile.mkdtemp()}
-    app = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--device", "cpu"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if app.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the app did not start")
-            time.sleep(1)
+    with app_process(env) as (url, app):
         server = psutil.Process(app.pid)
         results: dict = {"frame_interval_s": FRAME_INTERVAL, "runs": []}
         for clients in (1, 5, 10, 20):
@@ -163,9 +141,6 @@ def main() -> None:
         soak["rss_second_half_minus_first_half_mb"] = float(memory[half:].mean() - memory[:half].mean())
         results["soak"] = soak
         print("soak", {k: v for k, v in soak.items() if k not in ("per_client", "server_samples")}, flush=True)
-    finally:
-        app.terminate()
-        app.wait(timeout=30)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=1))
 

@@ -16,7 +16,6 @@ Writes benchmarks/results/stream.json (or the path given as the first argument).
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -27,9 +26,14 @@ import gradio as gr
 import numpy as np
 import torch
 
-from teachable import webapp
-from teachable.backbones import load_backbone
-from teachable.session import Session
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from fakecam import chromium_args  # noqa: E402
+from serving import free_port  # noqa: E402
+
+from teachable import webapp  # noqa: E402
+from teachable.backbones import load_backbone  # noqa: E402
+from teachable.session import Session  # noqa: E402
 
 WIDTH, HEIGHT, FPS, FRAMES = 640, 480, 30, 128
 BITS, BLOCK = 8, 60
@@ -145,17 +149,8 @@ def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], f
     return webapp.build_app(backbone)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from fakecam import chromium_args
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(video))

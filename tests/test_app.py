@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
 import time
 from pathlib import Path
 
@@ -15,15 +14,10 @@ from teachable.webapp import SAMPLES, build_app, serve
 
 from .conftest import photo
 from .fakecam import MARKER_JS, chromium_args, write_y4m
+from .serving import free_port
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 RED, BLUE = (255, 0, 0), (0, 0, 255)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

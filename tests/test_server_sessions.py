@@ -6,9 +6,6 @@ The app runs in its own process (so its memory can be measured), with a short id
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,45 +17,19 @@ from teachable.frames import encode_jpeg
 from teachable.project import Project
 from teachable.webapp import SAMPLES
 
+from . import serving
+
 CLIENTS = 20
 IDLE_SECONDS = 8
 EXAMPLES_PER_SESSION = 300
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_process(tmp_path_factory):
-    port = free_port()
     env = {**os.environ, "TEACHABLE_SESSION_IDLE_SECONDS": str(IDLE_SECONDS),
            "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio"))}  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--device", "cpu"],
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    import httpx
-
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, "the app exited"
-        assert time.monotonic() < deadline, "the app did not start"
-        time.sleep(1)
-    yield url, psutil.Process(process.pid)
-    process.terminate()
-    process.wait(timeout=30)
+    with serving.app_process(env) as (url, process):
+        yield url, psutil.Process(process.pid)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,49 @@
+"""Serving the app for tests and benchmarks: a free loopback port, and the real app in a process of its own."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def app_process(env: dict[str, str], timeout: float = 180) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run `python app.py` on a free loopback port (CPU), wait until it answers, and stop it afterwards."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--device", "cpu"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError("the app exited before it answered")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not answer within {timeout:.0f} s")
+            time.sleep(1)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
