@@ -234,10 +234,6 @@ class KNNClassifier:
         similarities, indices = self.search(embedding, k)
         return self._vote(similarities[0], indices[0], tuple(dict.fromkeys((*classes, *self.classes))))
 
-    def predict_many(self, embeddings: np.ndarray, k: int = DEFAULT_K) -> list[Prediction]:
-        similarities, indices = self.search(embeddings, k)
-        return [self._vote(s, i, self.classes) for s, i in zip(similarities, indices)]
-
     def others_nearest(self, k: int = DEFAULT_K) -> tuple[np.ndarray, np.ndarray]:
         """For every example, its nearest *other* examples: ``(similarities, rows)``, each ``N x min(k, N - 1)``.
 

@@ -324,15 +324,12 @@ class Session:
         return True
 
     # ----------------------------------------------------------------- under the hood
-    def _example_key(self) -> tuple:
-        return tuple(self.project.uids), tuple(e.label for e in self.project.examples)
-
     def review(self) -> Review:
         """Leave-one-out evaluation and data-coach hints; cached until the examples or k change."""
         filled = [name for name, count in self.project.counts().items() if count]
         if len(filled) < 2 or len(self.project) < 3:
             raise SessionError("The evaluation needs at least three examples in at least two classes.")
-        key = (self._example_key(), self.k, self.project.tap)
+        key = (tuple(self.project.uids), tuple(e.label for e in self.project.examples), self.k, self.project.tap)
         if self._review is None or self._review[0] != key:
             self._review = (key, review(self.project.classifier, self.project.classes, self.k))
         return self._review[1]
