@@ -10,11 +10,24 @@ the classes. With a single class, a frame that looks nothing like it therefore g
 100 %. ``label`` is always the class with the most votes (with a small temperature that is close to the 1-nearest
 neighbour). ``is_unknown`` is set when even the nearest example is less similar than ``threshold``.
 
+**Storage.** Vectors are kept at float16 precision (rounded on ``add``, held as float32 for FAISS), so a project
+file stores them as float16 without loss: save -> load predicts bit-identically at half the bytes. Rounding moves a
+cosine similarity by about 1e-4; ``benchmarks/bench_scale.py`` measures the effect on predictions.
+
+**Index.** Below ``approximate_from`` examples, an exact ``IndexFlatIP`` answers. From there an IVF index
+(``IndexIVFFlat``, ``sqrt(n)`` lists) is trained on a sample in a background thread while the flat index goes on
+answering; once ready it answers instead, probing enough lists to keep recall against the flat index at or above
+0.99 on the benchmark data. Adds go into it at once; a removal drops it and a new one is built in the background
+from the kept centroids. When the installed faiss sees a GPU (the ``gpu`` extra), indexes live on the GPU.
+
 This module knows nothing of images or models: it takes vectors and class names.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
+import threading
 from dataclasses import dataclass, field
 
 import faiss
@@ -27,6 +40,15 @@ DEFAULT_THRESHOLD = 0.4
 """Cosine similarity below which a frame is called unknown. Unrelated photos score 0.06-0.24 (median 0.15) with the
 default backbone and tap (17 scikit-image photos); views of one object score above 0.6."""
 DEFAULT_TEMPERATURE = 0.05
+APPROXIMATE_FROM = 20_000
+"""Examples from which an approximate index is built. A flat search of 20k 1280-d vectors takes about 3.5 ms on a
+2-core CPU and grows linearly (18 ms at 100k); the IVF index stays near 1 ms (benchmarks/bench_scale.py)."""
+PROBE_FRACTION = 1 / 16
+"""Share of the IVF lists each query visits (at least MIN_PROBES): recall >= 0.99 on the benchmark data."""
+MIN_PROBES = 16
+TRAINING_POINTS_PER_LIST = 40
+
+log = logging.getLogger(__name__)
 
 
 class KNNError(ValueError):
@@ -45,9 +67,20 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     if (norms == 0).any():
         raise KNNError("Embedding is all zeros; it cannot be compared by direction.")
-    # Rows that are already unit length stay bit-identical, so saved and reloaded vectors predict identically.
-    norms[np.abs(norms - 1) < 1e-6] = 1
+    # Rows that are already unit length (to float16 precision, as stored) stay bit-identical, so saved and reloaded
+    # vectors predict identically.
+    norms[np.abs(norms - 1) < 1e-3] = 1
     return np.ascontiguousarray(vectors / norms)
+
+
+def to_stored_precision(vectors: np.ndarray) -> np.ndarray:
+    """Round float32 vectors to the float16 grid they are stored at (and keep them as float32 for FAISS)."""
+    return vectors.astype(np.float16).astype(np.float32)
+
+
+def gpu_count() -> int:
+    """GPUs the installed faiss can use (0 with faiss-cpu)."""
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
 
 
 @dataclass(frozen=True)
@@ -106,12 +139,14 @@ class Evaluation:
 
 
 class KNNClassifier:
-    """Cosine kNN over labelled embeddings, backed by a FAISS ``IndexFlatIP``.
+    """Cosine kNN over labelled embeddings, backed by FAISS (exact below ``approximate_from`` examples).
 
     >>> knn = KNNClassifier(dim=3)
     >>> knn.add([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0]], ["cup", "cup", "hand"])
     >>> knn.predict([1, 0.05, 0], k=2).label
     'cup'
+
+    Queries and changes come from one thread (a session's); only the approximate index is built in another.
     """
 
     def __init__(
@@ -119,15 +154,39 @@ class KNNClassifier:
         dim: int,
         threshold: float = DEFAULT_THRESHOLD,
         temperature: float = DEFAULT_TEMPERATURE,
+        *,
+        approximate_from: int | None = APPROXIMATE_FROM,
+        use_gpu: bool | None = None,
     ) -> None:
         if dim <= 0:
             raise KNNError(f"Embedding dimension must be positive, got {dim}.")
         self.dim = dim
         self.threshold = threshold
         self.temperature = temperature
+        self.approximate_from = approximate_from
+        """Number of examples from which an approximate index is used (None: always exact)."""
+        self.use_gpu = gpu_count() > 0 if use_gpu is None else use_gpu
         self._vectors = np.zeros((0, dim), dtype=np.float32)
         self._labels: list[str] = []
-        self._index: faiss.IndexFlatIP | None = None  # rebuilt lazily after a removal
+        self._flat: faiss.Index | None = None  # exact index, rebuilt lazily after a removal
+        self._approximate: faiss.Index | None = None  # set by the background builder once ready
+        self._centroids: faiss.IndexIVFFlat | None = None  # trained, empty: reused after removals
+        self._builder: threading.Thread | None = None
+        self._generation = 0  # bumped by every removal; a build of an older generation is discarded
+        self._lock = threading.Lock()  # guards the vectors/approximate index pair against the builder's swap
+        self._gpu_resources = None
+
+    def __deepcopy__(self, memo: dict) -> "KNNClassifier":
+        fresh = KNNClassifier(
+            self.dim,
+            self.threshold,
+            self.temperature,
+            approximate_from=self.approximate_from,
+            use_gpu=self.use_gpu,
+        )
+        fresh._vectors, fresh._labels = self._vectors, list(self._labels)  # vectors are never changed in place
+        fresh._centroids = copy.deepcopy(self._centroids, memo) if self._centroids is not None else None
+        return fresh
 
     # ----------------------------------------------------------------- examples
     def __len__(self) -> int:
@@ -149,8 +208,13 @@ class KNNClassifier:
         """Classes that have at least one example, in order of their first example."""
         return tuple(dict.fromkeys(self._labels))
 
+    @property
+    def index_kind(self) -> str:
+        """``"flat"`` (exact) or ``"ivf"`` (approximate): the index that answers the next query."""
+        return "ivf" if self._approximate is not None else "flat"
+
     def add(self, embeddings: np.ndarray, labels: list[str] | str) -> None:
-        vectors = normalise(embeddings)
+        vectors = to_stored_precision(normalise(embeddings))
         labels = [labels] * len(vectors) if isinstance(labels, str) else list(labels)
         if vectors.shape[1] != self.dim:
             raise KNNError(f"Embedding has {vectors.shape[1]} dimensions; this classifier uses {self.dim}.")
@@ -158,10 +222,12 @@ class KNNClassifier:
             raise KNNError(f"Got {len(vectors)} embeddings but {len(labels)} labels.")
         if any(not isinstance(label, str) or not label for label in labels):
             raise KNNError("Every example needs a non-empty class name.")
-        self._vectors = np.concatenate([self._vectors, vectors])
-        self._labels.extend(labels)
-        if self._index is not None:
-            self._index.add(vectors)
+        with self._lock:
+            self._vectors = np.concatenate([self._vectors, vectors])
+            self._labels.extend(labels)
+            for index in (self._flat, self._approximate):
+                if index is not None:
+                    index.add(vectors)
 
     def remove(self, indices: list[int] | np.ndarray) -> None:
         """Remove examples by row. Rows after them move up."""
@@ -170,9 +236,11 @@ class KNNClassifier:
             raise KNNError(f"Example index out of range (0 to {len(self) - 1}).")
         keep = np.ones(len(self), dtype=bool)
         keep[indices] = False
-        self._vectors = np.ascontiguousarray(self._vectors[keep])
-        self._labels = [label for label, kept in zip(self._labels, keep) if kept]
-        self._index = None
+        with self._lock:
+            self._vectors = np.ascontiguousarray(self._vectors[keep])
+            self._labels = [label for label, kept in zip(self._labels, keep) if kept]
+            self._flat = self._approximate = None
+            self._generation += 1
 
     def remove_class(self, label: str) -> None:
         self.remove([i for i, name in enumerate(self._labels) if name == label])
@@ -189,12 +257,63 @@ class KNNClassifier:
             raise KNNError(f"Example index {index} out of range (0 to {len(self) - 1}).")
         self._labels[index] = label
 
-    # ----------------------------------------------------------------- queries
+    # ----------------------------------------------------------------- indexes
+    def _on_device(self, index: faiss.Index) -> faiss.Index:
+        if not self.use_gpu:
+            return index
+        if self._gpu_resources is None:
+            self._gpu_resources = faiss.StandardGpuResources()
+        return faiss.index_cpu_to_gpu(self._gpu_resources, 0, index)
+
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._index is None:
-            self._index = faiss.IndexFlatIP(self.dim)
-            self._index.add(self._vectors)
-        return self._index.search(queries, k)
+        approximate = self._approximate
+        if approximate is not None:
+            return approximate.search(queries, k)
+        if self.approximate_from is not None and len(self) >= self.approximate_from:
+            self._start_building()
+        if self._flat is None:
+            flat = self._on_device(faiss.IndexFlatIP(self.dim))
+            flat.add(self._vectors)
+            self._flat = flat
+        return self._flat.search(queries, k)
+
+    def _start_building(self) -> None:
+        if self._builder is not None and self._builder.is_alive():
+            return
+        snapshot, generation = self._vectors, self._generation
+        self._builder = threading.Thread(
+            target=self._build_approximate, args=(snapshot, generation), name="knn-ivf", daemon=True
+        )
+        self._builder.start()
+
+    def _build_approximate(self, snapshot: np.ndarray, generation: int) -> None:
+        """Background: train (or reuse) IVF centroids, add ``snapshot``, then swap the index in if still current."""
+        lists = max(1, int(np.sqrt(len(snapshot))))
+        centroids = self._centroids
+        if centroids is None or not lists / 2 <= centroids.nlist <= lists * 2:
+            quantizer = faiss.IndexFlatIP(self.dim)
+            centroids = faiss.IndexIVFFlat(quantizer, self.dim, lists, faiss.METRIC_INNER_PRODUCT)
+            sample = np.random.default_rng(0).permutation(len(snapshot))[: lists * TRAINING_POINTS_PER_LIST]
+            centroids.train(snapshot[np.sort(sample)])
+            centroids.nprobe = max(MIN_PROBES, round(lists * PROBE_FRACTION))
+        index = faiss.clone_index(centroids)
+        index.add(snapshot)
+        index = self._on_device(index)
+        with self._lock:
+            if generation != self._generation:
+                return  # examples were removed meanwhile; the next query starts a fresh build
+            index.add(self._vectors[len(snapshot) :])  # examples added meanwhile
+            self._centroids = centroids
+            self._approximate = index
+            self._flat = None  # its copy of the vectors is no longer needed
+        log.info("Approximate index ready: %d examples in %d lists, %d probed", len(self), lists, centroids.nprobe)
+
+    def wait_for_index(self, timeout: float | None = None) -> str:
+        """Block until a background index build finishes; returns :attr:`index_kind`. (For tests and tools.)"""
+        builder = self._builder
+        if builder is not None:
+            builder.join(timeout)
+        return self.index_kind
 
     def search(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw FAISS search: ``(similarities, indices)``, each ``(n_queries, min(k, len(self)))``."""

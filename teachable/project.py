@@ -7,7 +7,8 @@ another backbone is recognised on load and can be re-embedded from its thumbnail
 File layout (format version 1)::
 
     manifest.json     format version, backbone, tap, preprocessing, classes, one record per example
-    embeddings.npy    float32 (N, D), row i belongs to manifest example i; loaded with allow_pickle=False
+    embeddings.npy    float16 (N, D) unit vectors (float32 is read too), row i belongs to manifest example i;
+                      loaded with allow_pickle=False
     thumbs/NNNNNN.jpg one JPEG per example
 
 Loading never extracts anything to disk: members are read by their exact manifest names, after the archive's
@@ -261,7 +262,8 @@ class Project:
             manifest = self.manifest()
             archive.writestr("manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False))
             embeddings = io.BytesIO()
-            np.save(embeddings, np.asarray(self.embeddings, dtype=np.float32), allow_pickle=False)
+            # The classifier keeps vectors at float16 precision, so this is lossless (see knn.py).
+            np.save(embeddings, self.embeddings.astype(np.float16), allow_pickle=False)
             archive.writestr("embeddings.npy", embeddings.getvalue())
             for record, example in zip(manifest["examples"], self.examples):
                 archive.writestr(record["thumbnail"], example.thumbnail, compress_type=zipfile.ZIP_STORED)

@@ -18,14 +18,14 @@ def test_faiss_neighbours_equal_brute_force():
     knn.add(vectors, labels)
     queries = rng.normal(size=(50, 1280)).astype(np.float32)
     similarities, indices = knn.search(queries, 10)
-    brute = normalise(queries) @ normalise(vectors).T
+    brute = normalise(queries) @ knn.vectors.T  # the stored (float16-precision) vectors
     expected = np.argsort(-brute, axis=1)[:, :10]
     np.testing.assert_array_equal(indices, expected)
     np.testing.assert_allclose(similarities, np.take_along_axis(brute, expected, 1), atol=1e-5)
 
 
 def brute_force_vote(knn, vectors, labels, query, k, exclude=None):
-    sims = normalise(vectors) @ normalise(query)[0]
+    sims = knn.vectors @ normalise(query)[0]
     if exclude is not None:
         sims[exclude] = -np.inf
     order = np.argsort(-sims, kind="stable")[:k]
@@ -125,3 +125,122 @@ def test_leave_one_out_needs_two_classes():
     knn.add([[1, 0], [1, 0.1], [1, 0.2]], "a")
     with pytest.raises(KNNError, match="two classes"):
         knn.leave_one_out()
+
+
+# ----------------------------------------------------------------- approximate index, storage precision
+def manifold(rng, count, dim=256, classes=20, rank=6):
+    """Clustered vectors of low intrinsic dimension (like CNN embeddings): each class a few directions."""
+    centres = np.abs(rng.normal(size=(classes, dim)))
+    bases = 0.3 * rng.normal(size=(classes, rank, dim))
+    labels = rng.integers(0, classes, count)
+    vectors = centres[labels] + np.einsum("nr,nrd->nd", rng.normal(size=(count, rank)), bases[labels])
+    return vectors.astype(np.float32), [f"class{i}" for i in labels]
+
+
+def test_large_classifier_switches_to_an_approximate_index_with_high_recall():
+    rng = np.random.default_rng(5)
+    vectors, labels = manifold(rng, 3100)
+    vectors, labels, queries = vectors[:3000], labels[:3000], vectors[3000:]  # queries from the same classes
+    exact = KNNClassifier(256, approximate_from=None)
+    exact.add(vectors, labels)
+    knn = KNNClassifier(256, approximate_from=2000)
+    knn.add(vectors, labels)
+    assert knn.index_kind == "flat"
+    first = knn.search(queries, 10)[1]  # answered by the flat index while the IVF index is built
+    np.testing.assert_array_equal(first, exact.search(queries, 10)[1])
+    assert knn.wait_for_index(timeout=60) == "ivf"
+    truth, found = exact.search(queries, 10)[1], knn.search(queries, 10)[1]
+    recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
+    assert recall >= 0.99
+    # Probing every list is exhaustive: then the approximate index must agree with the flat one exactly.
+    knn._approximate.nprobe = knn._approximate.nlist
+    np.testing.assert_array_equal(knn.search(queries, 10)[1], truth)
+
+
+def test_examples_added_or_removed_after_the_switch_are_searched_correctly():
+    rng = np.random.default_rng(7)
+    vectors, labels = manifold(rng, 2500)
+    knn = KNNClassifier(256, approximate_from=2000)
+    knn.add(vectors, labels)
+    knn.search(vectors[:1], 1)
+    assert knn.wait_for_index(timeout=60) == "ivf"
+    novel = np.zeros((1, 256), np.float32)
+    novel[0, :3] = 1  # unlike every clustered vector
+    knn.add(novel, "new")
+    similarities, rows = knn.search(novel, 1)
+    assert rows[0, 0] == 2500 and similarities[0, 0] == pytest.approx(1, abs=1e-3)
+    knn.remove([0, 1])
+    assert knn.index_kind == "flat"  # exact at once after a removal; rows have moved up
+    assert knn.search(novel, 1)[1][0, 0] == 2498
+    assert knn.wait_for_index(timeout=60) == "ivf"
+    assert knn.search(novel, 1)[1][0, 0] == 2498
+    assert knn.predict(novel[0], k=1).label == "new"
+
+
+def test_building_the_index_never_blocks_queries(monkeypatch):
+    import threading
+
+    release = threading.Event()
+    original = KNNClassifier._build_approximate
+
+    def held_build(self, snapshot, generation):
+        release.wait(30)
+        original(self, snapshot, generation)
+
+    monkeypatch.setattr(KNNClassifier, "_build_approximate", held_build)
+    rng = np.random.default_rng(8)
+    vectors, labels = manifold(rng, 1200)
+    knn = KNNClassifier(256, approximate_from=1000)
+    knn.add(vectors, labels)
+    for _ in range(20):  # the build is held: every query is answered, by the flat index
+        assert knn.predict(vectors[0], k=3).neighbours[0].index == 0
+    assert knn.index_kind == "flat"
+    knn.add(vectors[:5] * 2, labels[:5])  # added while the build waits: must end up in the new index
+    release.set()
+    assert knn.wait_for_index(timeout=60) == "ivf"
+    assert len(knn) == 1205 and knn._approximate.ntotal == 1205
+
+
+def test_a_build_overtaken_by_a_removal_is_discarded(monkeypatch):
+    import threading
+
+    release = threading.Event()
+    original = KNNClassifier._build_approximate
+    monkeypatch.setattr(
+        KNNClassifier, "_build_approximate", lambda self, *args: (release.wait(30), original(self, *args))
+    )
+    vectors, labels = manifold(np.random.default_rng(9), 1200)
+    knn = KNNClassifier(256, approximate_from=1000)
+    knn.add(vectors, labels)
+    knn.search(vectors[:1], 1)
+    knn.remove([0])
+    release.set()
+    assert knn.wait_for_index(timeout=60) == "flat"  # the old build would have mapped rows wrongly
+    assert knn.search(vectors[1:2], 1)[1][0, 0] == 0
+
+
+def test_vectors_are_kept_at_float16_precision_and_unit_length():
+    rng = np.random.default_rng(10)
+    knn = KNNClassifier(64)
+    raw = rng.normal(size=(50, 64)).astype(np.float32)
+    knn.add(raw, "a")
+    stored = knn.vectors
+    np.testing.assert_array_equal(stored, stored.astype(np.float16).astype(np.float32))
+    np.testing.assert_allclose(np.linalg.norm(stored, axis=1), 1, atol=1e-3)
+    # Adding the stored vectors again changes nothing (what loading a saved project does).
+    again = KNNClassifier(64)
+    again.add(stored, "a")
+    np.testing.assert_array_equal(again.vectors, stored)
+    assert np.abs(stored @ normalise(raw).T - normalise(raw) @ normalise(raw).T).max() < 2e-3
+
+
+def test_deep_copy_is_independent_and_searchable():
+    import copy
+
+    vectors, labels = manifold(np.random.default_rng(11), 300)
+    knn = KNNClassifier(256)
+    knn.add(vectors, labels)
+    twin = copy.deepcopy(knn)
+    twin.remove([0])
+    assert len(knn) == 300 and len(twin) == 299
+    assert knn.search(vectors[:1], 1)[1][0, 0] == 0

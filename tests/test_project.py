@@ -31,6 +31,14 @@ def test_save_load_gives_identical_predictions(real_project, backbone, tmp_path)
         assert loaded.predict(query, 5) == real_project.predict(query, 5)
 
 
+def test_embeddings_are_stored_as_float16_and_older_float32_files_still_load(real_project, backbone):
+    with zipfile.ZipFile(io.BytesIO(real_project.to_bytes())) as archive:
+        stored = np.load(io.BytesIO(archive.read("embeddings.npy")), allow_pickle=False)
+    assert stored.dtype == np.float16
+    float32_file = rewrite(real_project.to_bytes(), replace={"embeddings.npy": npy(stored.astype(np.float32))})
+    np.testing.assert_array_equal(Project.load(float32_file).embeddings, real_project.embeddings)
+
+
 def test_reembed_from_thumbnails_matches_the_original_embeddings(real_project, backbone):
     project = Project.load(real_project.to_bytes())
     project.backbone = "something_else"
