@@ -16,9 +16,11 @@ Weights are never downloaded:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
@@ -72,17 +75,33 @@ class TapInfo:
         return -(-input_size // self.stride)
 
 
-def choose_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
-    """Resolve ``"auto"``/``None`` to CUDA with fp16 when present, else CPU with fp32."""
+def choose_device(device: str | None = None) -> tuple[torch.device, torch.dtype, str]:
+    """Resolve ``"auto"``/``None`` to CUDA with fp16 when torch sees a GPU, else CPU with fp32.
+
+    Returns the device, the dtype the weights run in, and why, in words (for the log).
+    """
     if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        if torch.cuda.is_available():
+            device, reason = "cuda", f"auto: CUDA GPU {torch.cuda.get_device_name(0)}"
+        elif torch.version.cuda is None:
+            device, reason = "cpu", "auto: this torch build has no CUDA"
+        else:
+            device, reason = "cpu", "auto: torch sees no CUDA GPU"
+    else:
+        reason = "requested"
     try:
         resolved = torch.device(device)
     except RuntimeError:
         raise BackboneError(f"Unknown device {device!r}; use 'auto', 'cpu' or 'cuda'.") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise BackboneError("Device 'cuda' was requested but no CUDA GPU is available; use 'cpu' or 'auto'.")
-    return resolved, (torch.float16 if resolved.type == "cuda" else torch.float32)
+    if resolved.type not in ("cpu", "cuda"):
+        raise BackboneError(f"Unsupported device {device!r}; use 'auto', 'cpu' or 'cuda'.")
+    return resolved, (torch.float16 if resolved.type == "cuda" else torch.float32), reason
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
 class Backbone:
@@ -107,6 +126,7 @@ class Backbone:
         embedding_tap: str,
         grid_tap: str,
         device: str | None = None,
+        compile_mode: str | None = None,
     ) -> None:
         self.name = name
         self.input_size = input_size
@@ -116,17 +136,61 @@ class Backbone:
         self.taps = {tap.name: tap for tap in taps}
         self.embedding_tap = embedding_tap
         self.grid_tap = grid_tap
-        self.device, self.dtype = choose_device(device)
+        self.device, self.dtype, reason = choose_device(device)
         self._stage_names = [stage_name for stage_name, _ in stages]
         missing = set(self.taps) - set(self._stage_names)
         if missing:
             raise BackboneError(f"Taps {sorted(missing)} are not stages of {name}.")
         self.model = nn.ModuleList(module for _, module in stages).eval().requires_grad_(False)
-        memory_format = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
-        self.model.to(device=self.device, dtype=self.dtype, memory_format=memory_format)
-        self._mean = torch.tensor(mean, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
-        self._std = torch.tensor(std, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
-        log.info("Backbone %s on %s (%s)", name, self.device, str(self.dtype).removeprefix("torch."))
+        self._cpu_weights: dict[str, torch.Tensor] | None = None
+        self._place(self.device, self.dtype)
+        self._device_lock = threading.Lock()
+        self._stages: Sequence[Callable[[torch.Tensor], torch.Tensor]] = list(self.model)
+        if compile_mode:
+            # Per stage, so that any tap can still be read; dynamic batch sizes share one graph.
+            self._stages = [torch.compile(stage, backend=compile_mode, dynamic=True) for stage in self.model]
+        log.info(
+            "Backbone %s on %s, %s, channels_last%s (%s)",
+            name,
+            self.device,
+            str(self.dtype).removeprefix("torch."),
+            f", torch.compile backend {compile_mode}" if compile_mode else "",
+            reason,
+        )
+
+    def _place(self, device: torch.device, dtype: torch.dtype) -> None:
+        on_cpu_fp32 = device.type == "cpu" and dtype == torch.float32
+        if not on_cpu_fp32 and self._cpu_weights is None:
+            # The CPU fall-back gets the original float32 weights back, not ones rounded to fp16 and widened.
+            self._cpu_weights = {key: value.detach().clone() for key, value in self.model.state_dict().items()}
+        self.device, self.dtype = device, dtype
+        self.model.to(device=device, dtype=dtype, memory_format=torch.channels_last)
+        if on_cpu_fp32 and self._cpu_weights is not None:
+            self.model.load_state_dict(self._cpu_weights)
+        self._mean = torch.tensor(self.mean, device=device, dtype=dtype).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.std, device=device, dtype=dtype).view(1, 3, 1, 1)
+
+    @property
+    def on_accelerator(self) -> bool:
+        return self.device.type != "cpu"
+
+    def falling_back_to_cpu(self, compute: Callable[[], T]) -> T:
+        """Run ``compute``; if the accelerator runs out of memory, move the backbone to the CPU (fp32), say so in the
+        log, and run it again there. Every session shares the move; none of them fails."""
+        device = self.device
+        try:
+            return compute()
+        except (RuntimeError, torch.OutOfMemoryError) as error:
+            if self.device != device:  # another thread moved the model mid-call: just run again
+                return compute()
+            if not (self.on_accelerator and _out_of_memory(error)):
+                raise
+            with self._device_lock:
+                if self.on_accelerator:
+                    log.warning("%s ran out of memory on %s; continuing on the CPU (float32).", self.name, device)
+                    self._place(torch.device("cpu"), torch.float32)
+                    torch.cuda.empty_cache()
+            return compute()
 
     def __repr__(self) -> str:
         return f"Backbone({self.name!r}, device={self.device}, taps={list(self.taps)})"
@@ -155,14 +219,14 @@ class Backbone:
         batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device, non_blocking=True)
         batch = batch.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)
         batch = (batch - self._mean) / self._std
-        return batch.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else batch
+        return batch.contiguous(memory_format=torch.channels_last)
 
     def forward_taps(self, batch: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:
         """Run stages on a normalised batch until the last requested tap; return those taps (float32)."""
         wanted = {self.tap(name).name for name in taps}
         outputs: dict[str, torch.Tensor] = {}
         x = batch
-        for stage_name, stage in zip(self._stage_names, self.model):
+        for stage_name, stage in zip(self._stage_names, self._stages):
             x = stage(x)
             if stage_name in wanted:
                 outputs[stage_name] = x.float()
@@ -182,8 +246,12 @@ class Backbone:
 
     def run(self, images: np.ndarray, taps: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Images (``NxHxWx3`` uint8, ``input_size`` square) -> ``{tap: float32 tensor}`` (embedding tap by default)."""
-        with torch.inference_mode():
-            return self.forward_taps(self.to_tensor(images), taps or [self.embedding_tap])
+
+        def forward() -> dict[str, torch.Tensor]:
+            with torch.inference_mode():
+                return self.forward_taps(self.to_tensor(images), taps or [self.embedding_tap])
+
+        return self.falling_back_to_cpu(forward)
 
     def embed(self, images: np.ndarray, tap: str | None = None) -> np.ndarray:
         """Embedding vectors (``N x channels`` float32 numpy) of ``input_size`` square RGB uint8 images, read at
@@ -243,7 +311,7 @@ def _efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
     return target
 
 
-def _efficientnet_lite0(device: str | None) -> Backbone:
+def _efficientnet_lite0(**options) -> Backbone:
     import timm
 
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
@@ -274,7 +342,7 @@ def _efficientnet_lite0(device: str | None) -> Backbone:
         class_names=_imagenet_categories(),
         embedding_tap="pool",
         grid_tap="blocks.4",
-        device=device,
+        **options,
     )
 
 
@@ -294,7 +362,7 @@ def _cached_torchvision_state_dict(weights) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _mobilenet_v3_large(device: str | None) -> Backbone:
+def _mobilenet_v3_large(**options) -> Backbone:
     from torchvision.models import MobileNet_V3_Large_Weights, mobilenet_v3_large
 
     weights = MobileNet_V3_Large_Weights.IMAGENET1K_V1
@@ -323,11 +391,11 @@ def _mobilenet_v3_large(device: str | None) -> Backbone:
         class_names=weights.meta["categories"],
         embedding_tap="pool",
         grid_tap="features.12",
-        device=device,
+        **options,
     )
 
 
-def _googlenet(device: str | None) -> Backbone:
+def _googlenet(**options) -> Backbone:
     from torchvision.models import GoogLeNet_Weights, googlenet
 
     weights = GoogLeNet_Weights.IMAGENET1K_V1
@@ -358,7 +426,7 @@ def _googlenet(device: str | None) -> Backbone:
         class_names=weights.meta["categories"],
         embedding_tap="pool",
         grid_tap="inception4c",
-        device=device,
+        **options,
     )
 
 
@@ -366,7 +434,7 @@ def _out_channels(layer: nn.Module) -> int:
     return [m for m in layer.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
 
 
-_REGISTRY: dict[str, Callable[[str | None], Backbone]] = {
+_REGISTRY: dict[str, Callable[..., Backbone]] = {
     "efficientnet_lite0": _efficientnet_lite0,
     "mobilenet_v3_large": _mobilenet_v3_large,
     "googlenet": _googlenet,
@@ -377,8 +445,11 @@ def available_backbones() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def load_backbone(name: str = DEFAULT_BACKBONE, device: str | None = None) -> Backbone:
+def load_backbone(name: str = DEFAULT_BACKBONE, device: str | None = None, compile_mode: str | None = None) -> Backbone:
     """Build a registered backbone with its pretrained weights. Never downloads.
+
+    ``device``: ``"auto"`` (default), ``"cpu"`` or ``"cuda"``. ``compile_mode``: a ``torch.compile`` backend
+    (e.g. ``"inductor"``) to compile each stage with, or None.
 
     Raises :class:`BackboneError` for an unknown name and :class:`WeightsNotFound` when the weights are missing.
     """
@@ -386,17 +457,19 @@ def load_backbone(name: str = DEFAULT_BACKBONE, device: str | None = None) -> Ba
         builder = _REGISTRY[name]
     except KeyError:
         raise BackboneError(f"Unknown backbone {name!r}; choose one of: {', '.join(_REGISTRY)}.") from None
-    return builder(device)
+    return builder(device=device, compile_mode=compile_mode)
 
 
-def load_backbone_or_default(name: str, device: str | None = None) -> tuple[Backbone, str | None]:
+def load_backbone_or_default(
+    name: str, device: str | None = None, compile_mode: str | None = None
+) -> tuple[Backbone, str | None]:
     """Like :func:`load_backbone`, but falls back to the bundled default when weights are missing.
 
     Returns the backbone and a warning to show the user (``None`` when ``name`` loaded).
     """
     try:
-        return load_backbone(name, device), None
+        return load_backbone(name, device, compile_mode), None
     except WeightsNotFound as error:
         warning = f"{error} Using the bundled {DEFAULT_BACKBONE} instead."
         log.warning(warning)
-        return load_backbone(DEFAULT_BACKBONE, device), warning
+        return load_backbone(DEFAULT_BACKBONE, device, compile_mode), warning

@@ -45,7 +45,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     class_folders = _class_folders(Path(args.folder))
-    backbone, warning = load_backbone_or_default(args.backbone, args.device)
+    backbone, warning = load_backbone_or_default(args.backbone, args.device, args.compile)
     if warning:
         _warn(warning)
     project = Project.for_backbone(backbone, [folder.name for folder in class_folders], args.tap)
@@ -201,7 +201,14 @@ def cmd_atlas_icons(args: argparse.Namespace) -> int:
 def cmd_app(args: argparse.Namespace) -> int:
     from .webapp import launch
 
-    launch(host=args.host, port=args.port, share=args.share, backbone=args.backbone, device=args.device)
+    launch(
+        host=args.host,
+        port=args.port,
+        share=args.share,
+        backbone=args.backbone,
+        device=args.device,
+        compile_mode=args.compile,
+    )
     return 0
 
 
@@ -210,11 +217,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the backbone and app do")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def with_device(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sub.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu or cuda")
+    def with_device(sub: argparse.ArgumentParser, compiled: bool = False) -> argparse.ArgumentParser:
+        sub.add_argument(
+            "--device",
+            default=os.environ.get("TEACHABLE_DEVICE", "auto"),
+            help="auto (CUDA with fp16 if present, else CPU), cpu or cuda; default $TEACHABLE_DEVICE or auto",
+        )
+        if compiled:
+            sub.add_argument(
+                "--compile",
+                nargs="?",
+                const="inductor",
+                default=os.environ.get("TEACHABLE_COMPILE") or None,
+                metavar="BACKEND",
+                help="torch.compile the backbone (default backend inductor; slow to start); or $TEACHABLE_COMPILE",
+            )
         return sub
 
-    fit = with_device(commands.add_parser("fit", help="make a project from a folder with one sub-folder per class"))
+    fit = with_device(
+        commands.add_parser("fit", help="make a project from a folder with one sub-folder per class"), compiled=True
+    )
     fit.add_argument("folder")
     fit.add_argument("-o", "--output", required=True, help="project file to write (.zip)")
     fit.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
@@ -254,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     icons.add_argument("-q", "--quiet", action="store_true")
     icons.set_defaults(run=cmd_atlas_icons)
 
-    app = with_device(commands.add_parser("app", help="start the web app"))
+    app = with_device(commands.add_parser("app", help="start the web app"), compiled=True)
     # Hosting platforms (e.g. Spaces) say where to listen through Gradio's own variables.
     app.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     app.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
@@ -275,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if args.command == "app":  # a server says what it runs on (device, dtype and why) and when sessions are freed
+        logging.getLogger("teachable").setLevel(logging.INFO)
     try:
         return args.run(args)
     except (CLIError, ProjectError, BackboneError, KNNError, ImageError) as error:

@@ -239,8 +239,14 @@ class Session:
             return icon_grid(result.grid_activation, self.icons, result.square)[0] if self._icons_fit() else None
         if self.grid_mode == "attribution" and result.prediction is not None:
             rows = self.project.indices_of(result.prediction.label)
-            attribution = attribution_map(
-                self.backbone, result.square, self.project.embeddings[rows], tap=self.grid_tap, until=self.project.tap
+            attribution = self.backbone.falling_back_to_cpu(
+                lambda: attribution_map(
+                    self.backbone,
+                    result.square,
+                    self.project.embeddings[rows],
+                    tap=self.grid_tap,
+                    until=self.project.tap,
+                )
             )
             return heat_overlay(attribution, result.square)
         image, self._factors = factor_grid(result.grid_activation, result.square, previous=self._factors)

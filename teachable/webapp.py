@@ -667,9 +667,10 @@ def launch(
     backbone: str = DEFAULT_BACKBONE,
     device: str | None = "auto",
     prevent_thread_lock: bool = False,
+    compile_mode: str | None = None,
 ) -> gr.Blocks:
     """Load the backbone once and serve the page."""
     faiss.omp_set_num_threads(1)  # flat search is memory-bound: one thread per query is fastest
     threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()  # numba JIT off the frame path
-    model, warning = load_backbone_or_default(backbone, device)
+    model, warning = load_backbone_or_default(backbone, device, compile_mode)
     return serve(build_app(model, warning), host, port, share, prevent_thread_lock)
