@@ -12,16 +12,14 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from .backbones import DEFAULT_BACKBONE, BackboneError, available_backbones, load_backbone, load_backbone_or_default
-from .frames import IMAGE_SUFFIXES, ImageError, encode_jpeg, load_image
+from .folder import FolderError
+from .frames import ImageError, load_image
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
 from .project import Project, ProjectError
 
 __all__ = ["main"]
-
-FIT_BATCH = 8
 
 
 class CLIError(Exception):
@@ -32,63 +30,47 @@ def _warn(message: str) -> None:
     print(f"teachable: warning: {message}", file=sys.stderr)
 
 
-def _class_folders(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise CLIError(f"{folder} is not a folder. Give a folder with one sub-folder of images per class.")
-    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise CLIError(f"{folder} has no class sub-folders. Put each class's images in a sub-folder named after it.")
-    return classes
-
-
 def cmd_fit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    class_folders = _class_folders(Path(args.folder))
+    from .folder import import_folder, partial_path
+
     backbone, warning = load_backbone_or_default(args.backbone, args.device, args.compile)
     if warning:
         _warn(warning)
-    project = Project.for_backbone(backbone, [folder.name for folder in class_folders], args.tap)
-    files = [
-        (folder.name, path)
-        for folder in class_folders
-        for path in sorted(folder.rglob("*"))
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-    ]
-    if not files:
-        raise CLIError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {args.folder}.")
-    skipped = 0
-    pending: list[tuple[str, str, np.ndarray]] = []
+    checkpoint = partial_path(args.output)
+    with tqdm(desc="Embedding", unit="img", disable=args.quiet, delay=1) as bar:  # silent if it fails at once
 
-    def flush() -> None:
-        vectors = backbone.embed(np.stack([square for _, _, square in pending]), project.tap)
-        for (label, source, square), vector in zip(pending, vectors):
-            project.add_examples(label, vector[None], [encode_jpeg(square)], source=source)
-        pending.clear()
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
 
-    for label, path in tqdm(files, desc="Embedding", unit="img", disable=args.quiet):
-        try:
-            square = backbone.prepare(load_image(path))
-        except ImageError as error:
-            skipped += 1
-            _warn(f"skipped {error}")
-            continue
-        pending.append((label, str(path.relative_to(args.folder)), square))
-        if len(pending) == FIT_BATCH:
-            flush()
-    if pending:
-        flush()
+        project, report = import_folder(
+            args.folder,
+            backbone,
+            args.output,
+            tap=args.tap,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            checkpoint_seconds=args.checkpoint_seconds,
+            progress=progress,
+        )
+    if report.resumed:
+        print(f"Resumed from {checkpoint}: {report.resumed} image(s) were already embedded.")
+    for message in report.skipped:
+        _warn(f"skipped {message}")
     counts = project.counts()
     if not len(project):
-        raise CLIError(f"None of the {len(files)} images under {args.folder} could be read.")
+        raise CLIError(f"None of the images under {args.folder} could be read.")
     for name, count in counts.items():
         if count == 0:
             _warn(f"class {name!r} has no readable images.")
     if sum(1 for count in counts.values() if count) == 1:
         _warn("only one class: predictions will be that class or 'unknown'.")
     project.save(args.output)
+    checkpoint.unlink(missing_ok=True)
     summary = ", ".join(f"{name}: {count}" for name, count in counts.items())
-    print(f"Saved {args.output}: {len(project)} examples ({summary}); {skipped} file(s) skipped.")
+    print(f"Saved {args.output}: {len(project)} examples ({summary}); {len(report.skipped)} file(s) skipped.")
     return 0
 
 
@@ -241,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("-o", "--output", required=True, help="project file to write (.zip)")
     fit.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     fit.add_argument("--tap", help="layer to read embeddings at (default: the backbone's pooled embedding)")
+    fit.add_argument("--batch-size", type=_positive_int, default=8, help="images per forward pass (default 8)")
+    fit.add_argument(
+        "--workers", type=_non_negative_int, help="image-decoding processes (default: spare cores, at most 4)"
+    )
+    fit.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=120.0,
+        help="save progress to OUTPUT.partial this often; a rerun resumes from it (default 120)",
+    )
     fit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(run=cmd_fit)
 
@@ -286,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -301,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("teachable").setLevel(logging.INFO)
     try:
         return args.run(args)
-    except (CLIError, ProjectError, BackboneError, KNNError, ImageError) as error:
+    except (CLIError, FolderError, ProjectError, BackboneError, KNNError, ImageError) as error:
         print(f"teachable: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,160 @@
+"""Importing a folder of images (one sub-folder per class) into a project: streamed, batched and resumable.
+
+Images are read, cropped and JPEG-encoded by DataLoader workers while the backbone embeds the previous batch.
+Every ``checkpoint_seconds`` the project so far is saved (atomically) beside the output as ``<output>.partial``;
+a later run on the same folder and output picks it up and embeds only the images not in it yet. Unreadable images
+are skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from .frames import IMAGE_SUFFIXES, ImageError, as_rgb_uint8, center_square, encode_jpeg, load_image
+from .project import Project, ProjectError
+
+__all__ = ["ImageFile", "FolderError", "ImportReport", "list_images", "import_folder", "partial_path"]
+
+CHECKPOINT_SECONDS = 120.0
+
+
+class FolderError(ValueError):
+    """A folder that cannot be imported, with what to do about it."""
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    label: str
+    path: Path
+    source: str
+    """The path relative to the imported folder: the example's ``source``, and how a resumed import knows it."""
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    added: int
+    skipped: list[str]
+    """One message per unreadable image."""
+    resumed: int
+    """Examples that were already in the partial project when this run started."""
+
+
+def list_images(folder: str | Path) -> tuple[list[str], list[ImageFile]]:
+    """Class names (the sub-folders, sorted) and every image file under them, in a stable order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FolderError(f"{folder} is not a folder. Give a folder with one sub-folder of images per class.")
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise FolderError(f"{folder} has no class sub-folders. Put each class's images in a sub-folder named after it.")
+    files = [
+        ImageFile(class_folder.name, path, path.relative_to(folder).as_posix())
+        for class_folder in classes
+        for path in sorted(class_folder.rglob("*"))
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    ]
+    if not files:
+        raise FolderError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {folder}.")
+    return [c.name for c in classes], files
+
+
+def partial_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".partial")
+
+
+class _Squares(Dataset):
+    """Each file as the square crop the backbone sees and its thumbnail, or the reason it cannot be read."""
+
+    def __init__(self, files: list[ImageFile], size: int) -> None:
+        self.files, self.size = files, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, bytes, str]:
+        try:
+            square = center_square(as_rgb_uint8(load_image(self.files[index].path)), self.size)
+        except ImageError as error:
+            return index, None, b"", str(error)
+        return index, square, encode_jpeg(square), ""
+
+
+def _as_list(items: list) -> list:
+    return items
+
+
+def default_workers() -> int:
+    """One process per spare core, at most four: decoding keeps up with the backbone with few."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def import_folder(
+    folder: str | Path,
+    backbone,
+    output: str | Path,
+    *,
+    tap: str | None = None,
+    batch_size: int = 8,
+    workers: int | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Project, ImportReport]:
+    """Embed every image under ``folder`` into a project (resuming ``<output>.partial`` if there is one).
+
+    The result is returned, not saved; the caller saves it to ``output`` and then removes the partial file.
+    ``progress(done, total)`` is called after every batch.
+    """
+    classes, files = list_images(folder)
+    checkpoint = partial_path(output)
+    if checkpoint.exists():
+        try:
+            project = Project.load(checkpoint, backbone=backbone)
+        except ProjectError as error:
+            raise FolderError(f"Cannot resume from {checkpoint}: {error} Delete it to start over.") from None
+        wanted = backbone.tap(tap or backbone.embedding_tap).name
+        if project.tap != wanted:
+            raise FolderError(f"{checkpoint} was embedded at {project.tap}, not {wanted}. Delete it to start over.")
+        for name in classes:
+            if name not in project.classes:
+                project.add_class(name)
+    else:
+        project = Project.for_backbone(backbone, classes, tap)
+    done = {example.source for example in project.examples}
+    resumed = len(done)
+    todo = [file for file in files if file.source not in done]
+    if progress:
+        progress(len(files) - len(todo), len(files))
+    workers = default_workers() if workers is None else workers
+    loader = DataLoader(
+        _Squares(todo, backbone.input_size),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_as_list,
+        prefetch_factor=4 if workers else None,
+    )
+    skipped: list[str] = []
+    last_checkpoint = time.monotonic()
+    finished = len(files) - len(todo)
+    for batch in loader:
+        readable = [(index, square, jpeg) for index, square, jpeg, error in batch if not error]
+        skipped += [error for _, _, _, error in batch if error]
+        if readable:
+            vectors = backbone.embed(np.stack([square for _, square, _ in readable]), project.tap)
+            for (index, _, jpeg), vector in zip(readable, vectors):
+                file = todo[index]
+                project.add_examples(file.label, vector[None], [jpeg], source=file.source)
+        finished += len(batch)
+        if progress:
+            progress(finished, len(files))
+        if time.monotonic() - last_checkpoint >= checkpoint_seconds and finished < len(files):
+            project.save(checkpoint)
+            last_checkpoint = time.monotonic()
+    return project, ImportReport(len(project) - resumed, skipped, resumed)
