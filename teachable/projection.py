@@ -16,11 +16,14 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["EmbeddingMap", "fit_layout", "align", "place", "warm_up", "METHODS", "MIN_UMAP_POINTS"]
+__all__ = ["EmbeddingMap", "fit_layout", "align", "place", "warm_up", "METHODS", "MIN_UMAP_POINTS", "LAYOUT_SAMPLE"]
 
 METHODS = ("umap", "pca")
 MIN_UMAP_POINTS = 20
 """Below this many examples UMAP's neighbour graph is too thin to mean much; PCA is used instead."""
+LAYOUT_SAMPLE = 3000
+"""Above this many distinct examples the layout is fitted on a random sample of this many (UMAP on 3,000 takes
+seconds, on 100,000 many minutes) and every other example is placed from its nearest sampled neighbours."""
 
 
 def place(neighbour_xy: np.ndarray, similarities: np.ndarray) -> np.ndarray:
@@ -44,8 +47,9 @@ def _pca(vectors: np.ndarray) -> np.ndarray:
     return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
 
 
-def fit_layout(vectors: np.ndarray, method: str = "umap", seed: int = 0) -> np.ndarray:
-    """``N x 2`` layout in [-1, 1] of ``N x D`` unit vectors. UMAP falls back to PCA below ``MIN_UMAP_POINTS``."""
+def fit_layout(vectors: np.ndarray, method: str = "umap", seed: int = 0, sample: int = LAYOUT_SAMPLE) -> np.ndarray:
+    """``N x 2`` layout in [-1, 1] of ``N x D`` unit vectors. UMAP falls back to PCA below ``MIN_UMAP_POINTS``.
+    Above ``sample`` distinct vectors, the layout is fitted on ``sample`` of them and the rest are placed."""
     if method not in METHODS:
         raise ValueError(f"Unknown map method {method!r}; choose one of {METHODS}.")
     if len(vectors) == 0:
@@ -56,6 +60,9 @@ def fit_layout(vectors: np.ndarray, method: str = "umap", seed: int = 0) -> np.n
     inverse = inverse.reshape(-1)
     if len(distinct) < 3:
         layout = np.zeros((len(distinct), 2)) if len(distinct) < 2 else np.array([[-0.5, 0.0], [0.5, 0.0]])
+    elif len(distinct) > sample:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(distinct), sample, replace=False))
+        layout = _place_all(distinct, chosen, fit_layout(distinct[chosen], method, seed, sample))
     elif method == "pca" or len(distinct) < MIN_UMAP_POINTS:
         layout = _normalised(_pca(distinct))
     else:
@@ -63,6 +70,20 @@ def fit_layout(vectors: np.ndarray, method: str = "umap", seed: int = 0) -> np.n
         if not np.isfinite(layout).all():
             layout = _normalised(_pca(distinct))
     return layout[inverse]
+
+
+def _place_all(vectors: np.ndarray, fitted_rows: np.ndarray, fitted_xy: np.ndarray, k: int = 10) -> np.ndarray:
+    """Positions for every vector: the fitted ones keep theirs, the others are placed from their ``k`` nearest
+    fitted neighbours (one exact FAISS search)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors[fitted_rows]))
+    similarities, neighbours = index.search(np.ascontiguousarray(vectors), k)
+    weights = np.clip(similarities, 1e-6, None)[..., None]
+    layout = (weights * fitted_xy[neighbours]).sum(axis=1) / weights.sum(axis=1)
+    layout[fitted_rows] = fitted_xy
+    return layout
 
 
 def _umap(vectors: np.ndarray, seed: int) -> np.ndarray:

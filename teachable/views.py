@@ -35,6 +35,9 @@ MAP_SIZE = 420
 MAP_MARGIN = 16
 MAX_HOVER_THUMBNAILS = 300
 """Above this many examples, points show their class on hover but not their thumbnail (keeps the page light)."""
+MAX_DRAWN_POINTS = 1500
+"""Above this many examples the map draws a random sample of this many as points, over a density image of all."""
+DENSITY_CELLS = 105
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 
@@ -118,30 +121,70 @@ def _to_svg(xy: np.ndarray) -> np.ndarray:
     return np.stack([MAP_MARGIN + half * (1 + xy[:, 0]), MAP_MARGIN + half * (1 - xy[:, 1])], axis=1)
 
 
+def density_image(points: np.ndarray, classes: list[int], colours: list[str]) -> np.ndarray:
+    """RGBA image of where the points are: each cell takes the colour mix of its classes, its opacity grows with
+    the log of its count. ``points`` in SVG pixels, ``classes`` the class index of each point."""
+    cells = np.clip((points / MAP_SIZE * DENSITY_CELLS).astype(int), 0, DENSITY_CELLS - 1)
+    counts = np.zeros((len(colours), DENSITY_CELLS, DENSITY_CELLS))
+    np.add.at(counts, (np.asarray(classes), cells[:, 1], cells[:, 0]), 1)
+    counts = cv2.GaussianBlur(counts.transpose(1, 2, 0), (0, 0), 0.8).reshape(DENSITY_CELLS, DENSITY_CELLS, -1)
+    total = counts.sum(axis=2)
+    rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colours], dtype=np.float64)
+    mix = counts @ rgb / np.maximum(total, 1e-9)[..., None]
+    alpha = np.log1p(total) / max(np.log1p(total).max(), 1e-9) * 200
+    return np.dstack([mix, alpha]).astype(np.uint8)
+
+
+def _density_svg(image: np.ndarray) -> str:
+    ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA))
+    data = base64.b64encode(png.tobytes()).decode("ascii")
+    return (
+        f'<image class="tm-density" x="0" y="0" width="{MAP_SIZE}" height="{MAP_SIZE}" preserveAspectRatio="none" '
+        f'style="image-rendering:auto" href="data:image/png;base64,{data}"/>'
+    )
+
+
+def drawn_rows(count: int, limit: int = MAX_DRAWN_POINTS, seed: int = 0) -> np.ndarray:
+    """Which examples are drawn as points: all of them, or a fixed random sample of ``limit`` (stable per count)."""
+    if count <= limit:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, limit, replace=False))
+
+
 def map_points_html(project: Project, positions: np.ndarray, method: str, fitting: bool) -> str:
-    """The examples as points coloured by class; hovering one shows its class (and thumbnail)."""
-    colour_of = {name: class_colour(i) for i, name in enumerate(project.classes)}
+    """The examples as points coloured by class; hovering one shows its class (and thumbnail). Past
+    ``MAX_DRAWN_POINTS`` examples, a sample is drawn over a density image of all of them."""
+    colours = [class_colour(i) for i in range(len(project.classes))]
+    colour_of = dict(zip(project.classes, colours))
     points = _to_svg(positions) if len(positions) else np.zeros((0, 2))
+    rows = drawn_rows(len(points))
     with_thumbnails = len(points) <= MAX_HOVER_THUMBNAILS
     distinct = len(np.unique(project.embeddings, axis=0)) if len(points) else 0
     shown = "PCA" if method == "pca" or distinct < MIN_UMAP_POINTS else "UMAP"
     waiting = f" (UMAP from {MIN_UMAP_POINTS} distinct examples)" if method == "umap" and shown == "PCA" else ""
+    sampled = f", {len(rows):,} drawn over the density of all" if len(rows) < len(points) else ""
     parts = [
-        f'<div class="tm-map-status">{shown} map of {len(points)} examples{waiting}'
+        f'<div class="tm-map-status">{shown} map of {len(points):,} examples{sampled}{waiting}'
         f"{' — refitting…' if fitting else ''}</div>",
         f'<svg class="tm-map" viewBox="0 0 {MAP_SIZE} {MAP_SIZE}" width="{MAP_SIZE}" height="{MAP_SIZE}">',
         f'<rect width="{MAP_SIZE}" height="{MAP_SIZE}" fill="#fafafa" stroke="#ddd"/>',
     ]
-    for index, ((x, y), example) in enumerate(zip(points, project.examples)):
+    if len(rows) < len(points):
+        position_of = {name: i for i, name in enumerate(project.classes)}
+        classes = [position_of[example.label] for example in project.examples]
+        parts.append(_density_svg(density_image(points, classes, colours)))
+    for index in rows:
+        (x, y), example = points[index], project.examples[index]
         title = f"{escape(example.label)} #{index}"
         tip = ""
         if with_thumbnails:
             tx, ty = min(x + 6, MAP_SIZE - 70), max(y - 70, 0)
             data = base64.b64encode(example.preview).decode("ascii")
             tip = f'<image class="tm-tip" x="{tx:.0f}" y="{ty:.0f}" width="64" height="64" href="data:image/jpeg;base64,{data}"/>'
+        radius = 4 if len(rows) == len(points) else 2.5
         parts.append(
             f'<g class="tm-point" data-index="{index}"><title>{title}</title>'
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour_of.get(example.label, "#999")}"/>{tip}</g>'
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius}" fill="{colour_of.get(example.label, "#999")}"/>{tip}</g>'
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -32,7 +32,7 @@ from .projection import METHODS, warm_up
 from .frames import ImageError
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
 from .project import ProjectError
-from .session import Session, SessionError
+from .session import MAX_EXAMPLES, Session, SessionError
 from .views import (
     CSS,
     architecture_html,
@@ -60,6 +60,8 @@ STREAM_EVERY = 0.1
 STREAM_TIME_LIMIT = 30 * 60
 """A stream is closed after 30 minutes; clicking the camera button again resumes it."""
 SESSION_IDLE_SECONDS = float(os.environ.get("TEACHABLE_SESSION_IDLE_SECONDS", 2 * 60 * 60))
+MAX_EXAMPLES_PER_SESSION = int(os.environ.get("TEACHABLE_MAX_EXAMPLES", MAX_EXAMPLES))
+"""A shared server's limit per person; one person with a large imported project can raise it."""
 """A session with no frames, classifications or edits for this long is freed, with its examples."""
 THUMBNAILS_SHOWN = 12
 MAX_UPLOAD = "20mb"
@@ -115,7 +117,7 @@ def build_app(
     _start_idle_reaper(live_sessions, idle_seconds)
 
     def new_session() -> Session:
-        return Session(backbone, icons=icons, map_executor=map_executor)
+        return Session(backbone, icons=icons, map_executor=map_executor, max_examples=MAX_EXAMPLES_PER_SESSION)
 
     # ------------------------------------------------------------------ handlers (pure calls into the session)
     def views_of(result, session: Session):

@@ -224,3 +224,56 @@ def test_project_at_another_tap_round_trips(small_session, backbone):
     loaded = Project.load(small_session.project_bytes(), backbone=backbone)
     assert loaded.tap == "head"
     np.testing.assert_array_equal(loaded.embeddings, small_session.project.embeddings)
+
+
+# ----------------------------------------------------------------- many examples
+def test_large_sets_are_laid_out_from_a_sample_and_the_rest_placed():
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(3, 32)) * 3
+    vectors = np.concatenate([c + rng.normal(size=(200, 32)) for c in centres]).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    order = np.lexsort(vectors.T[::-1])  # fit_layout works on the distinct vectors, which np.unique sorts
+    vectors = vectors[order]
+    layout = fit_layout(vectors, "pca", sample=120)
+    chosen = np.sort(np.random.default_rng(0).choice(600, 120, replace=False))
+    np.testing.assert_allclose(layout[chosen], fit_layout(vectors[chosen], "pca"))  # the sample is the fit
+    others = np.setdiff1d(np.arange(600), chosen)
+    row = others[7]
+    similarities = vectors[chosen] @ vectors[row]
+    top = np.argsort(-similarities)[:10]
+    np.testing.assert_allclose(layout[row], place(layout[chosen][top], similarities[top]), atol=1e-5)
+    labels = np.repeat(np.arange(3), 200)[order]
+    means = np.stack([layout[labels == c].mean(axis=0) for c in range(3)])
+    spread = max(np.linalg.norm(layout[labels == c] - means[c], axis=1).mean() for c in range(3))
+    assert min(np.linalg.norm(means[a] - means[b]) for a, b in [(0, 1), (0, 2), (1, 2)]) > 2 * spread
+
+
+def test_crowded_map_draws_a_sample_over_the_density_of_all(backbone):
+    from teachable.project import Project
+    from teachable.views import MAX_DRAWN_POINTS, class_colour, density_image, map_points_html
+
+    rng = np.random.default_rng(4)
+    project = Project.for_backbone(backbone, ["left", "right"])
+    thumbnail = encode_jpeg(np.zeros((8, 8, 3), np.uint8))
+    count = MAX_DRAWN_POINTS * 2
+    project.add_examples("left", rng.normal(size=(count // 2, 1280)), [thumbnail] * (count // 2))
+    project.add_examples("right", rng.normal(size=(count // 2, 1280)), [thumbnail] * (count // 2))
+    positions = np.concatenate([rng.uniform(-1, -0.2, (count // 2, 2)), rng.uniform(0.2, 1, (count // 2, 2))])
+    html = map_points_html(project, positions, "pca", fitting=False)
+    assert html.count("<circle") == MAX_DRAWN_POINTS and "tm-density" in html
+    assert f"map of {count:,} examples, {MAX_DRAWN_POINTS:,} drawn" in html
+
+    from teachable.views import _to_svg
+
+    image = density_image(
+        _to_svg(positions), [0] * (count // 2) + [1] * (count // 2), [class_colour(0), class_colour(1)]
+    )
+    size = image.shape[0]
+    left_cell, right_cell, empty_cell = (
+        image[int(size * 0.7), int(size * 0.2)],
+        image[int(size * 0.2), int(size * 0.8)],
+        image[int(size * 0.2), int(size * 0.2)],
+    )
+    assert left_cell[3] > 100 and right_cell[3] > 100 and empty_cell[3] == 0
+    assert tuple(left_cell[:3]) == tuple(int(class_colour(0)[i : i + 2], 16) for i in (1, 3, 5))
+    assert tuple(right_cell[:3]) == tuple(int(class_colour(1)[i : i + 2], 16) for i in (1, 3, 5))
