@@ -19,6 +19,7 @@ import numpy as np
 
 from .activations import MODES, GridIcons, attribution_map, factor_grid, heat_overlay, icon_grid
 from .backbones import Backbone, pooled
+from .batching import FrameBatcher
 from .coach import Hint, Review, review
 from .frames import ImageError, decode_image, encode_jpeg
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction
@@ -75,8 +76,11 @@ class Session:
         record_per_second: float = RECORD_PER_SECOND,
         icons: GridIcons | None = None,
         map_executor: Executor | None = None,
+        batcher: FrameBatcher | None = None,
     ) -> None:
         self.backbone = backbone
+        self.batcher = batcher
+        """Shared with other sessions: live frames go through it to be batched with theirs (None: run alone)."""
         self.icons = icons
         """Shared, read-only icons for the backbone's grid tap (None: the icons mode is unavailable)."""
         self.project = Project.for_backbone(backbone, classes)
@@ -106,7 +110,7 @@ class Session:
 
     def __deepcopy__(self, memo: dict) -> "Session":
         # The model, the icons and the map executor are shared and read-only; everything else is copied.
-        fresh = Session(self.backbone, (), icons=self.icons, map_executor=self.map._executor)
+        fresh = Session(self.backbone, (), icons=self.icons, map_executor=self.map._executor, batcher=self.batcher)
         fresh.project = copy.deepcopy(self.project, memo)
         for name in (
             "k",
@@ -132,7 +136,11 @@ class Session:
         self.last_active = time.monotonic()
         square = self.backbone.prepare(frame)
         tap = self.project.tap
-        outputs = self.backbone.run(square[None], [self.grid_tap, tap] if self.views_on else [tap])
+        taps = [self.grid_tap, tap] if self.views_on else [tap]
+        if self.batcher is not None:
+            outputs = self.batcher.run(square[None], taps, caller=id(self))
+        else:
+            outputs = self.backbone.run(square[None], taps)
         embedding = pooled(outputs[tap])[0]
         grid_activation = outputs[self.grid_tap][0].cpu().numpy() if self.views_on else None
         recorded = False
