@@ -42,10 +42,13 @@ class FrameBatcher:
     and returns the same ``{tap: tensor}`` for the caller's images only.
     """
 
-    def __init__(self, backbone, window: float = 0.004, max_batch: int = 16) -> None:
+    def __init__(
+        self, backbone, window: float = 0.004, max_batch: int = 16, active_seconds: float = ACTIVE_SECONDS
+    ) -> None:
         self.backbone = backbone
         self.window = window
         self.max_batch = max_batch
+        self.active_seconds = active_seconds
         self._pending: list[_Request] = []
         self._last_seen: dict[int, float] = {}
         self._condition = threading.Condition()
@@ -73,7 +76,7 @@ class FrameBatcher:
 
     def _expected(self, now: float) -> int:
         for caller, seen in list(self._last_seen.items()):
-            if now - seen > ACTIVE_SECONDS:
+            if now - seen > self.active_seconds:
                 del self._last_seen[caller]
         return max(1, len(self._last_seen))
 

@@ -20,7 +20,7 @@ def squares(backbone):
 
 
 def test_concurrent_frames_are_batched_and_each_caller_gets_its_own(backbone, squares):
-    batcher = FrameBatcher(backbone, window=5.0, max_batch=16)
+    batcher = FrameBatcher(backbone, window=30.0, max_batch=16, active_seconds=600)  # slow machines too
     barrier = threading.Barrier(len(squares))
 
     def caller(index: int) -> list[np.ndarray]:
