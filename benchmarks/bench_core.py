@@ -72,7 +72,7 @@ def bench_knn(sizes=(1_000, 10_000, 100_000), dim: int = 1280, queries: int = 50
     results = []
     for size in sizes:
         vectors = rng.standard_normal((size, dim), dtype=np.float32)
-        knn = KNNClassifier(dim)
+        knn = KNNClassifier(dim, approximate_from=None)  # the exact index at every size
         knn.add(vectors, [f"c{i % 10}" for i in range(size)])
         unit = normalise(vectors)
         probe = rng.standard_normal((queries, dim), dtype=np.float32)

@@ -166,7 +166,8 @@ class KNNClassifier:
         self.approximate_from = approximate_from
         """Number of examples from which an approximate index is used (None: always exact)."""
         self.use_gpu = gpu_count() > 0 if use_gpu is None else use_gpu
-        self._vectors = np.zeros((0, dim), dtype=np.float32)
+        self._buffer = np.zeros((0, dim), dtype=np.float32)  # grows by doubling, so adding one is O(1)
+        self._vectors = self._buffer[:0]  # the stored rows; rows already there are never written again
         self._labels: list[str] = []
         self._flat: faiss.Index | None = None  # exact index, rebuilt lazily after a removal
         self._approximate: faiss.Index | None = None  # set by the background builder once ready
@@ -184,7 +185,8 @@ class KNNClassifier:
             approximate_from=self.approximate_from,
             use_gpu=self.use_gpu,
         )
-        fresh._vectors, fresh._labels = self._vectors, list(self._labels)  # vectors are never changed in place
+        fresh._buffer = self._vectors.copy()  # its own buffer: both may append
+        fresh._vectors, fresh._labels = fresh._buffer, list(self._labels)
         fresh._centroids = copy.deepcopy(self._centroids, memo) if self._centroids is not None else None
         return fresh
 
@@ -223,7 +225,13 @@ class KNNClassifier:
         if any(not isinstance(label, str) or not label for label in labels):
             raise KNNError("Every example needs a non-empty class name.")
         with self._lock:
-            self._vectors = np.concatenate([self._vectors, vectors])
+            size = len(self._vectors) + len(vectors)
+            if size > len(self._buffer):
+                grown = np.empty((max(size, 2 * len(self._buffer), 64), self.dim), dtype=np.float32)
+                grown[: len(self._vectors)] = self._vectors
+                self._buffer = grown
+            self._buffer[len(self._vectors) : size] = vectors
+            self._vectors = self._buffer[:size]
             self._labels.extend(labels)
             for index in (self._flat, self._approximate):
                 if index is not None:
@@ -237,7 +245,7 @@ class KNNClassifier:
         keep = np.ones(len(self), dtype=bool)
         keep[indices] = False
         with self._lock:
-            self._vectors = np.ascontiguousarray(self._vectors[keep])
+            self._buffer = self._vectors = np.ascontiguousarray(self._vectors[keep])
             self._labels = [label for label, kept in zip(self._labels, keep) if kept]
             self._flat = self._approximate = None
             self._generation += 1

@@ -244,3 +244,20 @@ def test_deep_copy_is_independent_and_searchable():
     twin.remove([0])
     assert len(knn) == 300 and len(twin) == 299
     assert knn.search(vectors[:1], 1)[1][0, 0] == 0
+    # Both append (into spare room of their buffers): neither sees the other's example.
+    knn.add(vectors[5], "mine")
+    twin.add(vectors[9], "theirs")
+    assert knn.labels[-1] == "mine" and twin.labels[-1] == "theirs"
+    np.testing.assert_array_equal(knn.vectors[-1], knn.vectors[5])
+    np.testing.assert_array_equal(twin.vectors[-1], twin.vectors[8])
+
+
+def test_views_of_the_vectors_are_unchanged_by_later_adds():
+    knn = KNNClassifier(8)
+    knn.add(np.eye(8)[:3], "a")
+    before = knn.vectors
+    frozen = before.copy()
+    for row in range(3, 8):
+        knn.add(np.eye(8)[row], "b")
+    np.testing.assert_array_equal(before, frozen)
+    np.testing.assert_array_equal(knn.vectors, np.eye(8, dtype=np.float32))
