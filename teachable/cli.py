@@ -194,6 +194,22 @@ def cmd_app(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve_backbone(args: argparse.Namespace) -> int:
+    from .inference import backbone_server
+
+    backbone, warning = load_backbone_or_default(args.backbone, args.device, args.compile)
+    if warning:
+        _warn(warning)
+    server = backbone_server(backbone, args.host, args.port)
+    print(f"Serving {backbone.name} on {backbone.device} at http://{args.host}:{server.server_port} (Ctrl+C stops).")
+    print(f"Point the app at it with TEACHABLE_INFERENCE=http://{args.host}:{server.server_port}")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teachable", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the backbone and app do")
@@ -275,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--share", action="store_true", help="also serve through a public share link")
     app.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     app.set_defaults(run=cmd_app)
+
+    service = with_device(
+        commands.add_parser("serve-backbone", help="serve the backbone over HTTP to app replicas"), compiled=True
+    )
+    service.add_argument("--host", default="127.0.0.1")
+    service.add_argument("--port", type=int, default=8700)
+    service.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
+    service.set_defaults(run=cmd_serve_backbone)
     return parser
 
 

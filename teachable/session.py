@@ -19,9 +19,9 @@ import numpy as np
 
 from .activations import MODES, GridIcons, attribution_map, factor_grid, heat_overlay, icon_grid
 from .backbones import Backbone, pooled
-from .batching import FrameBatcher
 from .coach import Hint, Review, review
 from .frames import ImageError, decode_image, encode_jpeg
+from .inference import FrameRunner, LocalRunner
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction
 from .project import BackboneMismatch, Project
 from .projection import EmbeddingMap, place
@@ -76,11 +76,12 @@ class Session:
         record_per_second: float = RECORD_PER_SECOND,
         icons: GridIcons | None = None,
         map_executor: Executor | None = None,
-        batcher: FrameBatcher | None = None,
+        runner: FrameRunner | None = None,
     ) -> None:
         self.backbone = backbone
-        self.batcher = batcher
-        """Shared with other sessions: live frames go through it to be batched with theirs (None: run alone)."""
+        self.runner = runner or LocalRunner(backbone)
+        """Runs live frames and added images through the backbone; may be shared with other sessions (a batcher,
+        an inference service)."""
         self.icons = icons
         """Shared, read-only icons for the backbone's grid tap (None: the icons mode is unavailable)."""
         self.project = Project.for_backbone(backbone, classes)
@@ -110,7 +111,7 @@ class Session:
 
     def __deepcopy__(self, memo: dict) -> "Session":
         # The model, the icons and the map executor are shared and read-only; everything else is copied.
-        fresh = Session(self.backbone, (), icons=self.icons, map_executor=self.map._executor, batcher=self.batcher)
+        fresh = Session(self.backbone, (), icons=self.icons, map_executor=self.map._executor, runner=self.runner)
         fresh.project = copy.deepcopy(self.project, memo)
         for name in (
             "k",
@@ -137,10 +138,7 @@ class Session:
         square = self.backbone.prepare(frame)
         tap = self.project.tap
         taps = [self.grid_tap, tap] if self.views_on else [tap]
-        if self.batcher is not None:
-            outputs = self.batcher.run(square[None], taps, caller=id(self))
-        else:
-            outputs = self.backbone.run(square[None], taps)
+        outputs = self.runner.run(square[None], taps, caller=id(self))
         embedding = pooled(outputs[tap])[0]
         grid_activation = outputs[self.grid_tap][0].cpu().numpy() if self.views_on else None
         recorded = False
@@ -317,7 +315,9 @@ class Session:
             except ImageError as error:
                 problems.append(str(error))
                 continue
-            self.project.add_examples(label, self.backbone.embed(square[None]), [encode_jpeg(square)], name)
+            tap = self.project.tap
+            embedding = pooled(self.runner.run(square[None], [tap], caller=id(self))[tap])
+            self.project.add_examples(label, embedding, [encode_jpeg(square)], name)
             added += 1
         return added, problems
 

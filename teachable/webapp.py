@@ -32,7 +32,7 @@ from .projection import METHODS, warm_up
 from .frames import ImageError
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
 from .project import ProjectError
-from .batching import FrameBatcher
+from .inference import InferenceError, runner_from_setting
 from .session import MAX_EXAMPLES, Session, SessionError
 from .views import (
     CSS,
@@ -62,14 +62,14 @@ STREAM_TIME_LIMIT = 30 * 60
 """A stream is closed after 30 minutes; clicking the camera button again resumes it."""
 SESSION_IDLE_SECONDS = float(os.environ.get("TEACHABLE_SESSION_IDLE_SECONDS", 2 * 60 * 60))
 MAX_EXAMPLES_PER_SESSION = int(os.environ.get("TEACHABLE_MAX_EXAMPLES", MAX_EXAMPLES))
-BATCH_FRAMES = os.environ.get("TEACHABLE_BATCH", "auto")
-"""Batch live frames across sessions: "on", "off", or "auto" (on when the backbone runs on a GPU; on a small CPU a
-batch costs about as much as its frames one by one, so there it only adds waiting)."""
+INFERENCE = os.environ.get("TEACHABLE_INFERENCE", "auto")
+"""Where live frames run: local, batched (across sessions), auto (batched on a GPU; on a small CPU a batch costs
+about as much as its frames one by one) or the URL of a backbone service. See inference.py."""
 """A shared server's limit per person; one person with a large imported project can raise it."""
 """A session with no frames, classifications or edits for this long is freed, with its examples."""
 THUMBNAILS_SHOWN = 12
 MAX_UPLOAD = "20mb"
-USER_ERRORS = (SessionError, ProjectError, ImageError, KNNError, BackboneError)
+USER_ERRORS = (SessionError, ProjectError, ImageError, KNNError, BackboneError, InferenceError)
 CAMERA_CSS = "#cam video { transform: scaleX(-1); }"  # mirror the preview only; the server gets true frames
 # Clicking an example in the classification view or the unit view puts its number in the "Example #" box.
 PICK_EXAMPLE_JS = """() => {
@@ -117,15 +117,14 @@ def build_app(
     os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "teachable-gradio"))
     icons = load_icons(backbone)
     map_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding-map")
-    batching = BATCH_FRAMES == "on" or (BATCH_FRAMES == "auto" and backbone.on_accelerator)
-    batcher = FrameBatcher(backbone) if batching else None
-    log.info("Live frames are %s.", "batched across sessions" if batching else "run one by one")
+    runner = runner_from_setting(INFERENCE, backbone)
+    log.info("Live frames run through %s (TEACHABLE_INFERENCE=%s).", type(runner).__name__, INFERENCE)
     live_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
     _start_idle_reaper(live_sessions, idle_seconds)
 
     def new_session() -> Session:
         return Session(
-            backbone, icons=icons, map_executor=map_executor, max_examples=MAX_EXAMPLES_PER_SESSION, batcher=batcher
+            backbone, icons=icons, map_executor=map_executor, max_examples=MAX_EXAMPLES_PER_SESSION, runner=runner
         )
 
     # ------------------------------------------------------------------ handlers (pure calls into the session)

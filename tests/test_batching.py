@@ -74,7 +74,7 @@ def test_an_error_reaches_its_callers_and_the_worker_goes_on(backbone, squares):
 
 def test_a_session_predicts_the_same_through_the_batcher(backbone, squares):
     batcher = FrameBatcher(backbone)
-    plain, batched = Session(backbone), Session(backbone, batcher=batcher)
+    plain, batched = Session(backbone), Session(backbone, runner=batcher)
     for session in (plain, batched):
         session.add_images("Class 1", [("cat.jpg", encode_jpeg(photo("chelsea")))])
         session.add_images("Class 2", [("coffee.jpg", encode_jpeg(photo("coffee")))])
