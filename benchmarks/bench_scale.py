@@ -18,6 +18,7 @@ smaller sizes.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import platform
@@ -44,7 +45,7 @@ from teachable.backbones import load_backbone  # noqa: E402
 from teachable.batching import FrameBatcher  # noqa: E402
 from teachable.folder import import_folder  # noqa: E402
 from teachable.frames import encode_jpeg  # noqa: E402
-from teachable.knn import KNNClassifier, normalise  # noqa: E402
+from teachable.knn import KNNClassifier, gpu_count, normalise  # noqa: E402
 from teachable.project import Project  # noqa: E402
 
 
@@ -211,7 +212,7 @@ def bench_memory(backbone, crops: np.ndarray, real: np.ndarray, labels: list[str
     }
 
 
-def bench_fit(images: int) -> dict:
+def bench_fit(images: int, device: str) -> dict:
     rng = np.random.default_rng(0)
     sources = photos()
     names = list(sources)[:10]
@@ -222,7 +223,7 @@ def bench_fit(images: int) -> dict:
             crop = augmented_crop(sources[name], rng, size=480)[:, 80:400]  # 320 x 480 photos
             (root / name).mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(root / name / f"{i:05d}.jpg"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-        backbone = load_backbone(device="cpu")
+        backbone = load_backbone(device=device)
         runs = {}
         for label, options in (("one_at_a_time", {"workers": 0, "batch_size": 1}), ("dataloader", {})):
             start = time.perf_counter()
@@ -235,10 +236,13 @@ def bench_fit(images: int) -> dict:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
-    arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
-    output = Path(arguments[0]) if arguments else Path(__file__).parent / "results" / "scale.json"
-    backbone = load_backbone(device="cpu")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", nargs="?", default=Path(__file__).parent / "results" / "scale.json", type=Path)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to measure the GPU path")
+    args = parser.parse_args()
+    quick, output = args.quick, args.output
+    backbone = load_backbone(device=args.device)
     crops, labels = real_crops(300 if quick else 1000)
     held_out, _ = real_crops(100, seed=1)
     real = embed_all(backbone, crops)
@@ -249,14 +253,16 @@ def main() -> None:
             "cpu_count": psutil.cpu_count(),
             "torch": torch.__version__,
             "faiss": faiss.__version__,
-            "device": "cpu",
+            "device": str(backbone.device),
+            "dtype": str(backbone.dtype),
+            "faiss_gpus": gpu_count(),
         },
         "embedding": bench_embedding(backbone, crops),
         "batching": bench_batching(backbone, crops, seconds=3 if quick else 8),
         "knn": bench_knn(real, labels, queries, (1_000, 10_000) if quick else (1_000, 10_000, 100_000)),
         "float16": bench_float16(real, labels),
         "memory": bench_memory(backbone, crops, real, labels),
-        "fit": bench_fit(300 if quick else 5_000),
+        "fit": bench_fit(300 if quick else 5_000, args.device),
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=1))

@@ -68,7 +68,8 @@ about as much as its frames one by one) or the URL of a backbone service. See in
 """A shared server's limit per person; one person with a large imported project can raise it."""
 """A session with no frames, classifications or edits for this long is freed, with its examples."""
 THUMBNAILS_SHOWN = 12
-MAX_UPLOAD = "20mb"
+MAX_UPLOAD = f"{int(os.environ.get('TEACHABLE_MAX_UPLOAD_MB', 20))}mb"
+"""Largest upload (images, videos, project files); raise it to open large projects on a server of your own."""
 USER_ERRORS = (SessionError, ProjectError, ImageError, KNNError, BackboneError, InferenceError)
 CAMERA_CSS = "#cam video { transform: scaleX(-1); }"  # mirror the preview only; the server gets true frames
 # Clicking an example in the classification view or the unit view puts its number in the "Example #" box.
