@@ -27,6 +27,10 @@ test: $(STAMP) browser
 
 bench: $(STAMP) browser
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_views.py
+	$(PY) benchmarks/bench_scale.py
+	$(PY) benchmarks/bench_stream.py
+	$(PY) benchmarks/bench_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
