@@ -165,6 +165,10 @@ class KNNClassifier:
         self.temperature = temperature
         self.approximate_from = approximate_from
         """Number of examples from which an approximate index is used (None: always exact)."""
+        if use_gpu and gpu_count() == 0:
+            raise KNNError(
+                "FAISS sees no GPU here; install the gpu extra on a machine with CUDA, or leave use_gpu unset."
+            )
         self.use_gpu = gpu_count() > 0 if use_gpu is None else use_gpu
         self._buffer = np.zeros((0, dim), dtype=np.float32)  # grows by doubling, so adding one is O(1)
         self._vectors = self._buffer[:0]  # the stored rows; rows already there are never written again

@@ -261,3 +261,31 @@ def test_views_of_the_vectors_are_unchanged_by_later_adds():
         knn.add(np.eye(8)[row], "b")
     np.testing.assert_array_equal(before, frozen)
     np.testing.assert_array_equal(knn.vectors, np.eye(8, dtype=np.float32))
+
+
+def test_gpu_indexes_are_requested_only_where_faiss_has_gpus(monkeypatch):
+    """CI has faiss-cpu: check the wiring with a stand-in for faiss's GPU calls that records them and keeps the CPU
+    index, so the answers must stay exactly the CPU ones."""
+    import faiss
+
+    from teachable import knn as knn_module
+
+    with pytest.raises(KNNError, match="no GPU"):
+        KNNClassifier(8, use_gpu=True)
+    assert KNNClassifier(8).use_gpu is False
+
+    moved = []
+    monkeypatch.setattr(knn_module, "gpu_count", lambda: 1)
+    monkeypatch.setattr(faiss, "StandardGpuResources", lambda: "resources", raising=False)
+    monkeypatch.setattr(
+        faiss, "index_cpu_to_gpu", lambda res, device, index: moved.append(type(index)) or index, raising=False
+    )
+    vectors, labels = manifold(np.random.default_rng(12), 1100)
+    on_gpu = KNNClassifier(256, approximate_from=1000)
+    assert on_gpu.use_gpu
+    on_cpu = KNNClassifier(256, approximate_from=None, use_gpu=False)
+    for knn in (on_gpu, on_cpu):
+        knn.add(vectors, labels)
+    np.testing.assert_array_equal(on_gpu.search(vectors[:20], 5)[1], on_cpu.search(vectors[:20], 5)[1])
+    assert on_gpu.wait_for_index(timeout=60) == "ivf"
+    assert moved == [faiss.IndexFlatIP, faiss.IndexIVFFlat]
