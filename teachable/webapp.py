@@ -61,12 +61,12 @@ STREAM_EVERY = 0.1
 STREAM_TIME_LIMIT = 30 * 60
 """A stream is closed after 30 minutes; clicking the camera button again resumes it."""
 SESSION_IDLE_SECONDS = float(os.environ.get("TEACHABLE_SESSION_IDLE_SECONDS", 2 * 60 * 60))
+"""A session with no frames, classifications or edits for this long is freed, with its examples."""
 MAX_EXAMPLES_PER_SESSION = int(os.environ.get("TEACHABLE_MAX_EXAMPLES", MAX_EXAMPLES))
+"""A shared server's limit per person; one person with a large imported project can raise it."""
 INFERENCE = os.environ.get("TEACHABLE_INFERENCE", "auto")
 """Where live frames run: local, batched (across sessions), auto (batched on a GPU; on a small CPU a batch costs
 about as much as its frames one by one) or the URL of a backbone service. See inference.py."""
-"""A shared server's limit per person; one person with a large imported project can raise it."""
-"""A session with no frames, classifications or edits for this long is freed, with its examples."""
 THUMBNAILS_SHOWN = 12
 MAX_UPLOAD = f"{int(os.environ.get('TEACHABLE_MAX_UPLOAD_MB', 20))}mb"
 """Largest upload (images, videos, project files); raise it to open large projects on a server of your own."""
