@@ -283,11 +283,14 @@ class KNNClassifier:
             return approximate.search(queries, k)
         if self.approximate_from is not None and len(self) >= self.approximate_from:
             self._start_building()
-        if self._flat is None:
+        flat = self._flat  # read once: the builder may drop it when its index lands
+        if flat is None:
             flat = self._on_device(faiss.IndexFlatIP(self.dim))
-            flat.add(self._vectors)
-            self._flat = flat
-        return self._flat.search(queries, k)
+            with self._lock:
+                flat.add(self._vectors)
+                if self._approximate is None:
+                    self._flat = flat
+        return flat.search(queries, k)
 
     def _start_building(self) -> None:
         if self._builder is not None and self._builder.is_alive():
