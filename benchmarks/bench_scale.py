@@ -6,6 +6,7 @@
 * knn: one query (k=10, one thread, as in the app) and one add at 1k / 10k / 100k examples, the exact flat index vs
   the approximate IVF index, with the IVF build time and recall@10 against the flat index;
 * float16: what storing embeddings at float16 precision changes on real embeddings (neighbours, labels, similarity);
+* large project: save, load and predict (the whole kNN path: search, votes) with 100,000 examples;
 * memory: per 10,000 examples, in the process (vectors, index, thumbnails) and in the project file;
 * fit: `teachable fit`'s import of a generated folder of 5,000 real-photo JPEGs with DataLoader workers and batches
   vs one image at a time in one process.
@@ -212,6 +213,39 @@ def bench_memory(backbone, crops: np.ndarray, real: np.ndarray, labels: list[str
     }
 
 
+def bench_large_project(
+    backbone, crops: np.ndarray, real: np.ndarray, labels: list[str], queries: np.ndarray, examples: int
+) -> dict:
+    """Save and load a project of ``examples`` (112-pixel thumbnails, to keep the file under 1 GB), then the first
+    predictions (flat while the IVF index is built) and the ones after."""
+    vectors, names = manifold_vectors(real, labels, examples, seed=2)
+    thumbnails = [encode_jpeg(cv2.resize(crop, (112, 112), interpolation=cv2.INTER_AREA)) for crop in crops[:50]]
+    project = Project.for_backbone(backbone, sorted(set(names)))
+    for name in project.classes:
+        rows = [i for i, label in enumerate(names) if label == name]
+        project.add_examples(name, vectors[rows], [thumbnails[i % 50] for i in rows])
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        path = project.save(Path(folder) / "large.zip")
+        save_s = time.perf_counter() - start
+        start = time.perf_counter()
+        loaded = Project.load(path, backbone=backbone)
+        load_s = time.perf_counter() - start
+        file_mb = path.stat().st_size / 2**20
+    first = timed(lambda: loaded.predict(queries[0], 5), 20, warmup=0)
+    loaded.classifier.wait_for_index()
+    after = [timed(lambda: loaded.predict(query, 5), 1, warmup=0)[0] for query in queries]
+    return {
+        "examples": examples,
+        "file_mb": file_mb,
+        "save_s": save_s,
+        "load_s": load_s,
+        "predict_while_index_builds": percentiles(first),
+        "predict_after": percentiles(after),
+        "index_after": loaded.classifier.index_kind,
+    }
+
+
 def bench_fit(images: int, device: str) -> dict:
     rng = np.random.default_rng(0)
     sources = photos()
@@ -261,6 +295,7 @@ def main() -> None:
         "batching": bench_batching(backbone, crops, seconds=3 if quick else 8),
         "knn": bench_knn(real, labels, queries, (1_000, 10_000) if quick else (1_000, 10_000, 100_000)),
         "float16": bench_float16(real, labels),
+        "large_project": bench_large_project(backbone, crops, real, labels, queries, 10_000 if quick else 100_000),
         "memory": bench_memory(backbone, crops, real, labels),
         "fit": bench_fit(300 if quick else 5_000, args.device),
     }

@@ -173,6 +173,7 @@ class KNNClassifier:
         self._buffer = np.zeros((0, dim), dtype=np.float32)  # grows by doubling, so adding one is O(1)
         self._vectors = self._buffer[:0]  # the stored rows; rows already there are never written again
         self._labels: list[str] = []
+        self._classes: tuple[str, ...] | None = None  # cached; reset by every change of labels
         self._flat: faiss.Index | None = None  # exact index, rebuilt lazily after a removal
         self._approximate: faiss.Index | None = None  # set by the background builder once ready
         self._centroids: faiss.IndexIVFFlat | None = None  # trained, empty: reused after removals
@@ -212,7 +213,9 @@ class KNNClassifier:
     @property
     def classes(self) -> tuple[str, ...]:
         """Classes that have at least one example, in order of their first example."""
-        return tuple(dict.fromkeys(self._labels))
+        if self._classes is None:
+            self._classes = tuple(dict.fromkeys(self._labels))
+        return self._classes
 
     @property
     def index_kind(self) -> str:
@@ -237,6 +240,7 @@ class KNNClassifier:
             self._buffer[len(self._vectors) : size] = vectors
             self._vectors = self._buffer[:size]
             self._labels.extend(labels)
+            self._classes = None
             for index in (self._flat, self._approximate):
                 if index is not None:
                     index.add(vectors)
@@ -251,6 +255,7 @@ class KNNClassifier:
         with self._lock:
             self._buffer = self._vectors = np.ascontiguousarray(self._vectors[keep])
             self._labels = [label for label, kept in zip(self._labels, keep) if kept]
+            self._classes = None
             self._flat = self._approximate = None
             self._generation += 1
 
@@ -263,11 +268,13 @@ class KNNClassifier:
         if new in self._labels and new != old:
             raise KNNError(f"There is already a class named {new!r}.")
         self._labels = [new if label == old else label for label in self._labels]
+        self._classes = None
 
     def relabel(self, index: int, label: str) -> None:
         if not 0 <= index < len(self):
             raise KNNError(f"Example index {index} out of range (0 to {len(self) - 1}).")
         self._labels[index] = label
+        self._classes = None
 
     # ----------------------------------------------------------------- indexes
     def _on_device(self, index: faiss.Index) -> faiss.Index:
