@@ -11,6 +11,7 @@ import ctypes
 import gc
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -67,6 +68,8 @@ MAX_EXAMPLES_PER_SESSION = int(os.environ.get("TEACHABLE_MAX_EXAMPLES", MAX_EXAM
 INFERENCE = os.environ.get("TEACHABLE_INFERENCE", "auto")
 """Where live frames run: local, batched (across sessions), auto (batched on a GPU; on a small CPU a batch costs
 about as much as its frames one by one) or the URL of a backbone service. See inference.py."""
+FILE_MAX_AGE_SECONDS = int(os.environ.get("TEACHABLE_FILE_MAX_AGE_SECONDS", 30 * 60))
+"""Uploads, saved projects and other served files older than this are deleted (checked every third of it)."""
 THUMBNAILS_SHOWN = 12
 MAX_UPLOAD = f"{int(os.environ.get('TEACHABLE_MAX_UPLOAD_MB', 20))}mb"
 """Largest upload (images, videos, project files); raise it to open large projects on a server of your own."""
@@ -252,7 +255,10 @@ def build_app(
         )
 
     def save_project(session: Session):
-        folder = Path(tempfile.mkdtemp(prefix="project-", dir=os.environ.get("GRADIO_TEMP_DIR")))
+        # Gradio serves a copy from its cache (and deletes that on schedule); the original is ours to delete.
+        files = Path(os.environ["GRADIO_TEMP_DIR"])
+        _remove_older_than(files.glob("project-*"), FILE_MAX_AGE_SECONDS)
+        folder = Path(tempfile.mkdtemp(prefix="project-", dir=files))
         return str(session.project.save(folder / "teachable-project.zip"))
 
     def load_project(session: Session, selected, file):
@@ -396,7 +402,7 @@ def build_app(
             raise gr.Error("That video has no frames that could be read.")
 
     # ------------------------------------------------------------------ layout
-    with gr.Blocks(title="teachable", delete_cache=(600, 1800)) as demo:
+    with gr.Blocks(title="teachable", delete_cache=(max(1, FILE_MAX_AGE_SECONDS // 3), FILE_MAX_AGE_SECONDS)) as demo:
         # Gradio counts time_to_live from the last time the state was an *output*; the frame, classify and review
         # handlers output it, so it measures idleness. Gradio also frees a session an hour after its tab closes.
         session = gr.State(new_session, time_to_live=idle_seconds, delete_callback=_release)
@@ -652,6 +658,16 @@ def _return_memory() -> None:
 def _require(selected: str | None) -> None:
     if not selected:
         raise SessionError("Select a class first.")
+
+
+def _remove_older_than(folders, seconds: float) -> None:
+    now = time.time()
+    for folder in folders:
+        try:
+            if now - folder.stat().st_mtime > seconds:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass  # removed meanwhile by another session's save
 
 
 def serve(demo: gr.Blocks, host: str, port: int, share: bool = False, prevent_thread_lock: bool = False) -> gr.Blocks:
