@@ -68,6 +68,10 @@ MAX_EXAMPLES_PER_SESSION = int(os.environ.get("TEACHABLE_MAX_EXAMPLES", MAX_EXAM
 INFERENCE = os.environ.get("TEACHABLE_INFERENCE", "auto")
 """Where live frames run: local, batched (across sessions), auto (batched on a GPU; on a small CPU a batch costs
 about as much as its frames one by one) or the URL of a backbone service. See inference.py."""
+MAX_SESSIONS = int(os.environ.get("TEACHABLE_MAX_SESSIONS", 200))
+"""Sessions whose state Gradio keeps; past it the least recently used is dropped. Gradio otherwise keeps a closed
+tab's last outputs (a few MB each) for as long as the server runs, so this bounds the memory of a long-lived server.
+Keep it well above the number of people using the server at once."""
 FILE_MAX_AGE_SECONDS = int(os.environ.get("TEACHABLE_FILE_MAX_AGE_SECONDS", 30 * 60))
 """Uploads, saved projects and other served files older than this are deleted (checked every third of it)."""
 THUMBNAILS_SHOWN = 12
@@ -679,6 +683,7 @@ def serve(demo: gr.Blocks, host: str, port: int, share: bool = False, prevent_th
         share=share,
         prevent_thread_lock=prevent_thread_lock,
         max_file_size=MAX_UPLOAD,
+        state_session_capacity=MAX_SESSIONS,
         css=CSS + CAMERA_CSS,
         js=PICK_EXAMPLE_JS,
         ssr_mode=False,
