@@ -54,8 +54,9 @@ def test_fit_killed_midway_resumes_to_the_same_project(big_folder, tmp_path):
     checkpoint = partial_path(output)
     process = subprocess.Popen(
         fit(big_folder, output, "--batch-size", "2", "--checkpoint-seconds", "0", "--workers", "1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill takes its DataLoader workers too
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
@@ -63,7 +64,7 @@ def test_fit_killed_midway_resumes_to_the_same_project(big_folder, tmp_path):
             break
         time.sleep(0.05)
     assert process.poll() is None, "the import finished before it could be interrupted"
-    os.kill(process.pid, signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)  # like a closed terminal or a crashed machine
     process.wait(timeout=30)
     saved_before = len(Project.load(checkpoint))
     assert 10 <= saved_before < 48 and not output.exists()
