@@ -8,7 +8,10 @@ are skipped and counted, never fatal.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from .project import Project, ProjectError
 __all__ = ["ImageFile", "FolderError", "ImportReport", "list_images", "import_folder", "partial_path"]
 
 CHECKPOINT_SECONDS = 120.0
+PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
 
 
 class FolderError(ValueError):
@@ -91,6 +95,13 @@ def _as_list(items: list) -> list:
     return items
 
 
+def _die_with_parent(_worker_id: int) -> None:
+    """On Linux, a worker is killed when the importing process dies, however it dies (even SIGKILL); otherwise it
+    can be left blocked on a full pipe forever."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def default_workers() -> int:
     """One process per spare core, at most four: decoding keeps up with the backbone with few."""
     return max(0, min(4, (os.cpu_count() or 1) - 1))
@@ -139,6 +150,7 @@ def import_folder(
         num_workers=workers,
         collate_fn=_as_list,
         prefetch_factor=4 if workers else None,
+        worker_init_fn=_die_with_parent,
     )
     skipped: list[str] = []
     last_checkpoint = time.monotonic()

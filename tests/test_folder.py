@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import psutil
 import pytest
 
 from teachable.folder import FolderError, import_folder, partial_path
@@ -56,7 +57,6 @@ def test_fit_killed_midway_resumes_to_the_same_project(big_folder, tmp_path):
         fit(big_folder, output, "--batch-size", "2", "--checkpoint-seconds", "0", "--workers", "1"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the kill takes its DataLoader workers too
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
@@ -64,8 +64,12 @@ def test_fit_killed_midway_resumes_to_the_same_project(big_folder, tmp_path):
             break
         time.sleep(0.05)
     assert process.poll() is None, "the import finished before it could be interrupted"
-    os.killpg(process.pid, signal.SIGKILL)  # like a closed terminal or a crashed machine
+    workers = psutil.Process(process.pid).children()
+    assert workers, "the import was expected to use a DataLoader worker"
+    os.kill(process.pid, signal.SIGKILL)  # the importing process alone, as the out-of-memory killer would
     process.wait(timeout=30)
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, "DataLoader workers outlived the killed import"
     saved_before = len(Project.load(checkpoint))
     assert 10 <= saved_before < 48 and not output.exists()
 
