@@ -31,6 +31,7 @@ bench: $(STAMP) browser
 	$(PY) benchmarks/bench_scale.py
 	$(PY) benchmarks/bench_stream.py
 	$(PY) benchmarks/bench_load.py
+	$(PY) benchmarks/bench_stream_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
