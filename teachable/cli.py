@@ -12,9 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-
 from .backbones import DEFAULT_BACKBONE, BackboneError, available_backbones, load_backbone, load_backbone_or_default
-from .folder import FolderError
+from .folder import FolderError, import_folder, partial_path
 from .frames import ImageError, load_image
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
 from .project import Project, ProjectError
@@ -32,8 +31,6 @@ def _warn(message: str) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
-
-    from .folder import import_folder, partial_path
 
     backbone, warning = load_backbone_or_default(args.backbone, args.device, args.compile)
     if warning:
