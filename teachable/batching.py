@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -53,8 +54,8 @@ class FrameBatcher:
         self._last_seen: dict[int, float] = {}
         self._condition = threading.Condition()
         self._closed = False
-        self.batch_sizes: list[int] = []
-        """Frames per forward pass so far (for benchmarks and tests)."""
+        self.batch_sizes: deque[int] = deque(maxlen=10_000)
+        """Frames per forward pass, the latest 10,000 (for benchmarks and tests)."""
         self._worker = threading.Thread(target=self._serve, name="frame-batcher", daemon=True)
         self._worker.start()
 
@@ -69,8 +70,12 @@ class FrameBatcher:
         return request.result.result()
 
     def close(self) -> None:
+        """Stop the worker; frames still waiting get an error rather than waiting for ever."""
         with self._condition:
             self._closed = True
+            for request in self._pending:
+                request.result.set_exception(RuntimeError("The frame batcher is closed."))
+            self._pending.clear()
             self._condition.notify_all()
         self._worker.join(timeout=5)
 

@@ -2,10 +2,12 @@
 caller never waits for the window, taps are never mixed, and errors reach the callers without stopping the worker."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 
 from teachable.batching import FrameBatcher
 from teachable.frames import encode_jpeg
@@ -47,7 +49,7 @@ def test_a_lone_caller_does_not_wait_for_the_window(backbone, squares):
         for square in squares[:3]:  # would block for ten minutes each if it waited for company
             pool.submit(batcher.run, square[None], ["pool"], 1).result(timeout=60)
     batcher.close()
-    assert batcher.batch_sizes == [1, 1, 1]
+    assert list(batcher.batch_sizes) == [1, 1, 1]
 
 
 def test_frames_wanting_other_taps_are_not_mixed(backbone, squares):
@@ -83,3 +85,26 @@ def test_a_session_predicts_the_same_through_the_batcher(backbone, squares):
         assert a.prediction.label == b.prediction.label
         assert a.prediction.nearest_similarity == pytest.approx(b.prediction.nearest_similarity, abs=1e-4)
     batcher.close()
+
+
+def test_closing_fails_waiting_frames_instead_of_leaving_them_hanging():
+    started, release = threading.Event(), threading.Event()
+
+    class SlowBackbone:
+        def run(self, images, taps):
+            started.set()
+            release.wait(30)
+            return {tap: torch.zeros((len(images), 4)) for tap in taps}
+
+    batcher = FrameBatcher(SlowBackbone(), window=0.0)
+    with ThreadPoolExecutor(3) as pool:
+        in_flight = pool.submit(batcher.run, np.zeros((1, 8, 8, 3), np.uint8), ["pool"], 1)
+        assert started.wait(30)
+        waiting = pool.submit(batcher.run, np.zeros((1, 8, 8, 3), np.uint8), ["pool"], 2)
+        time.sleep(0.2)  # let it queue behind the one in flight
+        closer = pool.submit(batcher.close)
+        with pytest.raises(RuntimeError, match="closed"):
+            waiting.result(timeout=30)
+        release.set()
+        assert in_flight.result(timeout=30)["pool"].shape == (1, 4)
+        closer.result(timeout=30)
