@@ -9,8 +9,8 @@ A session asks a :class:`FrameRunner` for taps of its frames; which runner the a
 * ``auto`` (default): ``batched`` when the backbone runs on a GPU, else ``local``;
 * ``http://HOST:PORT``: a backbone service, e.g. one GPU machine serving several app replicas. ``teachable
   serve-backbone`` is such a service (it batches too); the protocol is a POST of the images as ``.npy`` to
-  ``/run?taps=a,b``, answered with an ``.npz`` of the taps. An inference server such as Triton or Ray Serve can stand
-  behind the same URL by speaking this protocol.
+  ``/run?taps=a,b&caller=SESSION``, answered with an ``.npz`` of the taps. An inference server such as Triton or
+  Ray Serve can stand behind the same URL by speaking this protocol.
 
 The app keeps its own copy of the backbone for what is not per frame (tap shapes, icons, attribution, re-embedding).
 """
@@ -78,7 +78,7 @@ class RemoteRunner:
         body = io.BytesIO()
         np.save(body, np.ascontiguousarray(images, dtype=np.uint8), allow_pickle=False)
         request = urllib.request.Request(
-            f"{self.url}/run?taps={','.join(taps)}",
+            f"{self.url}/run?taps={','.join(taps)}&caller={caller}",
             data=body.getvalue(),
             headers={"Content-Type": "application/octet-stream"},
         )
@@ -117,7 +117,10 @@ def backbone_server(backbone: Backbone, host: str = "127.0.0.1", port: int = 870
             address = urlparse(self.path)
             if address.path != "/run":
                 return self._fail(HTTPStatus.NOT_FOUND, "POST /run?taps=a,b")
-            taps = [t for t in parse_qs(address.query).get("taps", [""])[0].split(",") if t]
+            query = parse_qs(address.query)
+            taps = [t for t in query.get("taps", [""])[0].split(",") if t]
+            # A session is its replica's address plus the id the replica gives it (each request has a new port).
+            caller = hash((self.client_address[0], query.get("caller", [""])[0]))
             size = backbone.input_size
             limit = MAX_REQUEST_IMAGES * size * size * 3 + 1024
             length = int(self.headers.get("Content-Length") or 0)
@@ -127,7 +130,7 @@ def backbone_server(backbone: Backbone, host: str = "127.0.0.1", port: int = 870
                 images = np.load(io.BytesIO(self.rfile.read(length)), allow_pickle=False)
                 if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (size, size, 3):
                     raise ValueError(f"images must be N x {size} x {size} x 3 uint8, got {images.shape} {images.dtype}")
-                outputs = batcher.run(images, taps, caller=hash(self.client_address))
+                outputs = batcher.run(images, taps, caller=caller)
             except (ValueError, BackboneError) as error:
                 return self._fail(HTTPStatus.BAD_REQUEST, str(error))
             body = io.BytesIO()
