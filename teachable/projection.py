@@ -27,11 +27,11 @@ seconds, on 100,000 many minutes) and every other example is placed from its nea
 
 
 def place(neighbour_xy: np.ndarray, similarities: np.ndarray) -> np.ndarray:
-    """Similarity-weighted mean of neighbours' map positions (negative similarities weigh nothing)."""
+    """Similarity-weighted mean of neighbours' map positions (negative similarities weigh nothing; if none weighs
+    anything, a plain mean). One point (``k x 2`` and ``k``) or many at once (``n x k x 2`` and ``n x k``)."""
     weights = np.clip(np.asarray(similarities, dtype=np.float64), 0, None)
-    if weights.sum() <= 0:
-        weights = np.ones_like(weights)
-    return (weights[:, None] * neighbour_xy).sum(axis=0) / weights.sum()
+    weights = np.where(weights.sum(axis=-1, keepdims=True) > 0, weights, 1.0)
+    return (weights[..., None] * neighbour_xy).sum(axis=-2) / weights.sum(axis=-1)[..., None]
 
 
 def _normalised(xy: np.ndarray) -> np.ndarray:
@@ -80,8 +80,7 @@ def _place_all(vectors: np.ndarray, fitted_rows: np.ndarray, fitted_xy: np.ndarr
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(np.ascontiguousarray(vectors[fitted_rows]))
     similarities, neighbours = index.search(np.ascontiguousarray(vectors), k)
-    weights = np.clip(similarities, 1e-6, None)[..., None]
-    layout = (weights * fitted_xy[neighbours]).sum(axis=1) / weights.sum(axis=1)
+    layout = place(fitted_xy[neighbours], similarities)
     layout[fitted_rows] = fitted_xy
     return layout
 
