@@ -40,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from bench_core import percentiles, timed  # noqa: E402
-from scale_data import augmented_crop, manifold_vectors, photos, real_crops  # noqa: E402
+from scale_data import augmented_crop, embed_all, manifold_vectors, photos, real_crops  # noqa: E402
 
 from teachable.backbones import load_backbone  # noqa: E402
 from teachable.batching import FrameBatcher  # noqa: E402
@@ -48,10 +48,6 @@ from teachable.folder import import_folder  # noqa: E402
 from teachable.frames import encode_jpeg  # noqa: E402
 from teachable.knn import KNNClassifier, gpu_count, normalise  # noqa: E402
 from teachable.project import Project  # noqa: E402
-
-
-def embed_all(backbone, crops: np.ndarray, batch: int = 16) -> np.ndarray:
-    return np.concatenate([backbone.embed(crops[i : i + batch]) for i in range(0, len(crops), batch)])
 
 
 def bench_embedding(backbone, crops: np.ndarray, images: int = 96) -> dict:

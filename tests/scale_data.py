@@ -58,6 +58,11 @@ def real_crops(count: int, seed: int = 0, size: int = 224) -> tuple[np.ndarray, 
     return np.stack([augmented_crop(images[label], rng, size) for label in labels]), labels
 
 
+def embed_all(backbone, crops: np.ndarray, batch: int = 16) -> np.ndarray:
+    """Embeddings of many crops, a batch at a time."""
+    return np.concatenate([backbone.embed(crops[i : i + batch]) for i in range(0, len(crops), batch)])
+
+
 def manifold_vectors(
     real: np.ndarray, labels: list[str], count: int, seed: int = 0, noise: float = 0.02
 ) -> tuple[np.ndarray, list[str]]:

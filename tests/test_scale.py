@@ -8,18 +8,14 @@ from teachable.frames import encode_jpeg
 from teachable.knn import KNNClassifier
 from teachable.project import Project
 
-from .scale_data import manifold_vectors, real_crops
+from .scale_data import embed_all, manifold_vectors, real_crops
 
 EXAMPLES = 100_000
 
 
-def embed(backbone, crops: np.ndarray) -> np.ndarray:
-    return np.concatenate([backbone.embed(crops[i : i + 50]) for i in range(0, len(crops), 50)])
-
-
 def test_a_100k_project_loads_and_predicts_like_the_exact_index(backbone, tmp_path):
     crops, photos = real_crops(200)
-    vectors, labels = manifold_vectors(embed(backbone, crops), photos, EXAMPLES)
+    vectors, labels = manifold_vectors(embed_all(backbone, crops), photos, EXAMPLES)
     project = Project.for_backbone(backbone, sorted(set(labels)))
     thumbnail = encode_jpeg(crops[0][::4, ::4])
     for name in project.classes:
@@ -34,7 +30,7 @@ def test_a_100k_project_loads_and_predicts_like_the_exact_index(backbone, tmp_pa
     exact.add(loaded.embeddings, list(loaded.classifier.labels))
 
     held_out, _ = real_crops(60, seed=1)
-    queries = embed(backbone, held_out)
+    queries = embed_all(backbone, held_out)
     loaded.predict(queries[0], 5)  # the first query starts the background build
     assert loaded.classifier.wait_for_index(timeout=300) == "ivf"
     truth, found = exact.search(queries, 10)[1], loaded.classifier.search(queries, 10)[1]
