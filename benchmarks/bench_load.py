@@ -100,6 +100,19 @@ def client(url: str, paths: list[Path], seconds: float, start_at: float) -> dict
     }
 
 
+def fleet_figures(clients: int, seconds: float, per_client: list[dict], fps: list[float], memory: list) -> dict:
+    """What every load run reports: its size, per-client figures, frame rates and fairness, server memory."""
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "per_client": per_client,
+        "fps_mean": float(np.mean(fps)),
+        "fps_total": float(np.sum(fps)),
+        "fps_min_over_max": float(min(fps) / max(fps)) if max(fps) else 0.0,
+        "server_rss_mb": {"start": memory[0], "end": memory[-1], "max": max(memory)} if memory else None,
+    }
+
+
 def run(url: str, server: psutil.Process, paths: list[Path], clients: int, seconds: float) -> dict:
     start_at = time.monotonic() + 5 + clients * 0.5  # every client has loaded the demo before the clock starts
     with ThreadPoolExecutor(clients) as pool, Sampler(server) as sampler:
@@ -108,16 +121,10 @@ def run(url: str, server: psutil.Process, paths: list[Path], clients: int, secon
     measured = [(t, c, m) for t, c, m in sampler.samples]
     memory = [m for _, _, m in measured]
     return {
-        "clients": clients,
-        "seconds": seconds,
-        "per_client": per_client,
-        "fps_mean": float(np.mean(fps)),
-        "fps_total": float(np.sum(fps)),
-        "fps_min_over_max": float(min(fps) / max(fps)),
+        **fleet_figures(clients, seconds, per_client, fps, memory),
         "latency_p50_median_ms": float(np.median([c["latency_p50_ms"] for c in per_client])),
         "latency_p95_max_ms": float(max(c["latency_p95_ms"] for c in per_client)),
         "server_cpu_percent_mean": float(np.mean([c for _, c, _ in measured])),
-        "server_rss_mb": {"start": memory[0], "end": memory[-1], "max": max(memory)},
         "server_samples": measured,
     }
 

@@ -99,7 +99,7 @@ import skimage.data
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_load import Sampler  # noqa: E402
+from bench_load import Sampler, fleet_figures  # noqa: E402
 from serving import app_process  # noqa: E402
 
 VARIANTS = 64
@@ -590,12 +590,7 @@ def run(
     client_cpu = [c for _, c, _ in client_sampler.samples]
     memory = [m for _, _, m in server_sampler.samples]
     return {
-        "clients": clients,
-        "seconds": seconds,
-        "per_client": per_client,
-        "fps_mean": float(np.mean(fps)),
-        "fps_total": float(np.sum(fps)),
-        "fps_min_over_max": float(min(fps) / max(fps)) if max(fps) else 0.0,
+        **fleet_figures(clients, seconds, per_client, fps, memory),
         "send_rate_mean": float(np.mean([c["send_rate"] for c in per_client])),
         "latency_p50_ms": percentile_ms(latencies, 50),
         "latency_p95_ms": percentile_ms(latencies, 95),
@@ -608,7 +603,6 @@ def run(
         "wrong_labels": sum(c["wrong_labels"] for c in per_client),
         "post_failures": sum(c["post_failures"] for c in per_client),
         "server_cpu_percent_mean": float(np.mean(server_cpu)) if server_cpu else None,
-        "server_rss_mb": {"start": memory[0], "end": memory[-1], "max": max(memory)} if memory else None,
         "client_cpu_percent_mean": float(np.mean(client_cpu)) if client_cpu else None,
         "machine_cpu_percent": machine[0] if machine else None,
         "other_cpu_percent": machine[0] - float(np.mean(server_cpu)) - float(np.mean(client_cpu))
