@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .backbones import DEFAULT_BACKBONE, BackboneError, available_backbones, load_backbone, load_backbone_or_default
@@ -236,9 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("-o", "--output", required=True, help="project file to write (.zip)")
     fit.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     fit.add_argument("--tap", help="layer to read embeddings at (default: the backbone's pooled embedding)")
-    fit.add_argument("--batch-size", type=_positive_int, default=8, help="images per forward pass (default 8)")
+    fit.add_argument("--batch-size", type=_int_at_least(1), default=8, help="images per forward pass (default 8)")
     fit.add_argument(
-        "--workers", type=_non_negative_int, help="image-decoding processes (default: spare cores, at most 4)"
+        "--workers", type=_int_at_least(0), help="image-decoding processes (default: spare cores, at most 4)"
     )
     fit.add_argument(
         "--checkpoint-seconds",
@@ -252,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = with_device(commands.add_parser("predict", help="classify images with a project"))
     predict.add_argument("project")
     predict.add_argument("images", nargs="+")
-    predict.add_argument("--k", type=_positive_int, default=DEFAULT_K)
+    predict.add_argument("--k", type=_int_at_least(1), default=DEFAULT_K)
     predict.add_argument(
         "--threshold", type=float, default=DEFAULT_THRESHOLD, help="similarity below which an image is unknown"
     )
@@ -261,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="leave-one-out accuracy of a project")
     evaluate.add_argument("project")
-    evaluate.add_argument("--k", type=_positive_int, default=DEFAULT_K)
+    evaluate.add_argument("--k", type=_int_at_least(1), default=DEFAULT_K)
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=cmd_evaluate)
 
@@ -276,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     icons.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     icons.add_argument("--tap", help="spatial tap (default: the backbone's grid tap)")
     icons.add_argument("--typical", type=int, default=32, help="k-means directions of real photos to add")
-    icons.add_argument("--steps", type=_positive_int, default=160, help="optimisation steps per icon")
+    icons.add_argument("--steps", type=_int_at_least(1), default=160, help="optimisation steps per icon")
     icons.add_argument("-o", "--output", help="default: assets/icons/BACKBONE.TAP.npz")
     icons.add_argument("-q", "--quiet", action="store_true")
     icons.set_defaults(run=cmd_atlas_icons)
@@ -299,18 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
