@@ -134,6 +134,10 @@ class EmbeddingMap:
         self.version = 0
         """Increases each time a new layout lands."""
 
+    def restarted(self, method: str | None = None) -> "EmbeddingMap":
+        """A fresh map (no layout yet) that fits on the same executor, with ``method`` or this map's."""
+        return EmbeddingMap(self._executor, method or self.method)
+
     @property
     def fitting(self) -> bool:
         return self._pending is not None and not self._pending.done()

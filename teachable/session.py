@@ -10,6 +10,7 @@ The backbone is shared by every session and only read; everything else belongs t
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections import deque
 from concurrent.futures import Executor
@@ -19,24 +20,45 @@ import numpy as np
 
 from .activations import MODES, GridIcons, attribution_map, factor_grid, heat_overlay, icon_grid
 from .backbones import Backbone, pooled
+from .cache import KeyedCache
 from .coach import Hint, Review, review
 from .frames import ImageError, decode_image, encode_jpeg
 from .inference import FrameRunner, LocalRunner
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction
 from .project import BackboneMismatch, Project
-from .projection import EmbeddingMap, place
+from .projection import METHODS, EmbeddingMap, place
 from .summary import ChannelStats, channel_stats, class_summary, compare_classes, top_examples
+from .tray import HelpTray, uncertainty
 
-__all__ = ["Session", "FrameResult", "SessionError", "DEFAULT_CLASSES"]
+__all__ = ["Session", "FrameResult", "LiveViews", "SessionError", "DEFAULT_CLASSES"]
 
 DEFAULT_CLASSES = ("Class 1", "Class 2")
 MAX_EXAMPLES = 2000
 """Per-session cap, so one browser cannot exhaust a shared server's memory (about 30 KB per example)."""
 RECORD_PER_SECOND = 10
+SETTINGS = ("k", "threshold", "smoothing", "views_on", "grid_tap", "grid_mode")
+"""The per-person settings that are copied with a session and kept with an autosaved project."""
 
 
 class SessionError(ValueError):
     """Something the person asked for that cannot be done, with a message that says why."""
+
+
+@dataclass(frozen=True)
+class LiveViews:
+    """What the embedding map and the activation grid draw for one frame."""
+
+    grid: np.ndarray | None = field(repr=False)
+    """The activation grid drawn in the session's mode (RGB), or None when the mode has nothing to show."""
+    positions: np.ndarray = field(repr=False)
+    """Map positions of every example (``N x 2``)."""
+    layout_key: tuple
+    """Changes exactly when the drawn points must change (a new layout, method, or set of examples)."""
+    method: str
+    fitting: bool
+    """Whether a new layout is being fitted in the background."""
+    trail: tuple[np.ndarray, ...] = ()
+    """The live point's recent positions, oldest first."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,8 @@ class FrameResult:
     """``C x H x W`` activation at the grid tap (when the live views are on)."""
     map_point: np.ndarray | None = None
     """The frame's position on the embedding map (when the live views are on and there are examples)."""
+    views: LiveViews | None = None
+    """The map and grid for this frame, when the live views are on."""
 
     @property
     def label(self) -> str:
@@ -62,7 +86,11 @@ class FrameResult:
 
 
 class Session:
-    """A person's project plus live settings. Not thread-safe: one browser drives one session."""
+    """A person's project plus live settings. Not thread-safe: one browser drives one session.
+
+    Every change the page makes goes through a method here that checks its input and raises
+    :class:`SessionError` (or ``ProjectError``) with a message for the person.
+    """
 
     def __init__(
         self,
@@ -100,29 +128,21 @@ class Session:
         self.grid_mode = "icons" if icons is not None else "factors"
         self.map = EmbeddingMap(map_executor)
         self.trail: deque[np.ndarray] = deque(maxlen=12)
-        self._map_cache: tuple[tuple, np.ndarray] | None = None
+        self.tray = HelpTray()
+        """Recent live frames it was unsure about, for the person to label with one click."""
+        self._positions: KeyedCache[np.ndarray] = KeyedCache()
         self._factors: np.ndarray | None = None
-        self._atlas: tuple | None = None
-        self._review: tuple | None = None
+        self._atlas: KeyedCache = KeyedCache()
+        self._review: KeyedCache[Review] = KeyedCache()
         self._channel_cache: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
         """(example uid, tap) -> (spatial mean, spatial max) per channel."""
-        self.map_shown_key: tuple | None = None
-        """What the page's map-points layer last showed (so it is redrawn only when it changes)."""
 
     def __deepcopy__(self, memo: dict) -> "Session":
         # The model, the icons and the map executor are shared and read-only; everything else is copied.
-        fresh = Session(self.backbone, (), icons=self.icons, map_executor=self.map._executor, runner=self.runner)
+        fresh = Session(self.backbone, (), icons=self.icons, runner=self.runner)
+        fresh.map = self.map.restarted()
         fresh.project = copy.deepcopy(self.project, memo)
-        for name in (
-            "k",
-            "threshold",
-            "smoothing",
-            "max_examples",
-            "record_interval",
-            "views_on",
-            "grid_tap",
-            "grid_mode",
-        ):
+        for name in SETTINGS + ("max_examples", "record_interval"):
             setattr(fresh, name, getattr(self, name))
         return fresh
 
@@ -130,8 +150,8 @@ class Session:
     def step(self, frame: np.ndarray, now: float | None = None, live: bool = True) -> FrameResult:
         """Embed one frame, record it if recording, and classify it.
 
-        ``live=False`` is for a still image: it is never recorded, and its confidences are not blended with
-        earlier frames.
+        ``live=False`` is for a still image: it is never recorded, never offered to the tray, and its confidences
+        are not blended with earlier frames.
         """
         now = time.monotonic() if now is None else now
         self.last_active = time.monotonic()
@@ -141,27 +161,52 @@ class Session:
         outputs = self.runner.run(square[None], taps, caller=id(self))
         embedding = pooled(outputs[tap])[0]
         grid_activation = outputs[self.grid_tap][0].cpu().numpy() if self.views_on else None
-        recorded = False
-        due = now - self._last_recorded_at >= self.record_interval - 1e-6  # tolerance for clock rounding
-        if live and self.recording and due and self._has_room():
-            self.project.add_examples(self.recording, embedding[None], [encode_jpeg(square)], "webcam")
-            self._last_recorded_at = now
-            self.recorded_this_take += 1
-            recorded = True
+        recorded = live and self._record_if_due(embedding, square, now)
         if not len(self.project):
             message = "No examples yet: record a few frames of each class."
-            return FrameResult(None, {}, message, recorded, square, grid_activation)
+            views = self._live_views(None, square, grid_activation, None)
+            return FrameResult(None, {}, message, recorded, square, grid_activation, None, views)
         self.project.classifier.threshold = self.threshold
         prediction = self.project.predict(embedding, self.k)
-        message = self._advice(prediction)
         confidences = self._smooth(prediction.confidences) if live else prediction.confidences
-        map_point = None
-        if self.views_on:
-            rows = np.array([n.index for n in prediction.neighbours])
-            map_point = place(self.map_positions()[rows], np.array([n.similarity for n in prediction.neighbours]))
-            if live:
-                self.trail.append(map_point)
-        return FrameResult(prediction, confidences, message, recorded, square, grid_activation, map_point)
+        if live and not self.recording:
+            self._offer_to_tray(prediction, embedding, square, now)
+        map_point = self._map_point(prediction, live) if self.views_on else None
+        views = self._live_views(prediction, square, grid_activation, map_point)
+        result = FrameResult(
+            prediction, confidences, self._advice(prediction), recorded, square, grid_activation, map_point, views
+        )
+        return result
+
+    def _record_if_due(self, embedding: np.ndarray, square: np.ndarray, now: float) -> bool:
+        due = now - self._last_recorded_at >= self.record_interval - 1e-6  # tolerance for clock rounding
+        if not (self.recording and due and self._has_room()):
+            return False
+        self.project.add_examples(self.recording, embedding[None], [encode_jpeg(square)], "webcam")
+        self._last_recorded_at = now
+        self.recorded_this_take += 1
+        return True
+
+    def _offer_to_tray(self, prediction: Prediction, embedding: np.ndarray, square: np.ndarray, now: float) -> None:
+        filled = sum(1 for count in self.project.counts().values() if count)
+        reason = uncertainty(prediction, filled)
+        if reason and self.tray.wants(now):
+            self.tray.offer(embedding, encode_jpeg(square), prediction.label, reason, now)
+
+    def _map_point(self, prediction: Prediction, live: bool) -> np.ndarray:
+        rows = np.array([n.index for n in prediction.neighbours])
+        point = place(self.map_positions()[rows], np.array([n.similarity for n in prediction.neighbours]))
+        if live:
+            self.trail.append(point)
+        return point
+
+    def _live_views(self, prediction, square, grid_activation, map_point) -> LiveViews | None:
+        if not self.views_on:
+            return None
+        positions = self.map_positions() if len(self.project) else np.zeros((0, 2))
+        layout_key = (self.map.version, self.map.method, self.map.fitting, tuple(self.project.uids))
+        grid = self._grid_image(prediction, square, grid_activation)
+        return LiveViews(grid, positions, layout_key, self.map.method, self.map.fitting, tuple(self.trail))
 
     # ----------------------------------------------------------------- live views
     def map_positions(self) -> np.ndarray:
@@ -169,15 +214,21 @@ class Session:
         uids = self.project.uids
         self.map.request(uids, self.project.embeddings)
         key = (self.map.version, self.map.method, tuple(uids))
-        if self._map_cache is None or self._map_cache[0] != key:
-            self._map_cache = (key, self.map.positions(uids, np.asarray(self.project.embeddings)))
-        return self._map_cache[1]
+        return self._positions.get(key, lambda: self.map.positions(uids, np.asarray(self.project.embeddings)))
 
     def set_map_method(self, method: str, fresh: bool = False) -> None:
+        if method not in METHODS:
+            raise SessionError(f"Unknown map method {method!r}; choose one of {', '.join(METHODS)}.")
         if method != self.map.method or fresh:
-            self.map = EmbeddingMap(self.map._executor, method)
-            self._map_cache = None
+            self.map = self.map.restarted(method)
+            self._positions.clear()
             self.trail.clear()
+
+    def set_views(self, on: bool, method: str, mode: str) -> None:
+        """Turn the live map and grid on or off, and choose the map's projection and the grid's mode."""
+        self.views_on = bool(on)
+        self.set_map_method(method)
+        self.set_grid_mode(mode)
 
     def _icons_fit(self) -> bool:
         return self.icons is not None and self.icons.tap == self.grid_tap
@@ -221,6 +272,7 @@ class Session:
         self.project.reembed(self.backbone, progress, tap=tap)
         self.set_map_method(self.map.method, fresh=True)
         self._smoothed = {}
+        self.tray.clear()  # its embeddings were read at the old tap
         self._fall_back_to_factors()
         return f"Re-embedded {len(self.project)} examples at {tap} ({self.backbone.tap(tap).channels}-d)."
 
@@ -233,29 +285,23 @@ class Session:
         if len(self.project) < 2:
             raise SessionError("Add a few examples first: the atlas is made of their activations.")
         key = (tuple(self.project.uids), tuple(e.label for e in self.project.examples), self.grid_tap)
-        if self._atlas is None or self._atlas[0] != key:
-            self._atlas = (key, build_atlas(self.backbone, self.project, self.icons, progress=progress))
-        return self._atlas[1]
+        return self._atlas.get(key, lambda: build_atlas(self.backbone, self.project, self.icons, progress=progress))
 
-    def grid_image(self, result: FrameResult) -> np.ndarray | None:
+    def _grid_image(self, prediction, square, grid_activation) -> np.ndarray | None:
         """The activation grid of a frame, drawn in the current mode."""
-        if result.grid_activation is None or result.square is None:
+        if grid_activation is None or square is None:
             return None
         if self.grid_mode == "icons" and self.icons is not None:
-            return icon_grid(result.grid_activation, self.icons, result.square)[0] if self._icons_fit() else None
-        if self.grid_mode == "attribution" and result.prediction is not None:
-            rows = self.project.indices_of(result.prediction.label)
+            return icon_grid(grid_activation, self.icons, square)[0] if self._icons_fit() else None
+        if self.grid_mode == "attribution" and prediction is not None:
+            rows = self.project.indices_of(prediction.label)
             attribution = self.backbone.falling_back_to_cpu(
                 lambda: attribution_map(
-                    self.backbone,
-                    result.square,
-                    self.project.embeddings[rows],
-                    tap=self.grid_tap,
-                    until=self.project.tap,
+                    self.backbone, square, self.project.embeddings[rows], tap=self.grid_tap, until=self.project.tap
                 )
             )
-            return heat_overlay(attribution, result.square)
-        image, self._factors = factor_grid(result.grid_activation, result.square, previous=self._factors)
+            return heat_overlay(attribution, square)
+        image, self._factors = factor_grid(grid_activation, square, previous=self._factors)
         return image
 
     def _advice(self, prediction: Prediction) -> str:
@@ -294,6 +340,114 @@ class Session:
         self.recording = None
         return self.recorded_this_take
 
+    # ----------------------------------------------------------------- classes
+    def add_class(self, name: str | None = None) -> str:
+        """Add a class; without a name it is called "Class N" with the first free N. Returns the name."""
+        if name is None:
+            taken = set(self.project.classes)
+            name = next(f"Class {n}" for n in range(1, len(taken) + 2) if f"Class {n}" not in taken)
+        return self.project.add_class(name)
+
+    def rename_class(self, old: str | None, new: str) -> str:
+        old = self._existing_class(old)
+        new = self.project.rename_class(old, new)
+        if self.recording == old:
+            self.recording = new
+        self._smoothed = {}
+        return new
+
+    def remove_class(self, name: str | None) -> None:
+        """Delete a class and its examples; recording into it stops."""
+        name = self._existing_class(name)
+        if self.recording == name:
+            self.stop_recording()
+        self.project.remove_class(name)
+        self._smoothed = {}
+
+    def clear_class(self, name: str | None) -> int:
+        """Remove every example of a class; returns how many there were."""
+        name = self._existing_class(name)
+        count = self.project.counts()[name]
+        self.project.clear_class(name)
+        return count
+
+    def _existing_class(self, name: object) -> str:
+        if not name:
+            raise SessionError("Select a class first.")
+        if name not in self.project.classes:
+            raise SessionError(f"There is no class named {name!r}.")
+        return name  # type: ignore[return-value]
+
+    # ----------------------------------------------------------------- examples
+    def _existing_row(self, row: object) -> int:
+        count = len(self.project)
+        if not count:
+            raise SessionError("There are no examples yet.")
+        if isinstance(row, float) and row.is_integer():
+            row = int(row)
+        if not isinstance(row, int) or isinstance(row, bool) or not 0 <= row < count:
+            raise SessionError(f"Give an example number from 0 to {count - 1}.")
+        return row
+
+    def remove_example(self, row: object) -> int:
+        row = self._existing_row(row)
+        self.project.remove_examples([row])
+        return row
+
+    def move_example(self, row: object, label: str | None) -> int:
+        row = self._existing_row(row)
+        if not label:
+            raise SessionError("Pick the class to move it to.")
+        self.project.move_example(row, self._existing_class(label))
+        return row
+
+    def add_from_tray(self, item_id: object, label: str | None = None) -> str:
+        """Teach one frame from the tray: add it to ``label``, or to a new class when ``label`` is None."""
+        if not isinstance(item_id, int) or isinstance(item_id, bool):
+            raise SessionError("That frame is no longer in the tray.")
+        if len(self.project) >= self.max_examples:
+            raise SessionError(self._full_message())
+        label = self.add_class() if label is None else self._existing_class(label)
+        item = self.tray.take(item_id)
+        if item is None:
+            raise SessionError("That frame is no longer in the tray.")
+        self.project.add_examples(label, item.embedding[None], [item.thumbnail], "tray")
+        return label
+
+    # ----------------------------------------------------------------- settings
+    def set_live_settings(self, k: object, threshold: object, smoothing: object) -> None:
+        """Neighbours, the unknown threshold and smoothing over frames, each checked before any is changed."""
+        k = _number(k, "Neighbours (k)", 1, 50)
+        if not float(k).is_integer():
+            raise SessionError("Neighbours (k) must be a whole number.")
+        threshold = _number(threshold, "The unknown threshold", 0.0, 1.0)
+        smoothing = _number(smoothing, "Smoothing", 0.0, 0.99)
+        self.k, self.threshold, self.smoothing = int(k), threshold, smoothing
+
+    def settings(self) -> dict:
+        """The settings a person chose, as plain JSON values (kept with an autosaved project)."""
+        return {name: getattr(self, name) for name in SETTINGS} | {"map_method": self.map.method}
+
+    def restore_settings(self, settings: dict) -> None:
+        """Apply settings saved by :meth:`settings`; anything missing, out of date or invalid is left as it is."""
+        try:
+            self.set_live_settings(settings.get("k"), settings.get("threshold"), settings.get("smoothing"))
+        except SessionError:
+            pass
+        for change in (
+            lambda: self.set_grid_tap(settings["grid_tap"]),
+            lambda: self.set_views(settings["views_on"], settings["map_method"], settings["grid_mode"]),
+        ):
+            try:
+                change()
+            except (KeyError, TypeError, ValueError):
+                pass
+
+    def state_key(self) -> tuple:
+        """Changes whenever the examples, the classes or the settings change (what an autosave must keep)."""
+        labels = tuple(example.label for example in self.project.examples)
+        return (tuple(self.project.uids), labels, tuple(self.project.classes), self.project.tap, *self.settings().values())
+
     def _full_message(self) -> str:
         return (
             f"This project has reached its limit of {self.max_examples} examples. Remove some examples "
@@ -331,11 +485,17 @@ class Session:
         if now - self.last_active <= idle_seconds or not len(self.project):
             return False
         self.project = Project.for_backbone(self.backbone, self.project.classes, self.project.tap)
+        self._forget_examples()
+        return True
+
+    def _forget_examples(self) -> None:
+        """After the project was replaced or emptied: drop everything computed from its examples."""
         self.recording = None
         self._smoothed, self._channel_cache = {}, {}
-        self._atlas = self._review = self._map_cache = None
+        self._atlas.clear()
+        self._review.clear()
+        self.tray.clear()
         self.set_map_method(self.map.method, fresh=True)
-        return True
 
     # ----------------------------------------------------------------- under the hood
     def review(self) -> Review:
@@ -344,9 +504,7 @@ class Session:
         if len(filled) < 2 or len(self.project) < 3:
             raise SessionError("The evaluation needs at least three examples in at least two classes.")
         key = (tuple(self.project.uids), tuple(e.label for e in self.project.examples), self.k, self.project.tap)
-        if self._review is None or self._review[0] != key:
-            self._review = (key, review(self.project.classifier, self.project.classes, self.k))
-        return self._review[1]
+        return self._review.get(key, lambda: review(self.project.classifier, self.project.classes, self.k))
 
     def apply_hint(self, hint: Hint) -> str:
         """Do what a hint suggests: move or remove its examples."""
@@ -415,9 +573,17 @@ class Session:
         if len(project) > self.max_examples:
             raise SessionError(f"The project has {len(project)} examples; this server allows {self.max_examples}.")
         self.project = project
-        self.recording = None
-        self._smoothed = {}
+        self._forget_examples()
         return f"Loaded {len(project)} examples in {len(project.classes)} classes.{note}"
 
     def project_bytes(self) -> bytes:
         return self.project.to_bytes()
+
+
+def _number(value: object, what: str, low: float, high: float) -> float:
+    """A finite number in [low, high], or a SessionError that names the setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SessionError(f"{what} must be a number.")
+    if not low <= value <= high:
+        raise SessionError(f"{what} must be between {low:g} and {high:g} (got {value:g}).")
+    return float(value)

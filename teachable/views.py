@@ -29,6 +29,8 @@ __all__ = [
     "channels_html",
     "unit_html",
     "strip_html",
+    "class_cards_html",
+    "tray_html",
 ]
 
 MAP_SIZE = 420
@@ -63,9 +65,7 @@ def prediction_html(result: FrameResult, project: Project, recording: str | None
             f'<div class="tm-recording">● Recording into <b>{escape(recording)}</b>: '
             f'<span id="tm-recorded">{recorded}</span> examples</div>'
         )
-    label = result.label
-    shown = escape(label) if label else "–"
-    parts.append(f'<div class="tm-label" data-label="{escape(label)}">{shown}</div>')
+    parts.append(_label_html(result))
     parts.append(message_html(result.message))
     for index, name in enumerate(project.classes):
         value = result.confidences.get(name, 0.0)
@@ -87,6 +87,20 @@ def prediction_html(result: FrameResult, project: Project, recording: str | None
         parts.append("</div>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _label_html(result: FrameResult) -> str:
+    """The top label. When the frame is like no class, it says "Not sure" and still names the best guess."""
+    label = result.label
+    prediction = result.prediction
+    if prediction is None or not prediction.is_unknown:
+        shown = escape(label) if label else "–"
+        return f'<div class="tm-label" data-label="{escape(label)}">{shown}</div>'
+    return (
+        f'<div class="tm-label tm-unsure" data-label="{escape(label)}" data-best="{escape(prediction.label)}">'
+        f'Not sure</div><div class="tm-guess">Best guess: <b>{escape(prediction.label)}</b>, but it is not much '
+        "like any example. Add examples like this one to teach it.</div>"
+    )
 
 
 def strip_html(project: Project, rows: list[int]) -> str:
@@ -391,5 +405,110 @@ CSS = """
 .tm-channel-row b { display: inline-block; min-width: 7em; }
 .tm-atlas { width: 100%; max-width: 760px; }
 .tm-strip .tm-example, .tm-unit-example, #evaluation .tm-example { cursor: pointer; }
+.tm-unsure { color: #8a6d00; }
+.tm-guess { color: #555; margin: -0.2em 0 0.5em; }
+.tm-cards { display: flex; flex-direction: column; gap: 0.45em; }
+.tm-card { display: block; border: 1px solid #ddd; border-left: 5px solid #bbb; border-radius: 8px; padding: 0.35em 0.5em; }
+.tm-card-recording { border-color: #d33; box-shadow: 0 0 0 2px #f6c4c4; }
+.tm-card-head { display: flex; align-items: center; gap: 0.45em; }
+.tm-name { flex: 1; min-width: 4em; font-weight: 600; font-size: 1.05em; border: 1px solid transparent;
+  border-radius: 4px; padding: 0.1em 0.3em; background: transparent; }
+.tm-name:hover, .tm-name:focus { border-color: #bbb; background: #fff; }
+.tm-card-action { font-size: 0.8em; color: #666; background: none; border: 1px solid #ddd; border-radius: 4px;
+  padding: 0.1em 0.45em; cursor: pointer; }
+.tm-card-action:hover { color: #b00; border-color: #b00; }
+.tm-card-body { display: flex; align-items: center; gap: 0.6em; margin-top: 0.3em; }
+.tm-record { flex: none; min-width: 10.5em; padding: 0.55em 0.9em; border-radius: 8px; border: none;
+  background: #2563eb; color: #fff; font-weight: 600; cursor: pointer; touch-action: none; user-select: none;
+  -webkit-user-select: none; -webkit-touch-callout: none; }
+.tm-record:focus-visible { outline: 3px solid #93c5fd; }
+.tm-card-recording .tm-record { background: #dc2626; }
+.tm-rec-dot { display: inline-block; width: 0.6em; height: 0.6em; border-radius: 50%; background: #fff;
+  margin-right: 0.45em; vertical-align: 0.05em; }
+.tm-card-recording .tm-rec-dot { animation: tm-blink 1s infinite; }
+@keyframes tm-blink { 50% { opacity: 0.2; } }
+.tm-card-thumbs { display: flex; gap: 3px; overflow: hidden; min-height: 44px; align-items: center; }
+.tm-card-thumbs img { border-radius: 4px; object-fit: cover; flex: none; }
+@media (max-width: 600px) { .tm-neighbours img { width: 48px; height: 48px; } .tm-record { min-width: 9em; } }
+.tm-empty { color: #888; font-size: 0.85em; }
+.tm-add-class { padding: 0.5em; border: 2px dashed #bbb; border-radius: 8px; background: none; color: #444;
+  cursor: pointer; font-weight: 600; }
+.tm-add-class:hover { border-color: #2563eb; color: #2563eb; }
+.tm-tray { margin-top: 0.5em; font-size: 0.9em; }
+.tm-tray-empty { color: #777; border: 1px dashed #ccc; border-radius: 8px; padding: 0.4em 0.6em; }
+.tm-tray-title { color: #444; margin-bottom: 0.3em; }
+.tm-tray-items { display: flex; gap: 0.5em; overflow-x: auto; }
+.tm-tray-item { margin: 0; width: 9.5em; flex: none; text-align: center; font-size: 0.8em; }
+.tm-tray-item img { border-radius: 4px; }
+.tm-tray-buttons { display: flex; flex-wrap: wrap; gap: 2px; justify-content: center; }
+.tm-tray-to { font-size: 0.9em; border: 2px solid #ccc; border-radius: 4px; background: #fff; cursor: pointer;
+  padding: 0 0.3em; }
+.tm-tray-new { border-style: dashed; }
+.tm-hidden { display: none !important; }
 .tm-grid { width: 100%; max-width: 420px; image-rendering: pixelated; border-radius: 4px; }
 """
+
+
+def class_cards_html(project: Project, recording: str | None = None, recorded: int = 0, thumbnails: int = 6) -> str:
+    """One card per class: its colour, its name (editable in place), its count, its latest examples and its own
+    hold-to-record button; then an "Add a class" button. The page's script turns the buttons into commands."""
+    cards = []
+    for index, (name, count) in enumerate(project.counts().items()):
+        safe = escape(name)
+        live = name == recording
+        latest = project.indices_of(name)[-thumbnails:][::-1]
+        strip = "".join(
+            f'<span class="tm-card-thumb" data-row="{row}" title="#{row}">'
+            f"{_thumbnail(project.examples[row].preview, 44)}</span>"
+            for row in latest
+        )
+        button = (
+            f'<span class="tm-rec-dot"></span>Recording… <b class="tm-recorded">{recorded}</b>'
+            if live
+            else '<span class="tm-rec-dot"></span>Hold to record'
+        )
+        cards.append(
+            f'<div class="tm-class tm-card{" tm-card-recording" if live else ""}" data-class="{safe}" '
+            f'style="border-left-color:{class_colour(index)}">'
+            '<div class="tm-card-head">'
+            f'<span class="tm-swatch" style="background:{class_colour(index)}"></span>'
+            f'<input class="tm-name" value="{safe}" maxlength="64" aria-label="Name of class {safe}" '
+            'title="Click to rename">'
+            f'<span class="tm-count">{count} example{"s" if count != 1 else ""}</span>'
+            f'<button class="tm-card-action" data-action="clear" title="Remove every example of {safe}">Clear</button>'
+            f'<button class="tm-card-action" data-action="delete" title="Delete class {safe}" '
+            f'aria-label="Delete class {safe}">✕</button></div>'
+            '<div class="tm-card-body">'
+            f'<button class="tm-record" data-class="{safe}" aria-pressed="{str(live).lower()}" '
+            f'aria-label="Record examples of {safe}">{button}</button>'
+            f'<div class="tm-card-thumbs">{strip or "<span class=tm-empty>No examples yet</span>"}</div>'
+            "</div></div>"
+        )
+    cards.append('<button class="tm-add-class" data-action="add">+ Add a class</button>')
+    return f'<div class="tm-cards">{"".join(cards)}</div>'
+
+
+def tray_html(items, classes: list[str]) -> str:
+    """The "help it learn" tray: recent frames it was unsure about, each with one button per class."""
+    if not items:
+        return (
+            '<div class="tm-tray tm-tray-empty">Help it learn: frames it is unsure about will appear here while '
+            "the camera runs. One click teaches it the right answer.</div>"
+        )
+    figures = []
+    for item in items:
+        buttons = "".join(
+            f'<button class="tm-tray-to" data-item="{item.id}" data-to="{escape(name)}" '
+            f'style="border-color:{class_colour(index)}">{escape(name)}</button>'
+            for index, name in enumerate(classes)
+        )
+        buttons += f'<button class="tm-tray-to tm-tray-new" data-item="{item.id}">+ new class</button>'
+        figures.append(
+            f'<figure class="tm-tray-item" data-item="{item.id}">{_thumbnail(item.thumbnail, 64)}'
+            f"<figcaption>{escape(item.reason)} (maybe {escape(item.guess)})</figcaption>"
+            f'<div class="tm-tray-buttons">{buttons}</div></figure>'
+        )
+    return (
+        '<div class="tm-tray"><div class="tm-tray-title">Help it learn: it was unsure about these frames. '
+        f'Click the class each one belongs to.</div><div class="tm-tray-items">{"".join(figures)}</div></div>'
+    )

@@ -1,0 +1,20 @@
+"""The Gradio page, as a package of panels.
+
+- ``page``: the layout and the wiring between panels; ``build_app``.
+- ``live``: camera, image and video inputs, the prediction, the embedding map and the activation grid.
+- ``classes``: the class cards with hold-to-record, the "help it learn" tray and the class tools.
+- ``hood``: evaluation, data coach, class summary and unit view.
+- ``layers``: layer pickers and the Activation Atlas.
+- ``files``: save, open and the demo project.
+- ``settings``, ``context``, ``errors``, ``lifecycle``, ``server``: what the panels share and how the page is served.
+
+Every handler is a thin call into the person's :class:`~teachable.session.Session`; user errors become messages
+on the page, never stack traces.
+"""
+
+from ..assets import ASSETS, DEMO_PROJECT, SAMPLES
+from .page import build_app, load_icons
+from .server import launch, serve
+from .settings import ServerSettings
+
+__all__ = ["build_app", "serve", "launch", "load_icons", "ServerSettings", "ASSETS", "DEMO_PROJECT", "SAMPLES"]

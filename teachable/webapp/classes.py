@@ -1,0 +1,254 @@
+"""The classes: one card per class with its own hold-to-record button, the "help it learn" tray, and the class
+tools (picker, rename, upload images, remove examples) that also serve the API.
+
+The cards are HTML; the page's script (``CARD_SCRIPT``) turns pointer, key and click events on them into commands
+written to a hidden textbox, which ``run_command`` carries out. Holding the button records; releasing it stops.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from ..session import Session, SessionError
+from ..views import class_cards_html, message_html, strip_html, tray_html
+from .context import PageState
+from .errors import USER_ERRORS, message_of
+
+__all__ = ["ClassHandles", "build", "run_command", "class_tools", "CARD_SCRIPT"]
+
+THUMBNAILS_SHOWN = 12
+MAX_COMMAND_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class ClassHandles:
+    cards: gr.HTML
+    tray: gr.HTML
+    command: gr.Textbox
+    hold_toggle: gr.Checkbox
+    status: gr.HTML
+    picker: gr.Radio
+    name: gr.Textbox
+    add_button: gr.Button
+    rename_button: gr.Button
+    clear_button: gr.Button
+    delete_button: gr.Button
+    strip: gr.HTML
+    remove_button: gr.Button
+    uploads: gr.File
+    upload_button: gr.Button
+
+
+def build() -> ClassHandles:
+    gr.Markdown("### Your classes\nHold a class's button while you show it to the camera.", elem_classes="tm-tight")
+    cards = gr.HTML(elem_id="classes")
+    status = gr.HTML(elem_id="status")
+    tray = gr.HTML(tray_html([], []), elem_id="tray")
+    hold_toggle = gr.Checkbox(
+        value=False, label="Click to start and stop recording (instead of holding)", elem_id="record-toggle"
+    )
+    command = gr.Textbox(elem_id="class-command", elem_classes="tm-hidden", max_length=MAX_COMMAND_LENGTH)
+    with gr.Accordion("More class tools: add image files, remove examples", open=False, elem_id="class-tools"):
+        picker = gr.Radio(label="Selected class", elem_id="class-picker")
+        name = gr.Textbox(label="Class name", placeholder="e.g. thumbs up", max_length=64)
+        with gr.Row():
+            add_button = gr.Button("Add class", size="sm")
+            rename_button = gr.Button("Rename selected", size="sm")
+            clear_button = gr.Button("Clear examples", size="sm")
+            delete_button = gr.Button("Delete class", size="sm", variant="stop")
+        gr.Markdown("Latest examples of the selected class (click one to pick it)")
+        strip = gr.HTML(elem_id="strip")
+        remove_button = gr.Button("Remove the picked example", size="sm", elem_id="remove-example")
+        uploads = gr.File(file_count="multiple", file_types=["image"], label="Add image files to the selected class")
+        upload_button = gr.Button("Add images", size="sm")
+    return ClassHandles(
+        cards, tray, command, hold_toggle, status, picker, name, add_button, rename_button, clear_button,
+        delete_button, strip, remove_button, uploads, upload_button,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- the cards' commands
+def run_command(session: Session, page: PageState, command: str):
+    """Carry out one command from the cards; returns the cards, the tray, a status line and the session."""
+    try:
+        note = _carry_out(session, _parse(command))
+    except USER_ERRORS as error:
+        note = message_of(error)
+        gr.Warning(note)
+    session.touch()
+    page.cards_key = None
+    page.tray_version = session.tray.version
+    cards = class_cards_html(session.project, session.recording, session.recorded_this_take)
+    return cards, tray_html(session.tray.items, session.project.classes), message_html(note), session
+
+
+def _parse(command: str) -> list:
+    """``[verb, *arguments, timestamp]`` as JSON, written by the page's script."""
+    try:
+        parts = json.loads(command or "")
+    except (ValueError, RecursionError):
+        parts = None
+    if not isinstance(parts, list) or not parts or not isinstance(parts[0], str):
+        raise SessionError("The page sent a command it does not know; reload the page.")
+    return parts[:-1]  # the timestamp only makes repeated commands distinct
+
+
+def _carry_out(session: Session, parts: list) -> str:
+    verb, arguments = parts[0], parts[1:]
+    text = [a for a in arguments if isinstance(a, str)]
+    if verb == "record" and text:
+        session.start_recording(text[0])
+        return f"Recording into '{text[0]}': keep showing it to the camera."
+    if verb == "stop":
+        if not session.recording:
+            return ""
+        label, count = session.recording, session.stop_recording()
+        return f"Recorded {count} example(s) of '{label}'." if count else "Nothing was recorded: is the camera on?"
+    if verb == "add":
+        return f"Added '{session.add_class()}'. Click its name to rename it."
+    if verb == "rename" and len(text) == 2:
+        return f"Renamed '{text[0]}' to '{session.rename_class(text[0], text[1])}'."
+    if verb == "delete" and text:
+        session.remove_class(text[0])
+        return f"Deleted class '{text[0]}'."
+    if verb == "clear" and text:
+        return f"Removed {session.clear_class(text[0])} example(s) of '{text[0]}'."
+    if verb == "tray" and arguments:
+        target = arguments[1] if len(arguments) > 1 and isinstance(arguments[1], str) else None
+        label = session.add_from_tray(arguments[0], target)
+        return f"Added the frame to '{label}'." if target else f"Started '{label}' with the frame; rename it."
+    raise SessionError("The page sent a command it does not know; reload the page.")
+
+
+# ---------------------------------------------------------------------------------------------- the class tools
+def class_tools(session: Session, selected: str | None, note: str = ""):
+    """Picker, cards, strip and status after a change made with the class tools."""
+    classes = session.project.classes
+    selected = selected if selected in classes else (classes[0] if classes else None)
+    rows = session.project.indices_of(selected)[-THUMBNAILS_SHOWN:][::-1] if selected else []
+    return (
+        gr.Radio(choices=classes, value=selected),
+        class_cards_html(session.project, session.recording, session.recorded_this_take),
+        strip_html(session.project, rows),
+        message_html(note),
+    )
+
+
+def tool(action):
+    """A class-tools handler: ``action(session, selected, value)`` returns ``(selected, note)`` or a note."""
+
+    def handler(session: Session, selected: str | None, value=None):
+        try:
+            outcome = action(session, selected, value)
+        except USER_ERRORS as error:
+            gr.Warning(message_of(error))
+            return class_tools(session, selected)
+        selected, note = outcome if isinstance(outcome, tuple) else (selected, outcome)
+        return class_tools(session, selected, note)
+
+    handler.__name__ = action.__name__
+    return handler
+
+
+def add_class(session: Session, _selected, name: str):
+    name = session.add_class(name)
+    return name, f"Added class '{name}'."
+
+
+def rename_class(session: Session, selected, name: str):
+    return session.rename_class(selected, name), None
+
+
+def delete_class(session: Session, selected, _name):
+    session.remove_class(selected)
+    return None, f"Deleted class '{selected}'."
+
+
+def clear_class(session: Session, selected, _name):
+    return f"Removed {session.clear_class(selected)} example(s) of '{selected}'."
+
+
+def upload_into_class(session: Session, selected, files):
+    if not selected:
+        raise SessionError("Select a class first.")
+    if not files:
+        raise SessionError("Choose one or more image files first.")
+    images = [(Path(f).name, Path(f).read_bytes()) for f in files]
+    added, problems = session.add_images(selected, images)
+    return "; ".join([f"Added {added} image(s) to '{selected}'.", *problems])
+
+
+def remove_picked_example(session: Session, _selected, row):
+    if row is None:
+        raise SessionError("Click an example first (its number appears under Example #), then remove it.")
+    return f"Removed example #{session.remove_example(row)}."
+
+
+TOOLS = [add_class, rename_class, delete_class, clear_class]
+"""The four buttons with a name box; each is also an API endpoint of its own name."""
+
+
+CARD_SCRIPT = """
+  const send = (...parts) => {
+    const box = document.querySelector('#class-command textarea, #class-command input');
+    if (!box) return;
+    box.value = JSON.stringify([...parts, Date.now() + Math.random()]);
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+  };
+  const clickToRecord = () => document.querySelector('#record-toggle input')?.checked;
+  let held = null;
+  const start = (name) => { held = name; send('record', name); };
+  const stop = () => { if (held !== null) { held = null; send('stop'); } };
+  document.addEventListener('pointerdown', (event) => {
+    const button = event.target.closest('.tm-record');
+    if (!button || clickToRecord() || event.button > 0) return;
+    event.preventDefault();
+    start(button.dataset.class);
+  });
+  for (const type of ['pointerup', 'pointercancel']) {
+    document.addEventListener(type, () => { if (!clickToRecord()) stop(); });
+  }
+  window.addEventListener('blur', () => { if (!clickToRecord()) stop(); });
+  document.addEventListener('contextmenu', (event) => {
+    if (event.target.closest('.tm-record')) event.preventDefault();  // a long touch is a hold, not a menu
+  });
+  document.addEventListener('keydown', (event) => {
+    const button = event.target.closest?.('.tm-record');
+    if (button && (event.key === ' ' || event.key === 'Enter')) {
+      event.preventDefault();
+      if (!event.repeat && !clickToRecord()) start(button.dataset.class);
+    }
+    if (event.target.matches?.('.tm-name') && event.key === 'Enter') event.target.blur();
+  });
+  document.addEventListener('keyup', (event) => {
+    if (event.target.closest?.('.tm-record') && (event.key === ' ' || event.key === 'Enter') && !clickToRecord()) stop();
+  });
+  document.addEventListener('click', (event) => {
+    const record = event.target.closest('.tm-record');
+    if (record && clickToRecord()) {
+      held === null ? start(record.dataset.class) : stop();
+      return;
+    }
+    const action = event.target.closest('[data-action]');
+    const card = event.target.closest('.tm-card');
+    if (action?.dataset.action === 'add') send('add');
+    const count = card?.querySelector('.tm-count')?.textContent;
+    if (action?.dataset.action === 'delete' && confirm(`Delete class "${card.dataset.class}" and its ${count}?`)) {
+      send('delete', card.dataset.class);
+    }
+    if (action?.dataset.action === 'clear' && confirm(`Remove all ${count} of "${card.dataset.class}"?`)) {
+      send('clear', card.dataset.class);
+    }
+    const tray = event.target.closest('.tm-tray-to');
+    if (tray) send('tray', Number(tray.dataset.item), tray.dataset.to ?? null);
+  });
+  document.addEventListener('change', (event) => {
+    const input = event.target.closest?.('.tm-name');
+    const card = input?.closest('.tm-card');
+    if (card && input.value.trim() && input.value !== card.dataset.class) send('rename', card.dataset.class, input.value);
+  });
+"""

@@ -1,0 +1,204 @@
+"""The live view: camera, image and video inputs, the prediction, and the embedding map and activation grid.
+
+``on_frame`` is the frame path. It sends only what changed: the map's points when the layout changed, the class
+cards when examples were added, the tray when a frame entered it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+
+from ..activations import MODES
+from ..assets import SAMPLES
+from ..knn import DEFAULT_K, DEFAULT_THRESHOLD
+from ..projection import METHODS
+from ..session import FrameResult, Session
+from ..video import sampled_frames
+from ..views import (
+    class_cards_html,
+    image_html,
+    map_live_html,
+    map_points_html,
+    message_html,
+    prediction_html,
+    tray_html,
+)
+from .context import AppContext, PageState
+from .errors import USER_ERRORS, message_of, shows_errors
+
+__all__ = ["CameraHandles", "ViewHandles", "build_camera", "build_views", "on_frame", "classify", "play_video"]
+
+
+@dataclass(frozen=True)
+class CameraHandles:
+    camera: gr.Image
+    still: gr.Image
+    classify_button: gr.Button
+    details: gr.JSON
+    video: gr.Video
+    play_button: gr.Button
+    prediction: gr.HTML
+
+
+@dataclass(frozen=True)
+class ViewHandles:
+    map_method: gr.Radio
+    map_points: gr.HTML
+    map_live: gr.HTML
+    grid_mode: gr.Radio
+    grid: gr.HTML
+    views_toggle: gr.Checkbox
+    k: gr.Slider
+    threshold: gr.Slider
+    smoothing: gr.Slider
+
+
+def build_camera(app: AppContext) -> CameraHandles:
+    """The camera (with Image and Video tabs for people without one) and the prediction under it."""
+    with gr.Tab("Camera"):
+        camera = gr.Image(
+            sources=["webcam"],
+            streaming=True,
+            type="numpy",
+            label="Camera",
+            elem_id="cam",
+            height=330,
+            webcam_options=gr.WebcamOptions(
+                mirror=False, constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}
+            ),
+        )
+        gr.HTML('<div id="camera-help" class="tm-camera-help" role="status" aria-live="polite"></div>')
+    with gr.Tab("Image"):
+        still = gr.Image(sources=["upload", "clipboard"], type="numpy", label="Image to classify", height=330)
+        classify_button = gr.Button("Classify")
+        if SAMPLES.is_dir():
+            gr.Examples(sorted(str(p) for p in SAMPLES.glob("*.jpg")), inputs=still, label="Sample photos")
+        details = gr.JSON(label="Details", visible=False)
+    with gr.Tab("Video"):
+        video = gr.Video(sources=["upload"], label="Short video", height=330)
+        play_button = gr.Button("Play through the classifier")
+    prediction = gr.HTML(message_html("Record a few examples of each class to start."), elem_id="prediction")
+    return CameraHandles(camera, still, classify_button, details, video, play_button, prediction)
+
+
+def build_views(app: AppContext) -> ViewHandles:
+    """The embedding map and the activation grid side by side, then the live settings."""
+    backbone = app.backbone
+    side = backbone.tap(backbone.grid_tap).grid_size(backbone.input_size)
+    with gr.Row():
+        with gr.Column(scale=1):
+            gr.Markdown(
+                "### Embedding map\nEach dot is an example; the ringed dot is the camera frame, "
+                "with lines to its nearest examples. Hover a dot to see it."
+            )
+            map_method = gr.Radio(list(METHODS), value="umap", label="Projection", elem_id="map-method")
+            with gr.Column(elem_id="map-box"):
+                map_points = gr.HTML(elem_id="map-points")
+                map_live = gr.HTML(elem_id="map-live")
+        with gr.Column(scale=1):
+            gr.Markdown(f"### Activation grid\nWhat each cell of `{backbone.grid_tap}` ({side}x{side}) responds to.")
+            default_mode = "icons" if app.icons is not None else "factors"
+            grid_mode = gr.Radio(list(MODES), value=default_mode, label="Show", elem_id="grid-mode")
+            grid = gr.HTML(elem_id="grid")
+    with gr.Accordion("Settings", open=False, elem_id="settings"):
+        views_toggle = gr.Checkbox(value=True, label="Live map and activation grid", elem_id="views-toggle")
+        k = gr.Slider(1, 20, value=DEFAULT_K, step=1, label="Neighbours (k)")
+        threshold = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, label="Unknown below similarity")
+        smoothing = gr.Slider(0, 0.95, value=0.5, step=0.05, label="Smoothing over frames")
+    return ViewHandles(map_method, map_points, map_live, grid_mode, grid, views_toggle, k, threshold, smoothing)
+
+
+# ---------------------------------------------------------------------------------------------- what a frame sends
+def view_outputs(result: FrameResult, session: Session, page: PageState) -> tuple:
+    """Map points (only when the layout changed), the moving point, and the activation grid."""
+    views = result.views
+    if views is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    grid = image_html(views.grid, "tm-grid")
+    if result.prediction is None:
+        page.layout_key = None
+        return map_points_html(session.project, np.zeros((0, 2)), views.method, False), "", grid
+    points = gr.skip()
+    if views.layout_key != page.layout_key:
+        page.layout_key = views.layout_key
+        points = map_points_html(session.project, views.positions, views.method, views.fitting)
+    return points, map_live_html(result, views.positions, list(views.trail), session.project), grid
+
+
+def cards_output(session: Session, page: PageState):
+    """The class cards, or a skip when nothing on them changed since they were last sent."""
+    key = (*session.state_key()[:3], session.recording, session.recorded_this_take if session.recording else 0)
+    if key == page.cards_key:
+        return gr.skip()
+    page.cards_key = key
+    return class_cards_html(session.project, session.recording, session.recorded_this_take)
+
+
+def tray_output(session: Session, page: PageState):
+    if session.tray.version == page.tray_version:
+        return gr.skip()
+    page.tray_version = session.tray.version
+    return tray_html(session.tray.items, session.project.classes)
+
+
+def frame_outputs(result: FrameResult, session: Session, page: PageState) -> tuple:
+    """Prediction, map points, map point, grid, class cards, tray."""
+    panel = prediction_html(result, session.project, session.recording, session.recorded_this_take)
+    return panel, *view_outputs(result, session, page), cards_output(session, page), tray_output(session, page)
+
+
+# ---------------------------------------------------------------------------------------------- handlers
+def on_frame(app: AppContext, frame, session: Session, page: PageState):
+    """One camera frame: the frame outputs, then the session (outputting it marks the session as active)."""
+    app.live_sessions.add(session)
+    if frame is None:
+        return *[gr.skip()] * 6, session
+    try:
+        result = session.step(frame)
+    except USER_ERRORS as error:
+        return message_html(message_of(error)), *[gr.skip()] * 5, session
+    return *frame_outputs(result, session, page), session
+
+
+@shows_errors
+def classify(app: AppContext, image, session: Session, page: PageState):
+    """A still image (the Image tab and the ``classify`` API): the prediction, details as JSON, and the views."""
+    app.live_sessions.add(session)
+    if image is None:
+        raise gr.Error("Choose an image to classify.")
+    result = session.step(image, live=False)
+    details = {
+        "label": result.label,
+        "confidences": result.confidences,
+        "message": result.message,
+        "nearest_similarity": result.prediction.nearest_similarity if result.prediction else None,
+    }
+    panel = prediction_html(result, session.project)
+    return panel, details, *view_outputs(result, session, page), session
+
+
+@shows_errors
+def play_video(app: AppContext, video_path, session: Session, page: PageState):
+    """Play an uploaded video through the same frame path, at the camera's pace."""
+    if not video_path:
+        raise gr.Error("Choose a video file first.")
+    every = app.settings.stream_every
+    for frame in sampled_frames(video_path, every):
+        started = time.monotonic()
+        yield on_frame(app, frame, session, page)
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
+
+
+@shows_errors
+def set_views(session: Session, page: PageState, on: bool, method: str, mode: str) -> None:
+    session.set_views(on, method, mode)
+    page.layout_key = None
+
+
+@shows_errors
+def set_live_settings(session: Session, k, threshold, smoothing) -> None:
+    session.set_live_settings(k, threshold, smoothing)

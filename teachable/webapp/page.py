@@ -1,0 +1,224 @@
+"""The page: the panels laid out in the order a newcomer needs them, and the events wired between them.
+
+First screen: the camera with the prediction under it, and beside it the class cards with their record buttons
+and the "help it learn" tray. Then the embedding map and the activation grid; then "Under the hood", "Layers and
+Atlas" and "Project" as collapsed sections. Each browser gets its own ``Session`` and ``PageState``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import gradio as gr
+
+from ..activations import GridIcons
+from ..assets import icon_file
+from ..backbones import Backbone
+from ..inference import runner_from_setting
+from . import classes as class_panel
+from . import files as file_panel
+from . import hood as hood_panel
+from . import layers as layer_panel
+from . import live
+from .context import AppContext, PageState
+from .lifecycle import release, start_idle_reaper
+from .settings import ServerSettings
+
+__all__ = ["build_app", "load_icons", "PAGE_CSS", "PAGE_SCRIPT"]
+
+log = logging.getLogger(__name__)
+
+PAGE_CSS = """
+#cam video { transform: scaleX(-1); }  /* mirror the preview only; the server gets true frames */
+.tm-tight p { margin: 0 !important; }
+.tm-camera-help:empty { display: none; }
+.tm-camera-help { background: #fff4e5; border: 1px solid #f0b45b; border-radius: 6px; padding: 0.5em 0.7em; }
+#intro h1 { margin: 0 0 0.1em; font-size: 1.5em; }
+#intro p { margin: 0; }
+"""
+
+PICK_EXAMPLE_SCRIPT = """
+  // Clicking an example in the classification view, the unit view or the strip puts its number in "Example #".
+  document.addEventListener('click', (event) => {
+    const figure = event.target.closest('#evaluation [data-row], #unit [data-row], #strip [data-row]');
+    const input = document.querySelector('#example-row input');
+    if (!figure || !input) return;
+    input.value = figure.dataset.row;
+    input.dispatchEvent(new Event('input', {bubbles: true}));
+    input.dispatchEvent(new Event('change', {bubbles: true}));
+  });
+"""
+
+PAGE_SCRIPT = "() => {" + class_panel.CARD_SCRIPT + PICK_EXAMPLE_SCRIPT + "}"
+
+
+def load_icons(backbone: Backbone) -> GridIcons | None:
+    path = icon_file(backbone.name, backbone.grid_tap)
+    if not path.is_file():
+        log.warning(
+            "No activation-grid icons at %s; the icons mode is off. Make them with `teachable atlas icons`.", path
+        )
+        return None
+    return GridIcons.load(path)
+
+
+def build_app(
+    backbone: Backbone, startup_warning: str | None = None, settings: ServerSettings | None = None
+) -> gr.Blocks:
+    """The whole page for one shared, read-only ``backbone``."""
+    settings = settings or ServerSettings.from_env()
+    # Gradio fixes its file cache when the Blocks are made and serves files only from there, so the folder is
+    # chosen first. A folder of our own keeps the app's files apart and is cleaned by delete_cache.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(file_panel.files_folder()))
+    runner = runner_from_setting(settings.inference, backbone)
+    log.info("Live frames run through %s (TEACHABLE_INFERENCE=%s).", type(runner).__name__, settings.inference)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding-map")
+    app = AppContext(backbone, load_icons(backbone), settings, runner, executor, startup_warning=startup_warning)
+    start_idle_reaper(app.live_sessions, settings.idle_seconds)
+    age = settings.file_max_age_seconds
+    with gr.Blocks(title="teachable", delete_cache=(max(1, age // 3), age)) as demo:
+        # Gradio counts time_to_live from the last time the state was an *output*; the frame, classify and review
+        # handlers output it, so it measures idleness. Gradio also frees a session an hour after its tab closes.
+        session = gr.State(lambda: app.new_session(), time_to_live=settings.idle_seconds, delete_callback=release)
+        page = gr.State(lambda: PageState())
+        gr.Markdown(
+            "# teachable\nTeach a pretrained network by example: **hold a class's button** while you show it to "
+            "the camera, then do the same for another class. The prediction follows at once, with no training step.",
+            elem_id="intro",
+        )
+        if startup_warning:
+            gr.Markdown(f"**Note:** {startup_warning}")
+        with gr.Row(equal_height=False, elem_id="first-screen"):
+            with gr.Column(scale=5, min_width=320):
+                camera = live.build_camera(app)
+            with gr.Column(scale=6, min_width=320):
+                classes = class_panel.build()
+        views = live.build_views(app)
+        hood = hood_panel.build()
+        layers = layer_panel.build(app)
+        files = file_panel.build()
+        _wire(app, session, page, demo, camera, views, classes, hood, layers, files)
+    return demo
+
+
+def _wire(app, session, page, demo, camera, views, classes, hood, layers, files) -> None:
+    """Connect the panels' events; every change to the examples ends by refreshing "Under the hood"."""
+    review = (functools.partial(hood_panel.refresh_review, app), session, [*hood.refreshed, session])
+    tools = [classes.picker, classes.cards, classes.strip, classes.status]
+    layer_outputs = [layers.architecture, layers.embedding_tap, layers.grid_tap, views.grid_mode]
+    demo.load(_first_draw, [session, page], [*tools, classes.tray, session], show_progress="hidden")
+    _wire_live(app, session, page, camera, views, classes)
+    classes.command.change(
+        class_panel.run_command,
+        [session, page, classes.command],
+        [classes.cards, classes.tray, classes.status, session],
+        show_progress="hidden",
+        trigger_mode="multiple",
+        concurrency_limit=1,
+        concurrency_id="class-command",
+    ).then(*review)
+    named = [session, classes.picker, classes.name]
+    for button, action in zip(
+        [classes.add_button, classes.rename_button, classes.delete_button, classes.clear_button], class_panel.TOOLS
+    ):
+        button.click(class_panel.tool(action), named, tools, api_name=action.__name__).then(*review)
+    classes.picker.input(class_panel.class_tools, [session, classes.picker], tools, show_progress="hidden")
+    classes.upload_button.click(
+        class_panel.tool(class_panel.upload_into_class), [session, classes.picker, classes.uploads], tools
+    ).then(*review)
+    classes.remove_button.click(
+        class_panel.tool(class_panel.remove_picked_example), [session, classes.picker, hood.example_row], tools
+    ).then(*review)
+    _wire_hood(app, session, hood, tools, classes, review)
+    _wire_layers(app, session, layers, layer_outputs, classes, review)
+    _wire_files(session, files, tools, classes, layer_outputs, review, app)
+
+
+def _first_draw(session, page: PageState):
+    page.redraw_everything()
+    from ..views import tray_html
+
+    return *class_panel.class_tools(session, None), tray_html(session.tray.items, session.project.classes), session
+
+
+def _wire_live(app, session, page, camera, views, classes) -> None:
+    frame_outputs = [camera.prediction, views.map_points, views.map_live, views.grid, classes.cards, classes.tray]
+    camera.camera.stream(
+        functools.partial(live.on_frame, app),
+        inputs=[camera.camera, session, page],
+        outputs=[*frame_outputs, session],
+        stream_every=app.settings.stream_every,
+        time_limit=app.settings.stream_time_limit,
+        concurrency_limit=None,
+        show_progress="hidden",
+    )
+    view_outputs = [camera.prediction, camera.details, views.map_points, views.map_live, views.grid, session]
+    camera.classify_button.click(
+        functools.partial(live.classify, app), [camera.still, session, page], view_outputs, api_name="classify"
+    )
+    camera.play_button.click(
+        functools.partial(live.play_video, app),
+        [camera.video, session, page],
+        [*frame_outputs, session],
+        concurrency_limit=None,
+        show_progress="hidden",
+        api_name="play_video",
+    )
+    toggles = [session, page, views.views_toggle, views.map_method, views.grid_mode]
+    for control in (views.views_toggle, views.map_method, views.grid_mode):
+        control.change(live.set_views, toggles, None, show_progress="hidden")
+    sliders = [session, views.k, views.threshold, views.smoothing]
+    for slider in (views.k, views.threshold, views.smoothing):
+        slider.change(live.set_live_settings, sliders, None, show_progress="hidden")
+
+
+def _wire_hood(app, session, hood, tools, classes, review) -> None:
+    redraw_tools = (class_panel.class_tools, [session, classes.picker], tools)
+    hood.apply_button.click(hood_panel.apply_hint, [session, hood.hints], classes.status).then(*redraw_tools).then(
+        *review
+    )
+    for button, action in [(hood.move_button, "move"), (hood.delete_button, "delete")]:
+        button.click(
+            functools.partial(_edit, action=action), [session, hood.example_row, hood.move_target], classes.status
+        ).then(*redraw_tools).then(*review)
+    hood.summary_button.click(
+        functools.partial(hood_panel.summarise, app), [session, hood.first_class, hood.second_class], hood.summary
+    )
+    hood.unit_button.click(functools.partial(hood_panel.show_unit, app), [session, hood.unit_channel], hood.unit)
+
+
+def _edit(session, row, target, action: str):
+    return hood_panel.edit_example(session, row, target, action)
+
+
+def _wire_layers(app, session, layers, layer_outputs, classes, review) -> None:
+    layers.embedding_tap.input(
+        functools.partial(layer_panel.set_embedding_tap, app),
+        [session, layers.embedding_tap],
+        [*layer_outputs, classes.status],
+    ).then(*review)
+    layers.grid_tap.input(
+        functools.partial(layer_panel.set_grid_tap, app), [session, layers.grid_tap], [*layer_outputs, classes.status]
+    )
+    layers.atlas_button.click(layer_panel.build_atlas, session, [layers.atlas, layers.atlas_note], api_name="build_atlas")
+
+
+def _wire_files(session, files, tools, classes, layer_outputs, review, app) -> None:
+    save = functools.partial(
+        file_panel.save_project,
+        files_folder=Path(os.environ["GRADIO_TEMP_DIR"]),
+        max_age_seconds=app.settings.file_max_age_seconds,
+    )
+    files.save_button.click(save, session, files.saved_file, api_name="save_project")
+    layers_again = (functools.partial(layer_panel.layers_panel, app), session, layer_outputs)
+    files.project_file.upload(
+        class_panel.tool(file_panel.open_project), [session, classes.picker, files.project_file], tools,
+        api_name="open_project",
+    ).then(*layers_again).then(*review)  # fmt: skip
+    files.demo_button.click(
+        class_panel.tool(file_panel.load_demo), [session, classes.picker], tools, api_name="load_demo"
+    ).then(*layers_again).then(*review)

@@ -1,0 +1,70 @@
+"""Serving the page: Gradio's server limits, HTTPS, and launching with the shared backbone."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import faiss
+import gradio as gr
+
+from ..backbones import DEFAULT_BACKBONE, load_backbone_or_default
+from ..projection import warm_up
+from ..views import CSS
+from .page import PAGE_CSS, PAGE_SCRIPT, build_app
+from .settings import ServerSettings
+
+__all__ = ["serve", "launch"]
+
+log = logging.getLogger(__name__)
+
+
+def serve(
+    demo: gr.Blocks,
+    host: str,
+    port: int,
+    share: bool = False,
+    prevent_thread_lock: bool = False,
+    settings: ServerSettings | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+) -> gr.Blocks:
+    """Queue and launch a built page with the server limits this app relies on (HTTPS when given a certificate)."""
+    settings = settings or ServerSettings.from_env()
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        prevent_thread_lock=prevent_thread_lock,
+        max_file_size=f"{settings.max_upload_mb}mb",
+        state_session_capacity=settings.max_sessions,
+        css=CSS + PAGE_CSS,
+        js=PAGE_SCRIPT,
+        ssr_mode=False,
+        quiet=prevent_thread_lock,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        ssl_verify=ssl_certfile is None,
+    )
+    return demo
+
+
+def launch(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    backbone: str = DEFAULT_BACKBONE,
+    device: str | None = "auto",
+    prevent_thread_lock: bool = False,
+    compile_mode: str | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+) -> gr.Blocks:
+    """Read the settings, load the backbone once and serve the page."""
+    settings = ServerSettings.from_env()
+    faiss.omp_set_num_threads(1)  # flat search is memory-bound: one thread per query is fastest
+    threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()  # numba JIT off the frame path
+    model, warning = load_backbone_or_default(backbone, device, compile_mode)
+    demo = build_app(model, warning, settings=settings)
+    return serve(demo, host, port, share, prevent_thread_lock, settings, ssl_certfile, ssl_keyfile)

@@ -1,0 +1,63 @@
+"""The server's settings, read once from the environment when the app is launched."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..session import MAX_EXAMPLES
+
+__all__ = ["ServerSettings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the server cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    idle_seconds: float = 2 * 60 * 60
+    """TEACHABLE_SESSION_IDLE_SECONDS: a session with no frames, classifications or edits for this long is freed."""
+    max_examples: int = MAX_EXAMPLES
+    """TEACHABLE_MAX_EXAMPLES: a shared server's limit per person."""
+    inference: str = "auto"
+    """TEACHABLE_INFERENCE: where live frames run: local, batched (across sessions), auto (batched on a GPU) or the
+    URL of a backbone service. See inference.py."""
+    max_sessions: int = 200
+    """TEACHABLE_MAX_SESSIONS: sessions whose state Gradio keeps; past it the least recently used is dropped. This
+    bounds what closed tabs leave in memory; keep it well above the number of people using the server at once."""
+    file_max_age_seconds: int = 30 * 60
+    """TEACHABLE_FILE_MAX_AGE_SECONDS: uploads, saved projects and other served files older than this are deleted."""
+    max_upload_mb: int = 20
+    """TEACHABLE_MAX_UPLOAD_MB: largest upload (images, videos, project files)."""
+    stream_every: float = 0.1
+    """Seconds between the frames a browser sends while the camera streams."""
+    stream_time_limit: int = 30 * 60
+    """A stream is closed after this; clicking the camera button again resumes it."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ServerSettings":
+        """Settings from ``TEACHABLE_*`` variables; unset ones keep their defaults."""
+        defaults = cls()
+
+        def read(name: str, default, parse):
+            text = environ.get(name)
+            if text is None or text.strip() == "":
+                return default
+            try:
+                value = parse(text)
+            except ValueError:
+                raise SettingsError(f"{name}={text!r} is not a valid {parse.__name__}.") from None
+            if isinstance(value, (int, float)) and value <= 0:
+                raise SettingsError(f"{name} must be above zero (got {text!r}).")
+            return value
+
+        return cls(
+            idle_seconds=read("TEACHABLE_SESSION_IDLE_SECONDS", defaults.idle_seconds, float),
+            max_examples=read("TEACHABLE_MAX_EXAMPLES", defaults.max_examples, int),
+            inference=read("TEACHABLE_INFERENCE", defaults.inference, str),
+            max_sessions=read("TEACHABLE_MAX_SESSIONS", defaults.max_sessions, int),
+            file_max_age_seconds=read("TEACHABLE_FILE_MAX_AGE_SECONDS", defaults.file_max_age_seconds, int),
+            max_upload_mb=read("TEACHABLE_MAX_UPLOAD_MB", defaults.max_upload_mb, int),
+        )
