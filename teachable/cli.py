@@ -158,7 +158,7 @@ def cmd_atlas_icons(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .atlas import icon_path, make_icons
-    from .webapp import ASSETS
+    from .assets import ASSETS
 
     backbone = load_backbone(args.backbone, args.device)
     tap = args.tap or backbone.grid_tap
