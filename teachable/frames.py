@@ -25,6 +25,7 @@ __all__ = [
     "center_square",
     "encode_jpeg",
     "shrink_jpeg",
+    "standard_thumbnail",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -33,6 +34,24 @@ MIN_SIDE = 16
 MAX_PIXELS = 50_000_000
 """Decoded-size limit (about 7000x7000). Larger files are refused before decoding (decompression-bomb guard)."""
 MAX_FILE_BYTES = 50 * 1024 * 1024
+"""Largest image file or upload that is read at all."""
+DECODED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+"""The only decoders PIL may use: the formats of ``IMAGE_SUFFIXES``, and GIF (its first frame). Cameras' multi-picture
+JPEGs open through the JPEG decoder. Rarer decoders are never reached by untrusted bytes."""
+
+
+def limit_pil_decoding(max_pixels: int = MAX_PIXELS) -> None:
+    """Set PIL's own decompression-bomb guard to ``max_pixels``, for every decode in the process.
+
+    PIL warns above ``Image.MAX_IMAGE_PIXELS`` and refuses above twice that, before decoding. Its default (about 89
+    megapixels) lets a 13,000 x 13,000 image through to libraries that decode uploads with PIL before this code sees
+    them; with the guard at the app's limit, they refuse anything above twice that limit from its header. This code
+    also checks every image's header against ``MAX_PIXELS`` itself before decoding (see :func:`decode_image`).
+    """
+    Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+limit_pil_decoding()
 
 
 class ImageError(ValueError):
@@ -77,11 +96,12 @@ def as_rgb_uint8(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def _open_checked(source: io.BytesIO | Path, name: str) -> np.ndarray:
+def _open_checked(source: io.BytesIO | Path, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode ``source`` after checking, from its header alone, that it has at most ``max_pixels`` pixels."""
     try:
-        with Image.open(source) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(f"{name} is {image.width}x{image.height}; the limit is {MAX_PIXELS:,} pixels.")
+        with Image.open(source, formats=DECODED_FORMATS) as image:
+            if image.width * image.height > max_pixels:
+                raise ImageError(f"{name} is {image.width}x{image.height}; the limit is {max_pixels:,} pixels.")
             image.seek(0)  # first frame of an animated GIF/WebP
             image = ImageOps.exif_transpose(image)
             if image.mode == "I;16" or image.mode.startswith("I;16"):
@@ -91,10 +111,10 @@ def _open_checked(source: io.BytesIO | Path, name: str) -> np.ndarray:
     except ImageError:
         raise
     except Image.DecompressionBombError:
-        raise ImageError(f"{name} is too large to decode safely; the limit is {MAX_PIXELS:,} pixels.") from None
+        raise ImageError(f"{name} is too large to decode safely; the limit is {max_pixels:,} pixels.") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image file that can be read (jpg, png, webp or bmp).") from None
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageError(f"{name} could not be decoded: {error}") from None
 
 
@@ -111,11 +131,19 @@ def load_image(path: str | Path) -> np.ndarray:
     return _open_checked(path, str(path))
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """Decode encoded image bytes (JPEG, PNG, ...) into RGB uint8."""
+def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, ...) into RGB uint8.
+
+    The byte size is checked against ``MAX_FILE_BYTES`` and the pixel size, read from the header, against
+    ``max_pixels`` before anything is decoded, so a small file that claims a huge image costs nothing.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageError(f"{name} must be the bytes of an image file, not {type(data).__name__}.")
     if not data:
         raise ImageError(f"{name} is empty (0 bytes).")
-    return _open_checked(io.BytesIO(data), name)
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"{name} is {len(data) / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB.")
+    return _open_checked(io.BytesIO(data), name, max_pixels)
 
 
 def center_square(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -142,3 +170,17 @@ def shrink_jpeg(jpeg: bytes, size: int, quality: int = 85) -> bytes:
     """A smaller square JPEG of a square JPEG thumbnail, for showing many at once."""
     rgb = decode_image(jpeg, "thumbnail")
     return encode_jpeg(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA), quality)
+
+
+def standard_thumbnail(jpeg: bytes, side: int, max_side: int, name: str = "thumbnail") -> bytes:
+    """``jpeg`` itself if it is a plain square thumbnail of at most ``side`` pixels, else a re-encoded one.
+
+    The image is decoded in full (so a damaged one is refused here, not when it is first shown), after its header
+    is checked against ``max_side`` x ``max_side`` pixels. One that is not square, is larger than ``side``, or has
+    more bytes than its raw pixels (padding, metadata) becomes the ``side``-pixel centre square, re-encoded.
+    """
+    rgb = decode_image(jpeg, name, max_pixels=max_side * max_side)
+    height, width = rgb.shape[:2]
+    if height == width <= side and len(jpeg) <= rgb.nbytes:
+        return bytes(jpeg)
+    return encode_jpeg(center_square(rgb, min(side, height, width)))

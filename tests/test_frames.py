@@ -1,8 +1,18 @@
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from teachable.frames import ImageError, as_rgb_uint8, center_square, decode_image, encode_jpeg, load_image
+from teachable.frames import (
+    ImageError,
+    as_rgb_uint8,
+    center_square,
+    decode_image,
+    encode_jpeg,
+    load_image,
+    standard_thumbnail,
+)
 
 from .conftest import photo
 
@@ -83,3 +93,53 @@ def test_large_and_odd_frames_are_cropped_to_the_centre():
     square = center_square(as_rgb_uint8(frame), 224)
     assert square.shape == (224, 224, 3) and square.min() == 255
     assert center_square(as_rgb_uint8(np.zeros((16, 40), np.uint8)), 224).shape == (224, 224, 3)
+
+
+def _encoded(image: Image.Image, format: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **kwargs)
+    return buffer.getvalue()
+
+
+def test_pil_itself_refuses_images_far_over_the_limit_before_decoding():
+    """Libraries that decode uploads with PIL before the app sees them (the web framework) meet the same guard."""
+    small_file = _encoded(Image.new("1", (12_000, 9_000)), "PNG")  # 108 megapixels in a few kilobytes
+    assert len(small_file) < 100_000
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(small_file))
+    with pytest.raises(ImageError, match="limit is 50,000,000 pixels"):
+        decode_image(small_file)
+
+
+def test_decode_checks_the_header_against_the_callers_pixel_limit():
+    data = _encoded(Image.fromarray(photo("coffee")), "PNG")  # 600x400
+    assert decode_image(data).shape == (400, 600, 3)
+    with pytest.raises(ImageError, match="600x400; the limit is 100,000 pixels"):
+        decode_image(data, "thumb", max_pixels=100_000)
+
+
+def test_decode_refuses_more_bytes_than_the_file_limit(monkeypatch):
+    monkeypatch.setattr("teachable.frames.MAX_FILE_BYTES", 1000)
+    with pytest.raises(ImageError, match="the limit is 0 MB"):
+        decode_image(encode_jpeg(photo("coffee")))
+
+
+@pytest.mark.parametrize("format", ["TIFF", "ICO", "PPM"])
+def test_formats_outside_the_supported_list_are_not_decoded(format):
+    data = _encoded(Image.fromarray(photo("coffee")).resize((64, 64)), format)
+    with pytest.raises(ImageError, match="not an image file"):
+        decode_image(data)
+
+
+def test_standard_thumbnail_keeps_plain_ones_and_reencodes_padded_or_large_ones():
+    plain = encode_jpeg(center_square(photo("coffee"), 224))
+    assert standard_thumbnail(plain, 224, 1024) is plain or standard_thumbnail(plain, 224, 1024) == plain
+    padded = plain + bytes(2**20)
+    fixed = standard_thumbnail(padded, 224, 1024)
+    assert len(fixed) < 224 * 224 * 3 and decode_image(fixed).shape == (224, 224, 3)
+    wide = standard_thumbnail(encode_jpeg(photo("coffee")), 224, 1024)
+    assert decode_image(wide).shape == (224, 224, 3)
+    with pytest.raises(ImageError, match="limit is 10,000 pixels"):
+        standard_thumbnail(plain, 224, 100)
+    with pytest.raises(ImageError):
+        standard_thumbnail(b"\xff\xd8\xff" + bytes(range(256)) * 4, 224, 1024)
