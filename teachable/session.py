@@ -308,9 +308,7 @@ class Session:
         filled = [name for name, count in self.project.counts().items() if count]
         if len(filled) == 1:
             return f"Only '{filled[0]}' has examples: add a second class to compare against."
-        if prediction.is_unknown:
-            return "This looks like none of your classes."
-        return ""
+        return ""  # an unknown frame says so in its label ("Not sure"), with the best guess
 
     def _smooth(self, confidences: dict[str, float]) -> dict[str, float]:
         if set(confidences) != set(self._smoothed):

@@ -83,6 +83,19 @@ def test_atlas_is_inlined_and_a_new_session_starts_empty(server):
         Client(server, verbose=False).predict(api_name="/build_atlas")
 
 
+def open_section(page, title: str) -> None:
+    """Open a collapsed section of the page by its title."""
+    page.get_by_text(title, exact=True).click()
+
+
+def hold_record(page, class_name: str, seconds: float) -> None:
+    """Hold a class card's record button with the mouse for ``seconds``."""
+    page.locator(f".tm-card[data-class='{class_name}'] .tm-record").hover()
+    page.mouse.down()
+    page.wait_for_timeout(seconds * 1000)
+    page.mouse.up()
+
+
 def choose(page, dropdown: str, value: str) -> None:
     """Pick a dropdown value, again if a server update re-rendered the dropdown meanwhile."""
     for _ in range(5):
@@ -105,7 +118,9 @@ def test_coach_finds_a_mislabelled_example_and_one_click_fixes_it(server):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(server)
+            open_section(page, "Project: save, open, demo")
             page.get_by_text("Load the demo project").click()
+            open_section(page, "Under the hood: evaluation and data coach")
             page.wait_for_selector("#evaluation .tm-accuracy[data-accuracy='1.0000']")
             # Record a cat into "coffee" by mistake: click example #0 in the classification view and move it.
             page.click("#evaluation [data-row='0']")
@@ -175,11 +190,8 @@ def test_record_two_classes_from_the_webcam_and_prediction_follows(server, tmp_p
             page.wait_for_selector("#prediction .tm-label")
 
             for segment, class_name in [("A", "Class 1"), ("B", "Class 2")]:
-                page.locator("#class-picker").get_by_text(class_name, exact=True).click()
                 wait_for_segment(page, segment)
-                page.click("#record")
-                page.wait_for_timeout(2000)
-                page.click("#record")
+                hold_record(page, class_name, 2)
                 page.wait_for_function(
                     "name => !document.querySelector(`#classes .tm-class[data-class='${name}'] .tm-count`)"
                     "?.textContent.startsWith('0 ')",

@@ -77,8 +77,8 @@ def run_command(session: Session, page: PageState, command: str):
     try:
         note = _carry_out(session, _parse(command))
     except USER_ERRORS as error:
-        note = message_of(error)
-        gr.Warning(note)
+        note = str(error)  # message_html escapes it
+        gr.Warning(message_of(error))
     session.touch()
     page.cards_key = None
     page.tray_version = session.tray.version
