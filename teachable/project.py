@@ -23,6 +23,7 @@ import json
 import os
 import tempfile
 import time
+import unicodedata
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,16 +32,38 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .frames import decode_image, shrink_jpeg
+from .frames import ImageError, decode_image, shrink_jpeg, standard_thumbnail
 from .knn import KNNClassifier, KNNError, Prediction
 
-__all__ = ["Project", "Example", "ProjectError", "BackboneMismatch", "FORMAT_VERSION", "MAX_CLASS_NAME"]
+__all__ = [
+    "Project",
+    "Example",
+    "ProjectError",
+    "BackboneMismatch",
+    "FORMAT_VERSION",
+    "MAX_CLASS_NAME",
+    "MAX_CLASSES",
+    "check_class_name",
+]
 
 FORMAT_VERSION = 1
 MAX_CLASS_NAME = 64
+MAX_CLASSES = 50
+"""Default limit on a project's classes (the app reads ``TEACHABLE_MAX_CLASSES``). Views that compare every class
+with every other grow with its square."""
 MAX_MEMBERS = 250_000
 MAX_MEMBER_BYTES = 512 * 2**20
 MAX_TOTAL_BYTES = 4 * 2**30
+MAX_MANIFEST_BYTES = 64 * 2**20
+"""A manifest for ``MAX_MEMBERS`` examples is about 30 MB; JSON takes several times its size once parsed."""
+MAX_THUMBNAIL_BYTES = 2**20
+"""Largest thumbnail member read; a 224-pixel thumbnail is about 20 KB."""
+MAX_THUMBNAIL_SIDE = 640
+"""Largest thumbnail decoded (its header is checked first); larger ones are refused."""
+THUMBNAIL_SIDE = 224
+"""Side of a thumbnail when the manifest names no plausible input size; others are re-encoded to the input size."""
+MAX_SOURCE = 1024
+"""An example's ``source`` (where it came from) is cut to this many characters."""
 JPEG_MAGIC = b"\xff\xd8\xff"
 MAX_RATIO = 200
 """Largest uncompressed/compressed size ratio accepted for a member (zip-bomb guard); JPEG and float data
@@ -72,18 +95,43 @@ class Example:
         return shrink_jpeg(self.thumbnail, 96)
 
 
+INVISIBLE = frozenset("\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                      "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\u3164\ufeff\uffa0")
+"""Characters that show nothing and only hide what a name is (zero-width spaces, direction overrides, soft hyphens,
+fillers). They are removed from names; joiners that shape emoji and scripts are kept."""
+BLANK_CATEGORIES = frozenset({"Cf", "Mn", "Me", "Zs", "Zl", "Zp"})
+"""Unicode categories that draw nothing on their own: a name needs at least one character outside them."""
+
+
 def check_class_name(name: object) -> str:
-    """Return a cleaned class name or raise :class:`ProjectError` saying what is wrong with it."""
+    """Return the cleaned class name (NFC, invisible characters removed, whitespace collapsed) or raise
+    :class:`ProjectError` saying what is wrong with it."""
     if not isinstance(name, str):
         raise ProjectError("A class name must be text.")
-    cleaned = " ".join(name.split())
+    if len(name) > 16 * MAX_CLASS_NAME:
+        raise ProjectError(f"A class name can be at most {MAX_CLASS_NAME} characters (got {len(name)}).")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProjectError("A class name must be valid text (it holds an unpaired surrogate character).") from None
+    name = unicodedata.normalize("NFC", name)
+    cleaned = " ".join("".join(c for c in name if c not in INVISIBLE).split())
+    if any(unicodedata.category(c) == "Cc" for c in cleaned):
+        raise ProjectError("A class name cannot contain control characters.")
     if not cleaned:
         raise ProjectError("A class name cannot be empty.")
+    if all(unicodedata.category(c) in BLANK_CATEGORIES for c in cleaned):
+        raise ProjectError("A class name needs at least one visible character.")
     if len(cleaned) > MAX_CLASS_NAME:
         raise ProjectError(f"A class name can be at most {MAX_CLASS_NAME} characters (got {len(cleaned)}).")
-    if cleaned.lower() == "unknown":
+    if class_key(cleaned).casefold() == "unknown":
         raise ProjectError("'unknown' is reserved for frames that look like no class; pick another name.")
     return cleaned
+
+
+def class_key(cleaned: str) -> str:
+    """What two cleaned names are compared by: the name without the format characters (joiners, tags) it kept."""
+    return "".join(c for c in cleaned if unicodedata.category(c) != "Cf")
 
 
 class Project:
@@ -96,7 +144,10 @@ class Project:
         embedding_dim: int,
         preprocessing: dict | None = None,
         classes: list[str] | tuple[str, ...] = (),
+        max_classes: int = MAX_CLASSES,
     ) -> None:
+        self.max_classes = max_classes
+        """``add_class`` refuses a class past this many."""
         self.backbone = backbone
         self.tap = tap
         self.preprocessing = dict(preprocessing or {})
@@ -108,10 +159,16 @@ class Project:
             self.add_class(name)
 
     @classmethod
-    def for_backbone(cls, backbone, classes: list[str] | tuple[str, ...] = (), tap: str | None = None) -> "Project":
+    def for_backbone(
+        cls,
+        backbone,
+        classes: list[str] | tuple[str, ...] = (),
+        tap: str | None = None,
+        max_classes: int = MAX_CLASSES,
+    ) -> "Project":
         """An empty project whose embeddings come from ``backbone`` at ``tap`` (default: its embedding tap)."""
         tap = backbone.tap(tap or backbone.embedding_tap).name
-        return cls(backbone.name, tap, backbone.tap(tap).channels, _preprocessing_of(backbone), classes)
+        return cls(backbone.name, tap, backbone.tap(tap).channels, _preprocessing_of(backbone), classes, max_classes)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{name}: {n}" for name, n in self.counts().items())
@@ -135,18 +192,26 @@ class Project:
 
     # ----------------------------------------------------------------- classes
     def add_class(self, name: str) -> str:
+        """Add a class; returns its cleaned name (see :func:`check_class_name`)."""
         name = check_class_name(name)
-        if name in self.classes:
+        if self._existing(name) is not None:
             raise ProjectError(f"There is already a class named {name!r}.")
+        if len(self.classes) >= self.max_classes:
+            raise ProjectError(f"A project can have at most {self.max_classes} classes; remove one to add another.")
         self.classes.append(name)
         return name
 
+    def _existing(self, cleaned: str) -> str | None:
+        """The class whose name is the same as ``cleaned`` once both are normalised, if there is one."""
+        key = class_key(cleaned)
+        return next((c for c in self.classes if c == cleaned or class_key(c) == key), None)
+
     def rename_class(self, old: str, new: str) -> str:
-        self._require_class(old)
+        old = self._require_class(old)
         new = check_class_name(new)
         if new == old:
             return new
-        if new in self.classes:
+        if self._existing(new) not in (None, old):
             raise ProjectError(f"There is already a class named {new!r}.")
         self.classifier.rename_class(old, new)
         self.classes[self.classes.index(old)] = new
@@ -154,22 +219,30 @@ class Project:
         return new
 
     def remove_class(self, name: str) -> None:
-        self._require_class(name)
+        name = self._require_class(name)
         self.clear_class(name)
         self.classes.remove(name)
 
     def clear_class(self, name: str) -> None:
-        self._require_class(name)
+        name = self._require_class(name)
         self.remove_examples(self.indices_of(name))
 
-    def _require_class(self, name: str) -> None:
-        if name not in self.classes:
-            raise ProjectError(f"There is no class named {name!r}.")
+    def _require_class(self, name: str) -> str:
+        """The class ``name`` names (compared after normalisation), or :class:`ProjectError`."""
+        if isinstance(name, str) and name in self.classes:
+            return name
+        try:
+            found = self._existing(check_class_name(name))
+        except ProjectError:
+            found = None
+        if found is None:
+            raise ProjectError(f"There is no class named {_shown(name)}.")
+        return found
 
     # ----------------------------------------------------------------- examples
     def add_examples(self, label: str, embeddings: np.ndarray, thumbnails: list[bytes], source: str = "") -> None:
         """Add examples of an existing class. Embeddings and thumbnails are validated before anything changes."""
-        self._require_class(label)
+        label = self._require_class(label)
         embeddings = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
         if len(embeddings) != len(thumbnails):
             raise ProjectError(f"Got {len(embeddings)} embeddings but {len(thumbnails)} thumbnails.")
@@ -197,7 +270,7 @@ class Project:
         self.examples = [e for i, e in enumerate(self.examples) if i not in drop]
 
     def move_example(self, index: int, label: str) -> None:
-        self._require_class(label)
+        label = self._require_class(label)
         self.classifier.relabel(index, label)
         self.examples[index] = _relabelled(self.examples[index], label)
 
@@ -288,23 +361,34 @@ class Project:
 
     # ----------------------------------------------------------------- loading
     @classmethod
-    def load(cls, source: str | Path | bytes, backbone=None) -> "Project":
+    def load(
+        cls,
+        source: str | Path | bytes,
+        backbone=None,
+        *,
+        max_examples: int | None = None,
+        max_classes: int = MAX_CLASSES,
+    ) -> "Project":
         """Load and validate a project file (a path or the file's bytes).
 
-        With ``backbone`` given, raise :class:`BackboneMismatch` when the file's embeddings came from another
-        backbone or tap.
+        ``max_examples`` and ``max_classes`` are checked against the manifest before any embedding or thumbnail is
+        read, so a file over a limit is refused at once; the project keeps ``max_classes`` for later classes. With
+        ``backbone`` given, raise :class:`BackboneMismatch` when the file's embeddings came from another backbone or
+        tap. Every thumbnail is decoded (a damaged one is refused) and re-encoded when it is not a plain square.
         """
-        name = "project file" if isinstance(source, bytes) else str(source)
+        name = "project file" if isinstance(source, (bytes, bytearray)) else str(source)
         try:
-            handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+            handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
         except OSError as error:
             raise ProjectError(f"Cannot open {name}: {error.strerror}.") from None
         try:
             with handle, zipfile.ZipFile(handle) as archive:
-                project = _read_archive(archive, name)
+                project = _read_archive(archive, name, max_examples, max_classes)
+        except ProjectError:
+            raise
         except zipfile.BadZipFile:
             raise ProjectError(f"{name} is not a teachable project (not a valid .zip file).") from None
-        except (EOFError, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError) as error:
+        except (EOFError, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, ValueError) as error:
             raise ProjectError(f"{name} is damaged: {error}") from None
         fits = (
             backbone is None
@@ -334,6 +418,12 @@ def _remove_stale_temporaries(path: Path) -> None:
                 stale.unlink()
         except OSError:
             pass  # another process's save finished or cleaned it first
+
+
+def _shown(name: object) -> str:
+    """``name`` for a message: its repr (which escapes what cannot be printed), cut short."""
+    text = repr(name)
+    return text if len(text) <= MAX_CLASS_NAME + 2 else text[:MAX_CLASS_NAME] + "…"
 
 
 def _preprocessing_of(backbone) -> dict:
@@ -369,65 +459,184 @@ def _check_members(archive: zipfile.ZipFile, name: str) -> None:
         raise ProjectError(f"{name} would unpack to {total:,} bytes; the limit is {MAX_TOTAL_BYTES:,}.")
 
 
-def _read_member(archive: zipfile.ZipFile, member: str, name: str) -> bytes:
-    try:
-        info = archive.getinfo(member)
-    except KeyError:
-        raise ProjectError(f"{name} is incomplete: {member} is missing.") from None
+def _read_member(archive: zipfile.ZipFile, member: str, name: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
+    """The bytes of ``member``, after checking that it exists and that its header claims at most ``limit`` bytes."""
+    info = _member_info(archive, member, name)
+    if info.file_size > limit:
+        raise ProjectError(f"{name}: {_shown(member)} is {info.file_size:,} bytes; the limit is {limit:,}.")
     with archive.open(info) as handle:
         data = handle.read(info.file_size + 1)
     if len(data) != info.file_size:
-        raise ProjectError(f"{name}: {member} is not the size its header claims.")
+        raise ProjectError(f"{name}: {_shown(member)} is not the size its header claims.")
     return data
 
 
-def _read_archive(archive: zipfile.ZipFile, name: str) -> Project:
-    _check_members(archive, name)
+def _member_info(archive: zipfile.ZipFile, member: str, name: str) -> zipfile.ZipInfo:
     try:
-        manifest = json.loads(_read_member(archive, "manifest.json", name))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return archive.getinfo(member)
+    except KeyError:
+        raise ProjectError(f"{name} is incomplete: {_shown(member)} is missing.") from None
+
+
+def _read_archive(archive: zipfile.ZipFile, name: str, max_examples: int | None, max_classes: int) -> Project:
+    """Check the members, the manifest and the limits, then read embeddings and thumbnails (in that order)."""
+    _check_members(archive, name)
+    fields = _read_manifest(archive, name)
+    backbone, tap, dim, preprocessing, classes, records = fields
+    if len(classes) > max_classes:
+        raise ProjectError(f"{name} has {len(classes):,} classes; the limit is {max_classes:,}.")
+    if max_examples is not None and len(records) > max_examples:
+        raise ProjectError(f"{name} has {len(records):,} examples; the limit is {max_examples:,}.")
+    members = _thumbnail_members(archive, records, name)
+    embeddings = _read_embeddings(archive, name, len(records), dim)
+    try:
+        project = Project(backbone, tap, dim, preprocessing, classes, max_classes)
+    except ProjectError as error:
+        raise ProjectError(f"{name}: {error}") from None
+    side = _thumbnail_side(preprocessing)
+    for i, (record, member) in enumerate(zip(records, members)):
+        project.examples.append(_read_example(archive, name, project, i, record, member, side))
+    if records:
+        try:
+            project.classifier.add(embeddings, [example.label for example in project.examples])
+        except KNNError as error:
+            raise ProjectError(f"{name}: {error}") from None
+    return project
+
+
+def _read_manifest(archive: zipfile.ZipFile, name: str) -> tuple[str, str, int, dict, list, list]:
+    """backbone, tap, embedding_dim, preprocessing, classes and example records, each checked for its type."""
+    try:
+        manifest = json.loads(_read_member(archive, "manifest.json", name, MAX_MANIFEST_BYTES))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ProjectError(f"{name}: manifest.json is not valid JSON.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != "teachable-project":
         raise ProjectError(f"{name} is not a teachable project (its manifest has no 'teachable-project' format).")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise ProjectError(
-            f"{name} has format version {version!r}; this version of teachable reads version {FORMAT_VERSION}."
+            f"{name} has format version {_shown(version)}; this version of teachable reads version {FORMAT_VERSION}."
         )
     try:
-        backbone, tap, dim = str(manifest["backbone"]), str(manifest["tap"]), int(manifest["embedding_dim"])
-        classes, records = list(manifest["classes"]), list(manifest["examples"])
-        preprocessing = dict(manifest.get("preprocessing") or {})
-    except (KeyError, TypeError, ValueError) as error:
-        raise ProjectError(f"{name}: manifest.json is missing or has a wrong field ({error}).") from None
+        backbone, tap, dim = _text(manifest["backbone"]), _text(manifest["tap"]), manifest["embedding_dim"]
+        classes, records = manifest["classes"], manifest["examples"]
+        preprocessing = manifest.get("preprocessing") or {}
+    except KeyError as error:
+        raise ProjectError(f"{name}: manifest.json is missing the field {error}.") from None
+    for field_name, value, kind in [
+        ("embedding_dim", dim, int),
+        ("classes", classes, list),
+        ("examples", records, list),
+        ("preprocessing", preprocessing, dict),
+    ]:
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ProjectError(f"{name}: manifest.json has a wrong {field_name} (expected {kind.__name__}).")
     if not 0 < dim <= 65536:
         raise ProjectError(f"{name}: embedding_dim {dim} is not plausible.")
     try:
-        embeddings = np.load(io.BytesIO(_read_member(archive, "embeddings.npy", name)), allow_pickle=False)
-    except ValueError as error:
-        raise ProjectError(f"{name}: embeddings.npy cannot be read safely ({error}).") from None
-    if embeddings.dtype.kind != "f" or embeddings.shape != (len(records), dim):
-        raise ProjectError(
-            f"{name}: embeddings.npy has shape {embeddings.shape} and type {embeddings.dtype}; the manifest "
-            f"describes {len(records)} examples of dimension {dim} (float)."
-        )
-    try:
-        project = Project(backbone, tap, dim, preprocessing, classes)
-    except ProjectError as error:
-        raise ProjectError(f"{name}: {error}") from None
-    labels = []
+        json.dumps(preprocessing, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (ValueError, TypeError):
+        raise ProjectError(f"{name}: manifest.json has a wrong preprocessing (not plain text and numbers).") from None
+    return backbone, tap, dim, preprocessing, classes, records
+
+
+def _text(value: object, limit: int = 200) -> str:
+    """``value`` as printable, encodable text of at most ``limit`` characters."""
+    text = str(value)[:limit]
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _thumbnail_members(archive: zipfile.ZipFile, records: list, name: str) -> list[zipfile.ZipInfo]:
+    """Each example's thumbnail member, checked before any is read: present, small, and not shared with another
+    example (many examples naming one large member would multiply it in memory and in every later save)."""
+    first_user: dict[str, int] = {}
+    members = []
     for i, record in enumerate(records):
-        if not isinstance(record, dict) or record.get("label") not in project.classes:
-            raise ProjectError(f"{name}: example {i} has no valid class.")
-        thumbnail = _read_member(archive, str(record.get("thumbnail")), name)
-        if not thumbnail.startswith(JPEG_MAGIC):  # full decoding waits until a thumbnail is shown or re-embedded
-            raise ProjectError(f"{name}: the thumbnail of example {i} is not a JPEG.")
-        labels.append(record["label"])
-        source, added_at = str(record.get("source", "")), float(record.get("added_at", 0.0))
-        project.examples.append(Example(record["label"], thumbnail, source, added_at, project._new_uid()))
-    if records:
-        try:
-            project.classifier.add(embeddings, labels)
-        except KNNError as error:
-            raise ProjectError(f"{name}: {error}") from None
-    return project
+        if not isinstance(record, dict):
+            raise ProjectError(f"{name}: example {i} is not a record.")
+        member = str(record.get("thumbnail"))
+        if member in first_user:
+            raise ProjectError(
+                f"{name}: examples {first_user[member]} and {i} share the thumbnail {_shown(member)}; "
+                "each example needs its own."
+            )
+        first_user[member] = i
+        info = _member_info(archive, member, name)
+        if info.file_size > MAX_THUMBNAIL_BYTES:
+            raise ProjectError(
+                f"{name}: the thumbnail of example {i} is {info.file_size:,} bytes; the limit is {MAX_THUMBNAIL_BYTES:,}."
+            )
+        members.append(info)
+    return members
+
+
+NPY_HEADER_ROOM = 4096
+"""Bytes allowed for an .npy file's magic and header (NumPy writes 128)."""
+
+
+def _read_embeddings(archive: zipfile.ZipFile, name: str, count: int, dim: int) -> np.ndarray:
+    """The ``count`` x ``dim`` float array in embeddings.npy. Its header is checked before any data is read, so a
+    header that claims a huge shape, an .npz archive or pickled objects cost nothing."""
+    limit = NPY_HEADER_ROOM + count * dim * 8
+    handle = io.BytesIO(_read_member(archive, "embeddings.npy", name, limit))
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"format version {version} is not supported")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(handle)
+    except (ValueError, TypeError, SyntaxError, OverflowError) as error:
+        raise ProjectError(f"{name}: embeddings.npy cannot be read safely ({error}).") from None
+    if dtype.hasobject:
+        raise ProjectError(f"{name}: embeddings.npy cannot be read safely (it holds Python objects).")
+    if dtype.kind != "f" or dtype.itemsize > 8 or shape != (count, dim):
+        raise ProjectError(
+            f"{name}: embeddings.npy has shape {_shown(shape)} and type {dtype}; the manifest describes {count} "
+            f"examples of dimension {dim} (float)."
+        )
+    data = handle.read()
+    if len(data) != count * dim * dtype.itemsize:
+        raise ProjectError(f"{name}: embeddings.npy holds {len(data):,} bytes of data, not the {count} x {dim} it claims.")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def _thumbnail_side(preprocessing: dict) -> int:
+    """The side thumbnails are stored at: the manifest's input size when it is plausible."""
+    size = preprocessing.get("input_size")
+    plausible = isinstance(size, int) and not isinstance(size, bool) and 16 <= size <= MAX_THUMBNAIL_SIDE
+    return size if plausible else THUMBNAIL_SIDE
+
+
+def _read_example(
+    archive: zipfile.ZipFile, name: str, project: Project, index: int, record: dict, member: zipfile.ZipInfo, side: int
+) -> Example:
+    """Example ``index``: its class, its thumbnail (decoded, and re-encoded unless plain), its source and time."""
+    try:
+        label = project._require_class(record.get("label"))
+    except ProjectError:
+        raise ProjectError(f"{name}: example {index} has no valid class.") from None
+    data = _read_member(archive, member.filename, name, MAX_THUMBNAIL_BYTES)
+    if not data.startswith(JPEG_MAGIC):
+        raise ProjectError(f"{name}: the thumbnail of example {index} is not a JPEG.")
+    try:
+        thumbnail = standard_thumbnail(data, side, MAX_THUMBNAIL_SIDE, f"the thumbnail of example {index}")
+    except ImageError as error:
+        raise ProjectError(f"{name}: {error}") from None
+    added_at = _seconds(record.get("added_at", 0.0))
+    if added_at is None:
+        raise ProjectError(
+            f"{name}: example {index} has an added_at of {_shown(record.get('added_at'))}; it must be a time in seconds."
+        )
+    source = _text(record.get("source", ""), MAX_SOURCE)
+    return Example(label, thumbnail, source, added_at, project._new_uid())
+
+
+def _seconds(value: object) -> float | None:
+    """``value`` as a finite number of seconds, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if np.isfinite(seconds) else None
