@@ -96,7 +96,7 @@ class Example:
 
 
 INVISIBLE = frozenset("\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-                      "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\u3164\ufeff\uffa0")
+                      "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\u2800\u3164\ufeff\uffa0")
 """Characters that show nothing and only hide what a name is (zero-width spaces, direction overrides, soft hyphens,
 fillers). They are removed from names; joiners that shape emoji and scripts are kept."""
 BLANK_CATEGORIES = frozenset({"Cf", "Mn", "Me", "Zs", "Zl", "Zp"})
@@ -118,6 +118,8 @@ def check_class_name(name: object) -> str:
     cleaned = " ".join("".join(c for c in name if c not in INVISIBLE).split())
     if any(unicodedata.category(c) == "Cc" for c in cleaned):
         raise ProjectError("A class name cannot contain control characters.")
+    if not cleaned and name.strip():
+        raise ProjectError("A class name needs at least one visible character.")
     if not cleaned:
         raise ProjectError("A class name cannot be empty.")
     if all(unicodedata.category(c) in BLANK_CATEGORIES for c in cleaned):

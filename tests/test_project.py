@@ -5,8 +5,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from teachable.frames import encode_jpeg
-from teachable.project import BackboneMismatch, Project, ProjectError
+from teachable.frames import decode_image, encode_jpeg
+from teachable.project import MAX_CLASSES, BackboneMismatch, Project, ProjectError
 
 from .conftest import photo, views
 
@@ -93,6 +93,31 @@ def symlink_zip(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def npy_header(shape, descr="<f4") -> bytes:
+    """An .npy header that claims ``shape``, followed by a few bytes of data."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + bytes(64)
+
+
+def npz(array) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, embeddings=array)
+    return buffer.getvalue()
+
+
+def every_example(d: bytes, **changes) -> bytes:
+    return rewrite(d, manifest=lambda m: {**m, "examples": [{**e, **changes} for e in m["examples"]]})
+
+
+def with_classes(d: bytes, classes: list) -> bytes:
+    return rewrite(d, manifest=lambda m: {**m, "classes": ["cat", "coffee", *classes]})
+
+
+FIRST_JPEG = "thumbs/000000.jpg"
+NOISE = np.random.default_rng(0).integers(0, 256, 2**20 + 1000, np.uint8).tobytes()  # does not compress
+HUGE_JPEG = encode_jpeg(np.zeros((700, 700, 3), np.uint8))
+
 HOSTILE = {
     "dotdot member": (lambda d: rewrite(d, extra={"../evil.txt": "x"}), "unsafe path"),
     "absolute member": (lambda d: rewrite(d, extra={"/tmp/evil.txt": "x"}), "unsafe path"),
@@ -128,6 +153,56 @@ HOSTILE = {
         "no valid class",
     ),
     "thumbnail not jpeg": (lambda d: rewrite(d, replace={"thumbs/000000.jpg": b"<html>"}), "not a JPEG"),
+    # second pass (issue 19)
+    "every example shares one thumbnail": (
+        lambda d: every_example(d, thumbnail=FIRST_JPEG),
+        "examples 0 and 1 share the thumbnail 'thumbs/000000.jpg'",
+    ),
+    "thumbnail over a megabyte": (
+        lambda d: rewrite(d, replace={FIRST_JPEG: encode_jpeg(np.zeros((224, 224, 3), np.uint8)) + NOISE}),
+        "example 0 is 1,05.,... bytes; the limit is 1,048,576",
+    ),
+    "jpeg magic then garbage": (
+        lambda d: rewrite(d, replace={FIRST_JPEG: b"\xff\xd8\xff" + bytes(range(256)) * 8}),
+        "thumbnail of example 0 (is not an image|could not be decoded)",
+    ),
+    "truncated thumbnail": (
+        lambda d: rewrite(d, replace={FIRST_JPEG: HUGE_JPEG[: len(HUGE_JPEG) // 2]}),
+        "thumbnail of example 0",
+    ),
+    "thumbnail of 700x700 pixels": (lambda d: rewrite(d, replace={FIRST_JPEG: HUGE_JPEG}), "limit is 409,600 pixels"),
+    "added_at is text": (lambda d: every_example(d, added_at="x"), "added_at of 'x'"),
+    "added_at is NaN": (lambda d: every_example(d, added_at=float("nan")), "added_at of nan"),
+    "added_at overflows": (lambda d: every_example(d, added_at=10**400), "added_at"),
+    "npz stored as npy": (
+        lambda d: rewrite(d, replace={"embeddings.npy": npz(np.ones((10, 1280), np.float16))}),
+        "cannot be read safely",
+    ),
+    "npy header claims 2**40 rows": (
+        lambda d: rewrite(d, replace={"embeddings.npy": npy_header((2**40,))}),
+        "shape \\(1099511627776,\\)",
+    ),
+    "npy header claims the right shape but holds less": (
+        lambda d: rewrite(d, replace={"embeddings.npy": npy_header((10, 1280))}),
+        "bytes of data",
+    ),
+    "npy of complex numbers": (
+        lambda d: rewrite(d, replace={"embeddings.npy": npy(np.random.default_rng(1).random((10, 1280)).astype(np.complex64))}),
+        "type complex64",
+    ),
+    "51 classes": (lambda d: with_classes(d, [f"c{i}" for i in range(49)]), "51 classes; the limit is 50"),
+    "lone surrogate class": (lambda d: with_classes(d, ["\ud800"]), "unpaired surrogate"),
+    "invisible class": (lambda d: with_classes(d, ["\u200b\u2060"]), "visible"),
+    "combining mark only class": (lambda d: with_classes(d, ["\u0301\u0301"]), "visible"),
+    "reserved behind a zero-width space": (lambda d: with_classes(d, ["unknown\u200b"]), "reserved"),
+    "same class in two normal forms": (lambda d: with_classes(d, ["caf\u00e9", "cafe\u0301"]), "already"),
+    "classes is not a list": (lambda d: rewrite(d, manifest=lambda m: {**m, "classes": "cat"}), "wrong classes"),
+    "example is not a record": (lambda d: rewrite(d, manifest=lambda m: {**m, "examples": [1] * 10}), "not a record"),
+    "embedding_dim is text": (lambda d: rewrite(d, manifest=lambda m: {**m, "embedding_dim": "9"}), "embedding_dim"),
+    "preprocessing with NaN": (
+        lambda d: rewrite(d, manifest=lambda m: {**m, "preprocessing": {"mean": float("nan")}}),
+        "wrong preprocessing",
+    ),
 }
 
 
@@ -170,6 +245,16 @@ def test_failed_save_keeps_the_previous_file(real_project, tmp_path, monkeypatch
         ("unknown", "reserved"),
         (None, "text"),
         ("cat", "already"),
+        ("\ud800", "unpaired surrogate"),
+        ("cat\udfff", "unpaired surrogate"),
+        ("\u200b", "visible"),
+        ("\u2800\u3164", "visible"),
+        ("\u0301", "visible"),
+        ("unknown\u200b", "reserved"),
+        ("Unknown\u200d", "reserved"),
+        ("ca\u200bt", "already"),
+        ("a\x00b", "control"),
+        ("x\u0301" * 600, "at most 64"),
     ],
 )
 def test_bad_class_names(name, message, real_project):
@@ -209,3 +294,99 @@ def test_thousands_of_members_are_refused_before_reading(real_project, monkeypat
     crowded = rewrite(real_project.to_bytes(), extra={f"junk/{i}.txt": b"" for i in range(2500)})
     with pytest.raises(ProjectError, match="2,5.. members; the limit is 2,000"):
         Project.load(crowded)
+
+
+def amplification_file(count: int, padding: int, shared: bool) -> bytes:
+    """A stored zip whose ``count`` examples name thumbnails of a valid JPEG followed by ``padding`` zero bytes:
+    all the same member when ``shared`` (each later save would write it ``count`` times), else one each."""
+    jpeg = encode_jpeg(np.full((224, 224, 3), 128, np.uint8)) + bytes(padding)
+    vectors = np.random.default_rng(0).normal(size=(count, 1280)).astype(np.float16)
+    members = [FIRST_JPEG if shared else f"thumbs/{i:06d}.jpg" for i in range(count)]
+    manifest = {
+        "format": "teachable-project",
+        "format_version": 1,
+        "backbone": "efficientnet_lite0",
+        "tap": "pool",
+        "embedding_dim": 1280,
+        "classes": ["a", "b"],
+        "examples": [{"label": "ab"[i % 2], "thumbnail": m, "added_at": 0} for i, m in enumerate(members)],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("manifest.json", json.dumps(manifest))
+        archive.writestr("embeddings.npy", npy(vectors))
+        for member in sorted(set(members)):
+            archive.writestr(member, jpeg)
+    return buffer.getvalue()
+
+
+def test_examples_sharing_one_padded_thumbnail_are_refused_before_any_thumbnail_is_read(monkeypatch):
+    read = []
+    monkeypatch.setattr("teachable.project.standard_thumbnail", lambda *args: read.append(args))
+    with pytest.raises(ProjectError, match="examples 0 and 1 share the thumbnail"):
+        Project.load(amplification_file(300, 200_000, shared=True))
+    assert read == []
+
+
+def test_padded_thumbnails_are_reencoded_so_they_do_not_grow_memory_or_later_saves(tmp_path):
+    padded = amplification_file(20, 500_000, shared=False)
+    project = Project.load(padded)
+    assert len(project) == 20 and all(len(e.thumbnail) < 20_000 for e in project.examples)
+    assert decode_image(project.examples[0].thumbnail).shape == (224, 224, 3)
+    assert project.save(tmp_path / "p.zip").stat().st_size < len(padded) / 20
+
+
+def test_limits_are_checked_before_embeddings_or_thumbnails_are_read(real_project, backbone, monkeypatch):
+    other_backbone = rewrite(real_project.to_bytes(), manifest=lambda m: {**m, "backbone": "googlenet"})
+    work = []
+    monkeypatch.setattr("teachable.project._read_embeddings", lambda *args: work.append(args))
+    monkeypatch.setattr("teachable.project.standard_thumbnail", lambda *args: work.append(args))
+    with pytest.raises(ProjectError, match="has 10 examples; the limit is 9") as refusal:
+        Project.load(other_backbone, backbone=backbone, max_examples=9)
+    assert not isinstance(refusal.value, BackboneMismatch)  # nothing to re-embed: refused first
+    with pytest.raises(ProjectError, match="has 2 classes; the limit is 1"):
+        Project.load(other_backbone, backbone=backbone, max_classes=1)
+    assert work == []
+
+
+def test_the_class_limit_holds_for_new_classes_and_loaded_projects(real_project):
+    project = Project("efficientnet_lite0", "pool", 1280)
+    for i in range(MAX_CLASSES):
+        project.add_class(f"class {i}")
+    with pytest.raises(ProjectError, match="at most 50 classes"):
+        project.add_class("one more")
+    assert len(project.classes) == MAX_CLASSES == 50
+    loaded = Project.load(real_project.to_bytes(), max_classes=3)
+    loaded.add_class("third")
+    with pytest.raises(ProjectError, match="at most 3 classes"):
+        loaded.add_class("fourth")
+    with pytest.raises(ProjectError, match="at most 2 classes"):
+        Project("efficientnet_lite0", "pool", 1280, classes=["a", "b", "c"], max_classes=2)
+
+
+def test_names_are_normalised_and_compared_after_normalisation(real_project, tmp_path):
+    project = Project.load(real_project.to_bytes())
+    assert project.add_class("cafe\u0301") == "caf\u00e9"  # NFC
+    assert project.add_class("  zero\u200bwidth\u202e ") == "zerowidth"
+    assert project.add_class("👩\u200d💻") == "👩\u200d💻"  # the joiner that makes the emoji is kept
+    with pytest.raises(ProjectError, match="already"):
+        project.add_class("caf\u00e9")
+    with pytest.raises(ProjectError, match="already"):
+        project.add_class("👩💻")
+    project.rename_class("cafe\u0301", "tea")  # an existing class found by its other normal form
+    project.add_examples("tea", real_project.embeddings[:1], [real_project.examples[0].thumbnail])
+    assert project.counts()["tea"] == 1
+    loaded = Project.load(project.save(tmp_path / "p.zip"))
+    assert loaded.classes == project.classes
+
+
+def test_an_old_manifest_with_unnormalised_labels_still_loads(real_project):
+    spaced = rewrite(
+        real_project.to_bytes(),
+        manifest=lambda m: {
+            **m,
+            "classes": ["cat", "cafe\u0301"],
+            "examples": [{**e, "label": "caf\u00e9" if e["label"] == "coffee" else "cat"} for e in m["examples"]],
+        },
+    )
+    assert Project.load(spaced).counts() == {"cat": 5, "caf\u00e9": 5}
