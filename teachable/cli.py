@@ -179,6 +179,30 @@ def cmd_atlas_icons(args: argparse.Namespace) -> int:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from .certs import CertificateError, ensure_certificate, load_certificate, machine_names
+    from .join import join_urls, startup_message
+    from .network import is_wildcard
+
+    if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
+        raise CLIError("--ssl-certfile and --ssl-keyfile go together; give both, or --https for a self-signed one.")
+    try:
+        if args.ssl_certfile:
+            certificate = load_certificate(args.ssl_certfile, args.ssl_keyfile)
+        elif args.https:
+            extra = [] if is_wildcard(args.host) else [args.host]  # the name given with --host is in it too
+            certificate = ensure_certificate(names=[*machine_names(), *extra])
+        else:
+            certificate = None
+    except CertificateError as error:
+        raise CLIError(str(error)) from None
+    if certificate and certificate.not_after < dt.datetime.now(dt.timezone.utc):
+        _warn(f"the certificate {certificate.certfile} expired on {certificate.not_after:%Y-%m-%d}.")
+    https = certificate is not None
+    self_signed = https and certificate.self_signed
+    print(startup_message(join_urls(args.host, args.port, https), https, self_signed=self_signed), flush=True)
+
     from .webapp import launch
 
     launch(
@@ -188,6 +212,8 @@ def cmd_app(args: argparse.Namespace) -> int:
         backbone=args.backbone,
         device=args.device,
         compile_mode=args.compile,
+        ssl_certfile=str(certificate.certfile) if https else None,
+        ssl_keyfile=str(certificate.keyfile) if https else None,
     )
     return 0
 
@@ -287,6 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     app.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     app.add_argument("--share", action="store_true", help="also serve through a public share link")
+    # Browsers give the camera only to https pages (and localhost): a room's network needs one of these.
+    app.add_argument(
+        "--https",
+        action="store_true",
+        help="serve over https with a self-signed certificate made on first use ($TEACHABLE_CERT_DIR keeps it)",
+    )
+    app.add_argument(
+        "--ssl-certfile", metavar="PEM", help="serve over https with this certificate (give --ssl-keyfile too)"
+    )
+    app.add_argument("--ssl-keyfile", metavar="PEM", help="the unencrypted private key of --ssl-certfile")
     app.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     app.set_defaults(run=cmd_app)
 
