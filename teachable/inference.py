@@ -6,7 +6,8 @@ A session asks a :class:`FrameRunner` for taps of its frames; which runner the a
 * ``local``: the backbone in this process, one call per frame;
 * ``batched``: the backbone in this process, frames of concurrent sessions gathered into one forward pass
   (:class:`~teachable.batching.FrameBatcher`);
-* ``auto`` (default): ``batched`` when the backbone runs on a GPU, else ``local``;
+* ``auto`` (default): ``batched`` when the backbone runs on a GPU, else ``local``; on a ZeroGPU Space always
+  ``local``, whose forward pass then runs on a GPU lent for each call (:mod:`teachable.spaces_gpu`);
 * ``http://HOST:PORT``: a backbone service, e.g. one GPU machine serving several app replicas. ``teachable
   serve-backbone`` is such a service (it batches too); the protocol is a POST of the images as ``.npy`` to
   ``/run?taps=a,b&caller=SESSION``, answered with an ``.npz`` of the taps. An inference server such as Triton or
@@ -32,6 +33,7 @@ import torch
 
 from .backbones import Backbone, BackboneError
 from .batching import FrameBatcher
+from .spaces_gpu import gpu, zero_gpu_available
 
 __all__ = [
     "FrameRunner",
@@ -58,13 +60,19 @@ class FrameRunner(Protocol):
 
 
 class LocalRunner:
-    """The backbone in this process, one call per request."""
+    """The backbone in this process, one call per request; on a ZeroGPU Space, each call on a lent GPU."""
 
     def __init__(self, backbone: Backbone) -> None:
         self.backbone = backbone
+        self._forward = gpu(self._forward_to_cpu) if zero_gpu_available() else backbone.run
 
     def run(self, images: np.ndarray, taps: Sequence[str], caller: int = 0) -> dict[str, torch.Tensor]:
-        return self.backbone.run(images, taps)
+        return self._forward(images, list(taps))
+
+    def _forward_to_cpu(self, images: np.ndarray, taps: list[str]) -> dict[str, torch.Tensor]:
+        # A lent GPU's call runs in another process: only its arguments and results cross, so results come back
+        # as CPU tensors and the model stays where it is.
+        return {tap: value.cpu() for tap, value in self.backbone.run(images, taps).items()}
 
 
 class RemoteRunner:
@@ -98,7 +106,7 @@ def runner_from_setting(setting: str, backbone: Backbone) -> FrameRunner:
     """The runner a ``TEACHABLE_INFERENCE`` value names (see the module docstring)."""
     setting = (setting or "auto").strip()
     if setting == "auto":
-        setting = "batched" if backbone.on_accelerator else "local"
+        setting = "batched" if backbone.on_accelerator and not zero_gpu_available() else "local"
     if setting == "local":
         return LocalRunner(backbone)
     if setting == "batched":
