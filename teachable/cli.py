@@ -17,7 +17,7 @@ from .backbones import DEFAULT_BACKBONE, BackboneError, available_backbones, loa
 from .folder import FolderError, import_folder, partial_path
 from .frames import ImageError, load_image
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
-from .project import Project, ProjectError
+from .project import MAX_CLASSES, Project, ProjectError
 
 __all__ = ["main"]
 
@@ -133,8 +133,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_limit() -> int:
+    """``TEACHABLE_MAX_CLASSES`` (as the app reads it), else the default: what the inspecting commands accept."""
+    text = os.environ.get("TEACHABLE_MAX_CLASSES", "").strip()
+    if not text:
+        return MAX_CLASSES
+    try:
+        return _int_at_least(1)(text)
+    except (ValueError, argparse.ArgumentTypeError) as error:
+        raise CLIError(f"TEACHABLE_MAX_CLASSES must be a whole number of at least 1 ({error}).") from None
+
+
 def cmd_info(args: argparse.Namespace) -> int:
-    project = Project.load(args.project)
+    project = Project.load(args.project, max_classes=_class_limit())
     info = {
         "backbone": project.backbone,
         "tap": project.tap,
