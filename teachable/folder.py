@@ -21,7 +21,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from .frames import IMAGE_SUFFIXES, ImageError, as_rgb_uint8, center_square, encode_jpeg, load_image
-from .project import Project, ProjectError
+from .project import MAX_CLASSES, Project, ProjectError
 
 __all__ = ["ImageFile", "FolderError", "ImportReport", "list_images", "import_folder", "partial_path"]
 
@@ -117,27 +117,34 @@ def import_folder(
     workers: int | None = None,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     progress: Callable[[int, int], None] | None = None,
+    max_classes: int = MAX_CLASSES,
 ) -> tuple[Project, ImportReport]:
     """Embed every image under ``folder`` into a project (resuming ``<output>.partial`` if there is one).
 
     The result is returned, not saved; the caller saves it to ``output`` and then removes the partial file.
-    ``progress(done, total)`` is called after every batch.
+    ``progress(done, total)`` is called after every batch. A folder with more than ``max_classes`` class folders
+    is refused before any image is read.
     """
     classes, files = list_images(folder)
+    if len(classes) > max_classes:
+        raise FolderError(
+            f"{folder} has {len(classes)} class folders; a project can have at most {max_classes} "
+            "(TEACHABLE_MAX_CLASSES sets the limit)."
+        )
     checkpoint = partial_path(output)
     if checkpoint.exists():
         try:
-            project = Project.load(checkpoint, backbone=backbone)
+            project = Project.load(checkpoint, backbone=backbone, max_classes=max_classes)
         except ProjectError as error:
             raise FolderError(f"Cannot resume from {checkpoint}: {error} Delete it to start over.") from None
         wanted = backbone.tap(tap or backbone.embedding_tap).name
         if project.tap != wanted:
             raise FolderError(f"{checkpoint} was embedded at {project.tap}, not {wanted}. Delete it to start over.")
         for name in classes:
-            if name not in project.classes:
+            if project.find_class(name) is None:
                 project.add_class(name)
     else:
-        project = Project.for_backbone(backbone, classes, tap)
+        project = Project.for_backbone(backbone, classes, tap, max_classes)
     done = {example.source for example in project.examples}
     resumed = len(done)
     todo = [file for file in files if file.source not in done]

@@ -229,14 +229,18 @@ class Project:
         name = self._require_class(name)
         self.remove_examples(self.indices_of(name))
 
-    def _require_class(self, name: str) -> str:
-        """The class ``name`` names (compared after normalisation), or :class:`ProjectError`."""
+    def find_class(self, name: object) -> str | None:
+        """The class ``name`` names, compared after normalisation (``"cafe\u0301"`` finds ``"café"``), or None."""
         if isinstance(name, str) and name in self.classes:
             return name
         try:
-            found = self._existing(check_class_name(name))
+            return self._existing(check_class_name(name))
         except ProjectError:
-            found = None
+            return None
+
+    def _require_class(self, name: str) -> str:
+        """The class ``name`` names (see :meth:`find_class`), or :class:`ProjectError`."""
+        found = self.find_class(name)
         if found is None:
             raise ProjectError(f"There is no class named {_shown(name)}.")
         return found

@@ -97,3 +97,23 @@ def test_an_empty_folder_is_refused(tmp_path, backbone):
     (tmp_path / "cat").mkdir()
     with pytest.raises(FolderError, match="No images"):
         import_folder(tmp_path, backbone, tmp_path / "p.zip", workers=0)
+
+
+def test_a_folder_with_more_class_folders_than_the_limit_is_refused_before_reading(tmp_path, backbone):
+    for i in range(4):
+        write_jpeg(tmp_path / f"class {i}" / "a.jpg", photo("coffee"))
+    with pytest.raises(FolderError, match="has 4 class folders; a project can have at most 3"):
+        import_folder(tmp_path, backbone, tmp_path / "p.zip", max_classes=3, workers=0)
+    project, _ = import_folder(tmp_path, backbone, tmp_path / "p.zip", max_classes=4, workers=0)
+    assert len(project.classes) == 4 and project.max_classes == 4
+
+
+def test_class_folders_with_unnormalised_names_import_and_resume(tmp_path, backbone):
+    folder = tmp_path / "photos"
+    write_jpeg(folder / "cafe\u0301" / "a.jpg", photo("coffee"))
+    write_jpeg(folder / "cat" / "b.jpg", photo("chelsea"))
+    project, report = import_folder(folder, backbone, tmp_path / "p.zip", workers=0)
+    assert project.counts() == {"caf\u00e9": 1, "cat": 1} and report.added == 2
+    project.save(partial_path(tmp_path / "p.zip"))
+    resumed, report = import_folder(folder, backbone, tmp_path / "p.zip", workers=0)
+    assert resumed.counts() == {"caf\u00e9": 1, "cat": 1} and (report.resumed, report.added) == (2, 0)
