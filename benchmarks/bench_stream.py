@@ -32,6 +32,7 @@ from fakecam import chromium_args  # noqa: E402
 from serving import free_port  # noqa: E402
 
 from teachable import webapp  # noqa: E402
+from teachable.webapp import live  # noqa: E402
 from teachable.backbones import load_backbone  # noqa: E402
 from teachable.session import Session  # noqa: E402
 
@@ -118,10 +119,9 @@ def trivial_app(stream_every: float) -> gr.Blocks:
 def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], forward_ms: list[float]) -> gr.Blocks:
     """The real page, with the frame number passed through to its output, and Session.step and the backbone
     forward inside it timed (so both are measured under the same load from the browser and the server)."""
-    webapp.STREAM_EVERY = stream_every
     step, render, forward = (
         Session.step,
-        webapp.prediction_html,
+        live.prediction_html,
         type(backbone).forward_taps,
     )
     last_code = {}
@@ -144,9 +144,9 @@ def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], f
         return render(result, project, *args, **kwargs) + f'<span data-frame="{code}"></span>'
 
     Session.step = timed_step
-    webapp.prediction_html = tagged_render
+    live.prediction_html = tagged_render
     backbone.forward_taps = timed_forward
-    return webapp.build_app(backbone)
+    return webapp.build_app(backbone, settings=webapp.ServerSettings(stream_every=stream_every))
 
 
 def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> dict:
@@ -158,6 +158,7 @@ def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> di
         page.add_init_script(CAPTURE_JS)
         page.goto(url)
         if load_demo:
+            page.get_by_text("Project: save, open, demo", exact=True).click()
             page.get_by_text("Load the demo project").click()
             page.wait_for_selector("#classes .tm-class[data-class='cat']")
         if views_off:

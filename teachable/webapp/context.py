@@ -28,6 +28,8 @@ class AppContext:
     live_sessions: weakref.WeakSet = field(default_factory=weakref.WeakSet)
     """Sessions seen in use, for the idle reaper."""
     startup_warning: str | None = None
+    served_urls: tuple[str, ...] = ()
+    """The addresses the server was started on, best first (for the Join panel)."""
 
     def new_session(self) -> Session:
         return Session(

@@ -202,3 +202,55 @@ def set_views(session: Session, page: PageState, on: bool, method: str, mode: st
 @shows_errors
 def set_live_settings(session: Session, k, threshold, smoothing) -> None:
     session.set_live_settings(k, threshold, smoothing)
+
+
+CAMERA_SCRIPT = """
+  // Camera problems in words, with the fix, instead of Gradio's untranslated keys.
+  const cameraHelp = (text) => {
+    const box = document.querySelector('#camera-help');
+    if (box) box.textContent = text;
+  };
+  const otherWays = ' Or use the Image and Video tabs.';
+  const insecure = () => {
+    const address = `https://${location.host}${location.pathname}`;
+    return `This page was opened over http:// from another computer, so the browser blocks the camera. Open ${address} instead (the app must be started with --https).` + otherWays;
+  };
+  const cameraMessages = {
+    NotAllowedError: 'The browser was told not to use the camera. Click the camera icon in the address bar, allow the camera, then reload the page.' + otherWays,
+    SecurityError: 'The browser blocks the camera on this page.' + otherWays,
+    NotFoundError: 'No camera was found. Plug one in and reload the page.' + otherWays,
+    OverconstrainedError: 'No camera here can give a picture of the size asked for.' + otherWays,
+    NotReadableError: 'The camera is in use by another program (a video call?). Close it, then click the camera button again.' + otherWays,
+    AbortError: 'The camera could not start. Close other programs that use it, then try again.' + otherWays,
+  };
+  const explain = (error) => cameraMessages[error?.name] || `The camera could not start (${error?.name || error}).` + otherWays;
+  const showWhenReady = (text) => {
+    const tryShow = () => document.querySelector('#camera-help') ? cameraHelp(text) : setTimeout(tryShow, 200);
+    tryShow();
+  };
+  if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) {
+    showWhenReady(window.isSecureContext ? 'This browser gives web pages no camera.' + otherWays : insecure());
+  } else {
+    const getUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+    navigator.mediaDevices.getUserMedia = async (constraints) => {
+      try {
+        const stream = await getUserMedia(constraints);
+        cameraHelp('');
+        return stream;
+      } catch (error) {
+        cameraHelp(explain(error));
+        throw error;
+      }
+    };
+  }
+  // Gradio reports the same problems as toasts whose text is an untranslated key: say them in words too.
+  const keys = {'image.no_webcam_support': () => (window.isSecureContext ? 'This browser gives web pages no camera.' + otherWays : insecure()),
+                'image.allow_webcam_access': () => cameraMessages.NotAllowedError};
+  new MutationObserver(() => {
+    for (const node of document.querySelectorAll('.toast-text, .toast-body div')) {
+      for (const [key, words] of Object.entries(keys)) {
+        if (node.childElementCount === 0 && node.textContent.includes(key)) node.textContent = words();
+      }
+    }
+  }).observe(document.body, {childList: true, subtree: true});
+"""

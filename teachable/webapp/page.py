@@ -22,6 +22,7 @@ from ..inference import runner_from_setting
 from . import classes as class_panel
 from . import files as file_panel
 from . import hood as hood_panel
+from . import joining
 from . import layers as layer_panel
 from . import live
 from .context import AppContext, PageState
@@ -39,6 +40,8 @@ PAGE_CSS = """
 .tm-camera-help { background: #fff4e5; border: 1px solid #f0b45b; border-radius: 6px; padding: 0.5em 0.7em; }
 #intro h1 { margin: 0 0 0.1em; font-size: 1.5em; }
 #intro p { margin: 0; }
+.tm-join svg { display: block; margin: 0.4em 0; }
+.tm-join-note { color: #8a5a00; font-size: 0.9em; }
 """
 
 PICK_EXAMPLE_SCRIPT = """
@@ -53,7 +56,7 @@ PICK_EXAMPLE_SCRIPT = """
   });
 """
 
-PAGE_SCRIPT = "() => {" + class_panel.CARD_SCRIPT + PICK_EXAMPLE_SCRIPT + "}"
+PAGE_SCRIPT = "() => {" + live.CAMERA_SCRIPT + class_panel.CARD_SCRIPT + PICK_EXAMPLE_SCRIPT + "}"
 
 
 def load_icons(backbone: Backbone) -> GridIcons | None:
@@ -67,9 +70,12 @@ def load_icons(backbone: Backbone) -> GridIcons | None:
 
 
 def build_app(
-    backbone: Backbone, startup_warning: str | None = None, settings: ServerSettings | None = None
+    backbone: Backbone,
+    startup_warning: str | None = None,
+    settings: ServerSettings | None = None,
+    served_urls: tuple[str, ...] = (),
 ) -> gr.Blocks:
-    """The whole page for one shared, read-only ``backbone``."""
+    """The whole page for one shared, read-only ``backbone``; ``served_urls`` are the addresses others can open."""
     settings = settings or ServerSettings.from_env()
     # Gradio fixes its file cache when the Blocks are made and serves files only from there, so the folder is
     # chosen first. A folder of our own keeps the app's files apart and is cleaned by delete_cache.
@@ -77,7 +83,10 @@ def build_app(
     runner = runner_from_setting(settings.inference, backbone)
     log.info("Live frames run through %s (TEACHABLE_INFERENCE=%s).", type(runner).__name__, settings.inference)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding-map")
-    app = AppContext(backbone, load_icons(backbone), settings, runner, executor, startup_warning=startup_warning)
+    app = AppContext(
+        backbone, load_icons(backbone), settings, runner, executor, startup_warning=startup_warning,
+        served_urls=tuple(served_urls),
+    )  # fmt: skip
     start_idle_reaper(app.live_sessions, settings.idle_seconds)
     age = settings.file_max_age_seconds
     with gr.Blocks(title="teachable", delete_cache=(max(1, age // 3), age)) as demo:
@@ -97,11 +106,13 @@ def build_app(
                 camera = live.build_camera(app)
             with gr.Column(scale=6, min_width=320):
                 classes = class_panel.build()
+                join = joining.build()
         views = live.build_views(app)
         hood = hood_panel.build()
         layers = layer_panel.build(app)
         files = file_panel.build()
         _wire(app, session, page, demo, camera, views, classes, hood, layers, files)
+        demo.load(joining.join_handler(app.served_urls), None, join, show_progress="hidden")
     return demo
 
 

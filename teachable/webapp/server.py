@@ -9,6 +9,7 @@ import faiss
 import gradio as gr
 
 from ..backbones import DEFAULT_BACKBONE, load_backbone_or_default
+from ..join import join_urls
 from ..projection import warm_up
 from ..views import CSS
 from .page import PAGE_CSS, PAGE_SCRIPT, build_app
@@ -66,5 +67,6 @@ def launch(
     faiss.omp_set_num_threads(1)  # flat search is memory-bound: one thread per query is fastest
     threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()  # numba JIT off the frame path
     model, warning = load_backbone_or_default(backbone, device, compile_mode)
-    demo = build_app(model, warning, settings=settings)
+    served = tuple(join_urls(host, port, https=ssl_certfile is not None))
+    demo = build_app(model, warning, settings=settings, served_urls=served)
     return serve(demo, host, port, share, prevent_thread_lock, settings, ssl_certfile, ssl_keyfile)
