@@ -432,6 +432,11 @@ def _shown(name: object) -> str:
     return text if len(text) <= MAX_CLASS_NAME + 2 else text[:MAX_CLASS_NAME] + "…"
 
 
+def _shown_member(member: str) -> str:
+    """A member's name for a message: as it is when short and printable, else as :func:`_shown` gives it."""
+    return member if member.isprintable() and len(member) <= MAX_CLASS_NAME else _shown(member)
+
+
 def _preprocessing_of(backbone) -> dict:
     return {"input_size": backbone.input_size, "mean": list(backbone.mean), "std": list(backbone.std)}
 
@@ -469,11 +474,11 @@ def _read_member(archive: zipfile.ZipFile, member: str, name: str, limit: int = 
     """The bytes of ``member``, after checking that it exists and that its header claims at most ``limit`` bytes."""
     info = _member_info(archive, member, name)
     if info.file_size > limit:
-        raise ProjectError(f"{name}: {_shown(member)} is {info.file_size:,} bytes; the limit is {limit:,}.")
+        raise ProjectError(f"{name}: {_shown_member(member)} is {info.file_size:,} bytes; the limit is {limit:,}.")
     with archive.open(info) as handle:
         data = handle.read(info.file_size + 1)
     if len(data) != info.file_size:
-        raise ProjectError(f"{name}: {_shown(member)} is not the size its header claims.")
+        raise ProjectError(f"{name}: {_shown_member(member)} is not the size its header claims.")
     return data
 
 
@@ -481,7 +486,7 @@ def _member_info(archive: zipfile.ZipFile, member: str, name: str) -> zipfile.Zi
     try:
         return archive.getinfo(member)
     except KeyError:
-        raise ProjectError(f"{name} is incomplete: {_shown(member)} is missing.") from None
+        raise ProjectError(f"{name} is incomplete: {_shown_member(member)} is missing.") from None
 
 
 def _read_archive(archive: zipfile.ZipFile, name: str, max_examples: int | None, max_classes: int) -> Project:
@@ -563,7 +568,7 @@ def _thumbnail_members(archive: zipfile.ZipFile, records: list, name: str) -> li
         member = str(record.get("thumbnail"))
         if member in first_user:
             raise ProjectError(
-                f"{name}: examples {first_user[member]} and {i} share the thumbnail {_shown(member)}; "
+                f"{name}: examples {first_user[member]} and {i} share the thumbnail {_shown_member(member)}; "
                 "each example needs its own."
             )
         first_user[member] = i

@@ -8,6 +8,8 @@ test_project.py, and the web page's file routes in test_app.py.
 import hashlib
 import io
 import re
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -21,6 +23,7 @@ from teachable.project import ProjectError
 from teachable.session import Session, SessionError
 
 from .conftest import photo, views
+from .test_project import amplification_file, every_example, npy_header, npz, rewrite
 
 USER_ERRORS = (SessionError, ProjectError, ImageError, KNNError, BackboneError)
 
@@ -94,6 +97,15 @@ ERRORS = {
     "non-text name": (lambda s: s.project.add_class(42), "must be text"),
     "rename onto another class": (lambda s: s.project.rename_class("cup", "hand"), "already"),
     "rename a missing class": (lambda s: s.project.rename_class("dog", "cat"), "no class named 'dog'"),
+    "unpaired surrogate in a name": (lambda s: s.project.add_class("cup\ud800"), "unpaired surrogate"),
+    "zero-width name": (lambda s: s.project.add_class("\u200b\ufeff"), "visible"),
+    "reserved name behind a zero-width space": (lambda s: s.project.add_class("unknown\u200b"), "reserved"),
+    "duplicate behind a zero-width space": (lambda s: s.project.add_class("cu\u200bp"), "already"),
+    "rename to an unpaired surrogate": (lambda s: s.project.rename_class("cup", "\udc00"), "unpaired surrogate"),
+    "class past the limit": (
+        lambda s: (setattr(s.project, "max_classes", 2), s.project.add_class("dog")),
+        "at most 2 classes",
+    ),
     "record a missing class": (lambda s: s.start_recording("dog"), "no class named 'dog'"),
     # examples and embeddings
     "NaN embedding": (lambda s: s.project.add_examples("cup", np.full((1, 1280), np.nan), [JPEG]), "NaN"),
@@ -111,6 +123,29 @@ ERRORS = {
     "zip-slip project": (
         lambda s: s.load_project(zipped({"../../evil.py": b"x", "manifest.json": b"{}"})),
         "unsafe path",
+    ),
+    "project whose examples share one thumbnail": (
+        lambda s: s.load_project(every_example(s.project_bytes(), thumbnail="thumbs/000000.jpg")),
+        "share the thumbnail",
+    ),
+    "project with added_at 'x'": (lambda s: s.load_project(every_example(s.project_bytes(), added_at="x")), "added_at"),
+    "project with an npz as embeddings": (
+        lambda s: s.load_project(rewrite(s.project_bytes(), replace={"embeddings.npy": npz(np.random.default_rng(0).random((8, 1280)))})),
+        "cannot be read safely",
+    ),
+    "project whose npy claims 2**40 rows": (
+        lambda s: s.load_project(rewrite(s.project_bytes(), replace={"embeddings.npy": npy_header((2**40,))})),
+        "shape",
+    ),
+    "project with a damaged thumbnail": (
+        lambda s: s.load_project(rewrite(s.project_bytes(), replace={"thumbs/000000.jpg": b"\xff\xd8\xff" + bytes(900)})),
+        "thumbnail of example 0",
+    ),
+    "project with 51 classes": (
+        lambda s: s.load_project(
+            rewrite(s.project_bytes(), manifest=lambda m: {**m, "classes": m["classes"] + [f"c{i}" for i in range(49)]})
+        ),
+        "51 classes; the limit is 50",
     ),
     # views and the coach
     "unit channel out of range": (lambda s: s.unit_view(5000), "out of range"),
@@ -193,3 +228,27 @@ def test_k_larger_than_the_number_of_examples(session):
     session.k = 500
     result = session.step(photo("coffee"), live=False)
     assert len(result.prediction.neighbours) == len(session.project) and result.label == "cup"
+
+
+CRAFTED_PROJECTS = {
+    "added_at is text": (lambda d: every_example(d, added_at="x"), "added_at of 'x'"),
+    "npz stored as embeddings.npy": (
+        lambda d: rewrite(d, replace={"embeddings.npy": npz(np.random.default_rng(0).random((8, 1280)).astype(np.float16))}),
+        "cannot be read safely",
+    ),
+    "npy header claims 2**40 rows": (lambda d: rewrite(d, replace={"embeddings.npy": npy_header((2**40,))}), "shape"),
+    "examples share one padded thumbnail": (lambda d: amplification_file(200, 100_000, shared=True), "share"),
+}
+
+
+@pytest.mark.parametrize("case", list(CRAFTED_PROJECTS))
+def test_info_on_a_crafted_project_says_one_line_and_exits_2(case, trained_bytes, tmp_path):
+    make, message = CRAFTED_PROJECTS[case]
+    path = tmp_path / "crafted.zip"
+    path.write_bytes(make(trained_bytes))
+    result = subprocess.run(
+        [sys.executable, "-m", "teachable.cli", "info", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("teachable: error: "), result.stderr
+    assert re.search(message, result.stderr), result.stderr
