@@ -249,9 +249,18 @@ class Project:
     def add_examples(self, label: str, embeddings: np.ndarray, thumbnails: list[bytes], source: str = "") -> None:
         """Add examples of an existing class. Embeddings and thumbnails are validated before anything changes."""
         label = self._require_class(label)
-        embeddings = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
+        try:
+            embeddings = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
+        except (TypeError, ValueError) as error:
+            raise ProjectError(f"Embeddings must be an array of numbers ({error}).") from None
+        thumbnails = list(thumbnails)
         if len(embeddings) != len(thumbnails):
             raise ProjectError(f"Got {len(embeddings)} embeddings but {len(thumbnails)} thumbnails.")
+        for thumbnail in thumbnails:
+            if not isinstance(thumbnail, bytes) or not thumbnail.startswith(JPEG_MAGIC):
+                raise ProjectError("A thumbnail must be the bytes of a JPEG.")
+            if len(thumbnail) > MAX_THUMBNAIL_BYTES:
+                raise ProjectError(f"A thumbnail is {len(thumbnail):,} bytes; the limit is {MAX_THUMBNAIL_BYTES:,}.")
         try:
             self.classifier.add(embeddings, label)
         except KNNError as error:
@@ -268,17 +277,26 @@ class Project:
         return [example.uid for example in self.examples]
 
     def remove_examples(self, indices: list[int]) -> None:
+        drop = {self._example_index(i) for i in indices}
         try:
-            self.classifier.remove(indices)
+            self.classifier.remove(sorted(drop))
         except KNNError as error:
             raise ProjectError(str(error)) from None
-        drop = set(int(i) for i in indices)
         self.examples = [e for i, e in enumerate(self.examples) if i not in drop]
 
     def move_example(self, index: int, label: str) -> None:
         label = self._require_class(label)
+        index = self._example_index(index)
         self.classifier.relabel(index, label)
         self.examples[index] = _relabelled(self.examples[index], label)
+
+    def _example_index(self, index: object) -> int:
+        """``index`` as the row of an existing example, or :class:`ProjectError`."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise ProjectError(f"An example index must be a whole number, not {_shown(index)}.")
+        if not 0 <= index < len(self.examples):
+            raise ProjectError(f"Example index {index} out of range (0 to {len(self.examples) - 1}).")
+        return int(index)
 
     # ----------------------------------------------------------------- prediction
     def predict(self, embedding: np.ndarray, k: int) -> Prediction:

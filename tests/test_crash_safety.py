@@ -10,17 +10,19 @@ import time
 
 import numpy as np
 
+from teachable.frames import encode_jpeg
 from teachable.project import Project
 
 WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
+    from teachable.frames import encode_jpeg
     from teachable.project import Project
 
     rng = np.random.default_rng(int(sys.argv[2]))
     project = Project("efficientnet_lite0", "pool", 1280, classes=["a", "b"])
-    thumbnail = bytes.fromhex("ffd8ffe0") + rng.bytes(20_000)  # a JPEG-looking thumbnail, incompressible
+    thumbnail = encode_jpeg(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))  # a JPEG of noise, incompressible
     for label in ["a", "b"] * 300:
         project.add_examples(label, rng.normal(size=(1, 1280)), [thumbnail])
     print("ready", flush=True)
@@ -33,7 +35,7 @@ WRITER = textwrap.dedent(
 def test_sigkill_during_saves_never_corrupts_the_previous_file(tmp_path):
     path = tmp_path / "project.zip"
     original = Project("efficientnet_lite0", "pool", 1280, classes=["a", "b"])
-    original.add_examples("a", np.ones((1, 1280)), [bytes.fromhex("ffd8ffe0") + b"x" * 100])
+    original.add_examples("a", np.ones((1, 1280)), [encode_jpeg(np.zeros((32, 32, 3), np.uint8))])
     original.save(path)
     rng = random.Random(0)
     for attempt in range(6):
