@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import os
 import tempfile
 import time
+import tokenize
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -262,7 +265,7 @@ class Project:
             if len(thumbnail) > MAX_THUMBNAIL_BYTES:
                 raise ProjectError(f"A thumbnail is {len(thumbnail):,} bytes; the limit is {MAX_THUMBNAIL_BYTES:,}.")
         try:
-            self.classifier.add(embeddings, label)
+            self.classifier.add(_direction_safe(embeddings), label)
         except KNNError as error:
             raise ProjectError(str(error)) from None
         now = time.time()
@@ -414,6 +417,8 @@ class Project:
             raise ProjectError(f"{name} is not a teachable project (not a valid .zip file).") from None
         except (EOFError, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, ValueError) as error:
             raise ProjectError(f"{name} is damaged: {error}") from None
+        except (zlib.error, lzma.LZMAError) as error:  # a compressed member's data is damaged
+            raise ProjectError(f"{name} is damaged: {error}") from None
         fits = (
             backbone is None
             or project.backbone == backbone.name
@@ -442,6 +447,14 @@ def _remove_stale_temporaries(path: Path) -> None:
                 stale.unlink()
         except OSError:
             pass  # another process's save finished or cleaned it first
+
+
+def _direction_safe(embeddings: np.ndarray) -> np.ndarray:
+    """Finite rows scaled so their largest entry is 1: the same directions, with lengths whose squares cannot
+    overflow float32 (a row of 1e19 would otherwise become a zero vector when normalised)."""
+    largest = np.abs(embeddings).max(axis=1, keepdims=True, initial=0)
+    scalable = np.isfinite(largest) & (largest > 0)
+    return np.where(scalable, embeddings / np.where(scalable, largest, 1), embeddings)
 
 
 def _shown(name: object) -> str:
@@ -614,7 +627,8 @@ def _read_embeddings(archive: zipfile.ZipFile, name: str, count: int, dim: int) 
             raise ValueError(f"format version {version} is not supported")
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran_order, dtype = read_header(handle)
-    except (ValueError, TypeError, SyntaxError, OverflowError) as error:
+    except (ValueError, TypeError, SyntaxError, OverflowError, tokenize.TokenError) as error:
+        # NumPy parses the header as a Python literal; a damaged one fails in the tokenizer or the parser
         raise ProjectError(f"{name}: embeddings.npy cannot be read safely ({error}).") from None
     if dtype.hasobject:
         raise ProjectError(f"{name}: embeddings.npy cannot be read safely (it holds Python objects).")
