@@ -1,20 +1,38 @@
-"""kNN classifier over example embeddings: FAISS inner product on L2-normalised vectors (cosine similarity).
+"""Classifier over example embeddings: nearest class mean for the answer, FAISS for the nearest examples.
 
-There is no training step. ``add`` makes an example count at once, ``predict`` answers from the k nearest
-examples, and ``leave_one_out`` scores every example against all the others with a single FAISS search.
+There is no training step. ``add`` makes an example count at once, ``predict`` answers from the examples as they
+are now, and ``leave_one_out`` scores every example against all the others in one pass.
 
-**Confidence.** Each of the k neighbours votes for its class with weight ``exp(similarity / temperature)``.
-A virtual "unknown" neighbour votes with weight ``exp(threshold / temperature)``. A class's confidence is its
-share of all the votes, so the confidences sum to less than 1 and the rest is the chance that the frame is none of
-the classes. With a single class, a frame that looks nothing like it therefore gets a low confidence instead of
-100 %. ``label`` is always the class with the most votes (with a small temperature that is close to the 1-nearest
-neighbour). ``is_unknown`` is set when even the nearest example is less similar than ``threshold``.
+**Decision rule** (``rule="prototype"``, the default). Each stored vector is mapped to ``unit(sqrt(v))`` (signed
+square root, then unit length; scale-free, so it works on the stored unit vectors). A class's *prototype* is the
+unit mean of its mapped examples, kept as a running sum so adding an example costs O(D). ``label`` is the class
+whose prototype is most similar to the frame; that similarity is the prediction's ``score``.
+
+**Unknown rule.** The boundary is calibrated on the project itself: every example's own leave-one-out score (its
+similarity to its class's prototype made without it) is computed, and the boundary is the ``strictness``-quantile
+of those scores. Strictness 0.2 means: a frame is "not sure" when it matches its best class less well than the
+least typical fifth of the project's own examples match theirs. With fewer than ``MIN_CALIBRATION_SCORES`` such
+scores (one example per class), ``FALLBACK_BOUNDARY`` is used. ``unknown`` is ``score < boundary``; ``label`` is
+still the best class, so the page can say "not sure, best guess: cup".
+
+On the development set (benchmarks/results/fewshot.md) the square root and the prototypes raise few-shot accuracy
+over the kNN vote on the same ``pool`` embedding, and the calibrated boundary separates untaught objects better than
+the fixed similarity 0.4, which no longer suits a project whose classes are broad.
+
+``rule="knn"`` keeps the former rule: the k nearest examples vote with weight ``exp(similarity / temperature)``
+and ``threshold`` is a plain cosine similarity below which the frame is unknown.
+
+**Confidence.** Each class gets weight ``exp(score_c / temperature)`` (prototype rule: its prototype similarity;
+kNN rule: its summed votes) and a virtual "unknown" class the weight of the boundary. A class's confidence is its
+share, so the confidences sum to less than 1 and the rest is the chance that the frame is none of the classes.
 
 **Storage.** Vectors are kept at float16 precision (rounded on ``add``, held as float32 for FAISS), so a project
 file stores them as float16 without loss: save -> load predicts bit-identically at half the bytes. Rounding moves a
-cosine similarity by about 1e-4; ``benchmarks/bench_scale.py`` measures the effect on predictions.
+cosine similarity by about 1e-4; ``benchmarks/bench_scale.py`` measures the effect on predictions. The prototypes
+and the boundary are derived from the stored vectors, so a project file needs nothing else.
 
-**Index.** Below ``approximate_from`` examples, an exact ``IndexFlatIP`` answers. From there an IVF index
+**Index.** The nearest examples (shown on the page; the kNN rule's votes) come from FAISS. Below
+``approximate_from`` examples, an exact ``IndexFlatIP`` answers. From there an IVF index
 (``IndexIVFFlat``, ``sqrt(n)`` lists) is trained on a sample in a background thread while the flat index goes on
 answering; once ready it answers instead, probing enough lists to keep recall against the flat index at or above
 0.99 on the benchmark data. Adds go into it at once; a removal drops it and a new one is built in the background
@@ -33,12 +51,25 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-__all__ = ["KNNClassifier", "Prediction", "Neighbour", "Evaluation", "KNNError", "normalise"]
+__all__ = ["KNNClassifier", "Prediction", "Neighbour", "Evaluation", "KNNError", "normalise", "mapped", "RULES"]
 
 DEFAULT_K = 5
-DEFAULT_THRESHOLD = 0.4
-"""Cosine similarity below which a frame is called unknown. Unrelated photos score 0.06-0.24 (median 0.15) with the
-default backbone and tap (17 scikit-image photos); views of one object score above 0.6."""
+RULES = ("prototype", "knn")
+DEFAULT_RULE = "prototype"
+DEFAULT_STRICTNESS = 0.2
+"""Share of the project's own examples (by leave-one-out) that would come back "not sure": the quantile of their
+scores used as the boundary. 0.2 gave the best mean of known accuracy and unknown recall on the development set."""
+DEFAULT_THRESHOLD = DEFAULT_STRICTNESS
+"""The default of ``KNNClassifier.threshold``, the one knob of the unknown rule (the strictness, for the default
+rule)."""
+KNN_THRESHOLD = 0.4
+"""The kNN rule's cosine similarity below which a frame is unknown (unrelated photos score 0.06-0.24 at ``pool``)."""
+FALLBACK_BOUNDARY = 0.6
+"""Prototype similarity below which a frame is unknown while there are too few examples to calibrate on."""
+MIN_CALIBRATION_SCORES = 3
+CALIBRATION_SAMPLE = 1024
+"""At most this many examples (evenly spread over the rows) give the leave-one-out scores the boundary is a
+quantile of, so calibrating stays a few milliseconds at any project size."""
 DEFAULT_TEMPERATURE = 0.05
 APPROXIMATE_FROM = 20_000
 """Examples from which an approximate index is built. A flat search of 20k 1280-d vectors takes about 3.5 ms on a
@@ -73,6 +104,13 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / norms)
 
 
+def mapped(vectors: np.ndarray) -> np.ndarray:
+    """The prototype rule's view of vectors: signed square root of each component, then unit length (rows)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    rooted = np.sign(vectors) * np.sqrt(np.abs(vectors))
+    return rooted / np.maximum(np.linalg.norm(rooted, axis=-1, keepdims=True), 1e-12)
+
+
 def to_stored_precision(vectors: np.ndarray) -> np.ndarray:
     """Round float32 vectors to the float16 grid they are stored at (and keep them as float32 for FAISS)."""
     return vectors.astype(np.float16).astype(np.float32)
@@ -94,17 +132,29 @@ class Neighbour:
 @dataclass(frozen=True)
 class Prediction:
     label: str
-    """The class with the most similarity-weighted votes among the k nearest examples."""
+    """The best class, always (also when ``unknown``): the most similar prototype, or the most kNN votes."""
     confidences: dict[str, float]
-    """Vote share per class (every class the classifier knows); sums to at most 1, the rest is "unknown"."""
+    """Share per class (every class the classifier knows); sums to at most 1, the rest is "unknown"."""
     neighbours: tuple[Neighbour, ...]
+    """The nearest examples by cosine similarity, most similar first."""
     nearest_similarity: float
-    is_unknown: bool
-    """True when the nearest example is less similar than the threshold: the frame looks like no class."""
+    """Cosine similarity of the nearest example."""
+    unknown: bool
+    """True when ``score`` is below ``boundary``: the frame matches no class well enough ("not sure")."""
+    score: float = 0.0
+    """What the unknown rule compares: the best class's prototype similarity (kNN rule: the nearest example's)."""
+    boundary: float = 0.0
+    """The value ``score`` was compared with: the calibrated boundary (kNN rule: the fixed threshold)."""
+
+    @property
+    def is_unknown(self) -> bool:
+        """Same as ``unknown`` (the earlier name)."""
+        return self.unknown
 
     @property
     def shown_label(self) -> str:
-        return "unknown" if self.is_unknown else self.label
+        """``"unknown"`` when not sure, else the best class."""
+        return "unknown" if self.unknown else self.label
 
 
 @dataclass(frozen=True)
@@ -139,7 +189,8 @@ class Evaluation:
 
 
 class KNNClassifier:
-    """Cosine kNN over labelled embeddings, backed by FAISS (exact below ``approximate_from`` examples).
+    """Classifier over labelled embeddings: nearest class mean (or kNN votes), nearest examples from FAISS (exact
+    below ``approximate_from`` examples).
 
     >>> knn = KNNClassifier(dim=3)
     >>> knn.add([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0]], ["cup", "cup", "hand"])
@@ -152,16 +203,21 @@ class KNNClassifier:
     def __init__(
         self,
         dim: int,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
         *,
         approximate_from: int | None = APPROXIMATE_FROM,
         use_gpu: bool | None = None,
+        rule: str = DEFAULT_RULE,
     ) -> None:
         if dim <= 0:
             raise KNNError(f"Embedding dimension must be positive, got {dim}.")
+        if rule not in RULES:
+            raise KNNError(f"Unknown rule {rule!r}; choose one of: {', '.join(RULES)}.")
         self.dim = dim
-        self.threshold = threshold
+        self.rule = rule
+        """``"prototype"`` (nearest class mean, calibrated boundary) or ``"knn"`` (votes, fixed similarity)."""
+        self.threshold = (DEFAULT_STRICTNESS if rule == "prototype" else KNN_THRESHOLD) if threshold is None else threshold
         self.temperature = temperature
         self.approximate_from = approximate_from
         """Number of examples from which an approximate index is used (None: always exact)."""
@@ -181,6 +237,24 @@ class KNNClassifier:
         self._generation = 0  # bumped by every removal; a build of an older generation is discarded
         self._lock = threading.Lock()  # guards the vectors/approximate index pair against the builder's swap
         self._gpu_resources = None
+        self._sums: dict[str, np.ndarray] | None = None  # per class: sum of mapped vectors; None: recompute
+        self._counts: dict[str, int] = {}
+        self._own_scores: np.ndarray | None = None  # leave-one-out scores of a sample of rows; None: recompute
+        self._boundaries: dict[float, float] = {}  # strictness -> boundary, for the current own scores
+
+    @property
+    def threshold(self) -> float:
+        """The knob of the unknown rule (the page's slider), 0 to 1.
+
+        Prototype rule: the *strictness*, the share of the project's own examples that would come back "not sure"
+        (the boundary is that quantile of their leave-one-out scores; see :attr:`boundary`). Higher is stricter.
+        kNN rule: the cosine similarity below which the nearest example makes the frame unknown.
+        """
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._threshold = float(value)
 
     def __deepcopy__(self, memo: dict) -> "KNNClassifier":
         fresh = KNNClassifier(
@@ -189,6 +263,7 @@ class KNNClassifier:
             self.temperature,
             approximate_from=self.approximate_from,
             use_gpu=self.use_gpu,
+            rule=self.rule,
         )
         fresh._buffer = self._vectors.copy()  # its own buffer: both may append
         fresh._vectors, fresh._labels = fresh._buffer, list(self._labels)
@@ -241,6 +316,7 @@ class KNNClassifier:
             self._vectors = self._buffer[:size]
             self._labels.extend(labels)
             self._classes = None
+            self._add_to_prototypes(vectors, labels)
             for index in (self._flat, self._approximate):
                 if index is not None:
                     index.add(vectors)
@@ -256,6 +332,7 @@ class KNNClassifier:
             self._buffer = self._vectors = np.ascontiguousarray(self._vectors[keep])
             self._labels = [label for label, kept in zip(self._labels, keep) if kept]
             self._classes = None
+            self._forget_prototypes()
             self._flat = self._approximate = None
             self._generation += 1
 
@@ -269,12 +346,87 @@ class KNNClassifier:
             raise KNNError(f"There is already a class named {new!r}.")
         self._labels = [new if label == old else label for label in self._labels]
         self._classes = None
+        self._forget_prototypes()
 
     def relabel(self, index: int, label: str) -> None:
         if not 0 <= index < len(self):
             raise KNNError(f"Example index {index} out of range (0 to {len(self) - 1}).")
         self._labels[index] = label
         self._classes = None
+        self._forget_prototypes()
+
+    # ----------------------------------------------------------------- prototypes and the boundary
+    def _forget_prototypes(self) -> None:
+        self._sums, self._counts, self._own_scores = None, {}, None
+
+    def _add_to_prototypes(self, vectors: np.ndarray, labels: list[str]) -> None:
+        """Add new rows to the running class sums (O(D) per example); the boundary is recomputed on next use."""
+        self._own_scores = None
+        if self._sums is None:
+            return  # rebuilt from all rows on next use
+        rows = mapped(vectors)
+        for label in dict.fromkeys(labels):
+            mine = np.fromiter((name == label for name in labels), bool, len(labels))
+            self._sums[label] = self._sums.get(label, np.zeros(self.dim, np.float32)) + rows[mine].sum(axis=0)
+            self._counts[label] = self._counts.get(label, 0) + int(mine.sum())
+
+    def _class_sums(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """Per class, the sum of its mapped vectors and its number of examples (rebuilt after a removal)."""
+        if self._sums is None:
+            self._sums, self._counts = {}, {}
+            labels = np.asarray(self._labels, dtype=object)
+            for start in range(0, len(self), 8192):  # mapped copies of a chunk at a time
+                chunk = slice(start, start + 8192)
+                rows = mapped(self._vectors[chunk])
+                for label in dict.fromkeys(self._labels[chunk]):
+                    mine = labels[chunk] == label
+                    self._sums[label] = self._sums.get(label, np.zeros(self.dim, np.float32)) + rows[mine].sum(axis=0)
+                    self._counts[label] = self._counts.get(label, 0) + int(mine.sum())
+        return self._sums, self._counts
+
+    def prototypes(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """The classes with examples and their prototypes (unit mean of the mapped vectors), one row each."""
+        sums, _ = self._class_sums()
+        names = self.classes
+        if not names:
+            return (), np.zeros((0, self.dim), np.float32)
+        matrix = np.stack([sums[name] for name in names])
+        return names, matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+    def own_scores(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Leave-one-out score of each example in ``rows`` (default: all): its mapped vector's similarity to its
+        class's prototype made without it. NaN for the only example of its class."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
+        sums, counts = self._class_sums()
+        labels = [self._labels[row] for row in rows]
+        vectors = mapped(self._vectors[rows])
+        others = np.stack([sums[label] for label in labels]) - vectors if len(rows) else vectors
+        norms = np.linalg.norm(others, axis=1)
+        scores = (vectors * others).sum(axis=1) / np.maximum(norms, 1e-12)
+        alone = np.array([counts[label] < 2 for label in labels], dtype=bool)
+        scores[alone | (norms < 1e-6)] = np.nan
+        return scores
+
+    @property
+    def boundary(self) -> float:
+        """The similarity below which the best class is "not sure".
+
+        Prototype rule: the ``threshold`` (strictness) quantile of the examples' own leave-one-out scores, or
+        ``FALLBACK_BOUNDARY`` while fewer than ``MIN_CALIBRATION_SCORES`` exist. kNN rule: ``threshold`` itself.
+        """
+        if self.rule == "knn":
+            return self.threshold
+        if self._own_scores is None:
+            sample = np.unique(np.linspace(0, len(self) - 1, min(len(self), CALIBRATION_SAMPLE)).round().astype(int))
+            scores = self.own_scores(sample) if len(self) else np.zeros(0)
+            self._own_scores = np.sort(scores[np.isfinite(scores)])
+            self._boundaries = {}
+        if len(self._own_scores) < MIN_CALIBRATION_SCORES:
+            return FALLBACK_BOUNDARY
+        if self.threshold not in self._boundaries:
+            strictness = min(max(self.threshold, 0.0), 1.0)
+            self._boundaries[self.threshold] = float(np.quantile(self._own_scores, strictness))
+        return self._boundaries[self.threshold]
 
     # ----------------------------------------------------------------- indexes
     def _on_device(self, index: faiss.Index) -> faiss.Index:
@@ -361,11 +513,35 @@ class KNNClassifier:
             confidences={name: vote / total for name, vote in votes.items()},
             neighbours=tuple(Neighbour(int(i), self._labels[i], float(s)) for i, s in zip(indices, similarities)),
             nearest_similarity=float(similarities[0]),
-            is_unknown=bool(similarities[0] < self.threshold),
+            unknown=bool(similarities[0] < self.threshold),
+            score=float(similarities[0]),
+            boundary=float(self.threshold),
+        )
+
+    def _nearest_class(
+        self, similarities: np.ndarray, indices: np.ndarray, scores: np.ndarray, names: tuple, classes: tuple
+    ) -> Prediction:
+        """Prototype rule: ``scores`` are the frame's similarities to the prototypes of ``names``."""
+        valid = indices >= 0
+        similarities, indices = similarities[valid], indices[valid]
+        boundary = self.boundary
+        best = int(np.argmax(scores))
+        weights = np.exp((np.append(scores, boundary) - scores[best]) / self.temperature)
+        shares = dict(zip(names, (weights[:-1] / weights.sum()).tolist()))
+        return Prediction(
+            label=names[best],
+            confidences={name: shares.get(name, 0.0) for name in classes},
+            neighbours=tuple(Neighbour(int(i), self._labels[i], float(s)) for i, s in zip(indices, similarities)),
+            nearest_similarity=float(similarities[0]) if len(similarities) else float("nan"),
+            unknown=bool(scores[best] < boundary),
+            score=float(scores[best]),
+            boundary=float(boundary),
         )
 
     def predict(self, embedding: np.ndarray, k: int = DEFAULT_K, classes: tuple[str, ...] = ()) -> Prediction:
-        """Classify one embedding from its ``k`` nearest examples (``k`` is capped at the number of examples).
+        """Classify one embedding: by the nearest prototype (default rule) or the votes of its ``k`` nearest
+        examples (kNN rule). The ``k`` nearest examples are reported either way (``k`` is capped at the number of
+        examples).
 
         ``classes`` lists every class to report a confidence for (e.g. a project's empty classes too);
         by default, the classes that have examples.
@@ -373,7 +549,12 @@ class KNNClassifier:
         if k < 1:
             raise KNNError(f"k must be at least 1, got {k}.")
         similarities, indices = self.search(embedding, k)
-        return self._vote(similarities[0], indices[0], tuple(dict.fromkeys((*classes, *self.classes))))
+        classes = tuple(dict.fromkeys((*classes, *self.classes)))
+        if self.rule == "knn":
+            return self._vote(similarities[0], indices[0], classes)
+        names, prototypes = self.prototypes()
+        scores = prototypes @ mapped(normalise(embedding))[0]
+        return self._nearest_class(similarities[0], indices[0], scores, names, classes)
 
     def others_nearest(self, k: int = DEFAULT_K) -> tuple[np.ndarray, np.ndarray]:
         """For every example, its nearest *other* examples: ``(similarities, rows)``, each ``N x min(k, N - 1)``.
@@ -396,7 +577,10 @@ class KNNClassifier:
             raise KNNError("Leave-one-out needs at least three examples.")
         present = set(self.classes)
         classes = tuple(dict.fromkeys([c for c in classes if c in present] + list(self.classes)))
-        votes = [self._vote(sims, ids, classes) for sims, ids in zip(*self.others_nearest(k))]
+        if self.rule == "knn":
+            votes = [self._vote(sims, ids, classes) for sims, ids in zip(*self.others_nearest(k))]
+        else:
+            votes = self._prototype_leave_one_out(classes)
         predicted = [vote.label for vote in votes]
         position = {name: i for i, name in enumerate(classes)}
         confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
@@ -404,3 +588,17 @@ class KNNClassifier:
             confusion[position[true], position[guess]] += 1
         confidences = tuple(vote.confidences[vote.label] for vote in votes)
         return Evaluation(classes, tuple(self._labels), tuple(predicted), confusion, confidences)
+
+    def _prototype_leave_one_out(self, classes: tuple[str, ...]) -> list[Prediction]:
+        """Every example against the prototypes, its own class's made without it (no neighbours reported)."""
+        names, prototypes = self.prototypes()
+        own = self.own_scores()
+        column = {name: i for i, name in enumerate(names)}
+        results = []
+        for start in range(0, len(self), 8192):
+            rows = np.arange(start, min(start + 8192, len(self)))
+            scores = mapped(self._vectors[rows]) @ prototypes.T
+            for row, row_scores in zip(rows, scores):
+                row_scores[column[self._labels[row]]] = np.nan_to_num(own[row], nan=-1.0)
+                results.append(self._nearest_class(np.ones(1), np.full(1, -1), row_scores, names, classes))
+        return results

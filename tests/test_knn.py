@@ -38,7 +38,7 @@ def brute_force_vote(knn, vectors, labels, query, k, exclude=None):
 def test_leave_one_out_equals_brute_force_recomputation():
     rng = np.random.default_rng(1)
     vectors, labels = clustered(rng, dim=8, spread=1.5)
-    knn = KNNClassifier(vectors.shape[1])
+    knn = KNNClassifier(vectors.shape[1], rule="knn")
     knn.add(vectors, labels)
     evaluation = knn.leave_one_out(k=5)
     expected = [brute_force_vote(knn, vectors, labels, v, 5, exclude=i) for i, v in enumerate(vectors)]
@@ -56,7 +56,7 @@ def test_leave_one_out_equals_brute_force_recomputation():
 def test_prediction_agrees_with_brute_force_and_reports_neighbours():
     rng = np.random.default_rng(2)
     vectors, labels = clustered(rng, spread=1.2)
-    knn = KNNClassifier(vectors.shape[1])
+    knn = KNNClassifier(vectors.shape[1], rule="knn")
     knn.add(vectors, labels)
     for query in rng.normal(size=(20, vectors.shape[1])):
         prediction = knn.predict(query, k=7)
@@ -69,7 +69,7 @@ def test_prediction_agrees_with_brute_force_and_reports_neighbours():
 
 
 def test_one_class_is_not_certain_about_everything():
-    knn = KNNClassifier(3, threshold=0.5)
+    knn = KNNClassifier(3, threshold=0.5, rule="knn")
     knn.add([[1, 0, 0], [0.95, 0.05, 0]], "cup")
     near = knn.predict([1, 0.02, 0])
     far = knn.predict([0, 0, 1])
@@ -289,3 +289,120 @@ def test_gpu_indexes_are_requested_only_where_faiss_has_gpus(monkeypatch):
     np.testing.assert_array_equal(on_gpu.search(vectors[:20], 5)[1], on_cpu.search(vectors[:20], 5)[1])
     assert on_gpu.wait_for_index(timeout=60) == "ivf"
     assert moved == [faiss.IndexFlatIP, faiss.IndexIVFFlat]
+
+
+# ------------------------------------------------------------------ the default rule: nearest class mean
+def brute_mapped(vectors):
+    rooted = np.sign(vectors) * np.sqrt(np.abs(vectors))
+    return rooted / np.linalg.norm(rooted, axis=1, keepdims=True)
+
+
+def brute_prototype_rule(stored, labels, query, strictness):
+    """Reference: prototypes, leave-one-out scores and the quantile boundary, from scratch with plain numpy."""
+    mapped_rows, labels = brute_mapped(stored.astype(np.float64)), np.asarray(labels)
+    names = list(dict.fromkeys(labels))
+    centre = {c: mapped_rows[labels == c].mean(axis=0) for c in names}
+    scores = np.array([brute_mapped(normalise(query).astype(np.float64))[0] @ (centre[c] / np.linalg.norm(centre[c])) for c in names])
+    own = []
+    for i, label in enumerate(labels):
+        rest = np.flatnonzero((labels == label) & (np.arange(len(labels)) != i))
+        if len(rest):
+            mean = mapped_rows[rest].mean(axis=0)
+            own.append(mapped_rows[i] @ mean / np.linalg.norm(mean))
+    return names[int(np.argmax(scores))], scores.max(), np.quantile(own, strictness), np.asarray(own)
+
+
+@pytest.mark.parametrize("strictness", [0.0, 0.2, 0.5])
+def test_prototype_prediction_equals_brute_force(strictness):
+    rng = np.random.default_rng(3)
+    vectors, labels = clustered(rng, spread=1.5)
+    knn = KNNClassifier(vectors.shape[1], threshold=strictness)
+    knn.add(vectors, labels)
+    for query in rng.normal(size=(20, vectors.shape[1])).astype(np.float32):
+        label, score, boundary, _ = brute_prototype_rule(knn.vectors, labels, query, strictness)
+        prediction = knn.predict(query, k=3)
+        assert prediction.label == label
+        assert prediction.score == pytest.approx(score, abs=1e-5)
+        assert prediction.boundary == pytest.approx(boundary, abs=1e-5) == pytest.approx(knn.boundary, abs=1e-5)
+        assert prediction.unknown == (score < boundary) == prediction.is_unknown
+        assert prediction.shown_label == ("unknown" if prediction.unknown else label)
+        assert len(prediction.neighbours) == 3 and 0 < sum(prediction.confidences.values()) <= 1 + 1e-6
+
+
+def test_prototype_leave_one_out_equals_brute_force():
+    rng = np.random.default_rng(4)
+    vectors, labels = clustered(rng, dim=8, spread=1.5)
+    knn = KNNClassifier(8)
+    knn.add(vectors, labels)
+    stored = knn.vectors.astype(np.float64)
+    expected = []
+    for i in range(len(labels)):
+        keep = np.arange(len(labels)) != i
+        expected.append(brute_prototype_rule(stored[keep], np.asarray(labels)[keep], stored[i], 0.2)[0])
+    assert list(knn.leave_one_out().predicted_labels) == expected
+    own = brute_prototype_rule(stored, labels, stored[0], 0.2)[3]
+    np.testing.assert_allclose(knn.own_scores(), own, atol=1e-5)
+
+
+def test_running_sums_match_a_fresh_classifier_after_every_kind_of_change():
+    rng = np.random.default_rng(5)
+    vectors, labels = clustered(rng, spread=1.0)
+    knn = KNNClassifier(vectors.shape[1])
+    for vector, label in zip(vectors, labels):  # one at a time, predicting in between, as a live page does
+        knn.add(vector, label)
+        knn.predict(vector)
+    knn.remove([0, 5, 33])
+    knn.relabel(3, "class2")
+    knn.rename_class("class1", "hand")
+    knn.add(vectors[:2], "hand")
+    fresh = KNNClassifier(vectors.shape[1])
+    fresh.add(knn.vectors, list(knn.labels))
+    for query in rng.normal(size=(5, vectors.shape[1])):
+        a, b = knn.predict(query), fresh.predict(query)
+        assert (a.label, a.unknown) == (b.label, b.unknown)
+        assert a.score == pytest.approx(b.score, abs=1e-5) and a.boundary == pytest.approx(b.boundary, abs=1e-5)
+
+
+def test_a_new_example_changes_the_next_prediction():
+    knn = KNNClassifier(3)
+    knn.add([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0.1, 0.9, 0]], ["cup", "cup", "hand", "hand"])
+    query = [0, 0.2, 1]
+    assert knn.predict(query).label in ("cup", "hand")
+    knn.add([[0, 0.1, 1], [0.05, 0, 1]], "pen")
+    assert knn.predict(query).label == "pen"
+
+
+def test_default_rule_is_not_sure_far_from_every_class_but_keeps_the_best_guess():
+    rng = np.random.default_rng(6)
+    vectors, labels = clustered(rng, per_class=10, dim=32, spread=0.3)
+    knn = KNNClassifier(32)
+    knn.add(np.abs(vectors), labels)  # non-negative, like the pooled ReLU6 features
+    near = knn.predict(np.abs(vectors[0]) + 0.01)
+    far = knn.predict(np.abs(rng.normal(size=32)))
+    assert not near.unknown and near.label == "class0"
+    assert far.unknown and far.shown_label == "unknown" and far.label in knn.classes
+    assert far.score < far.boundary and near.score >= near.boundary
+
+
+def test_boundary_falls_back_until_there_is_something_to_calibrate_on():
+    knn = KNNClassifier(3)
+    knn.add([[1, 0, 0], [0, 1, 0]], ["cup", "hand"])  # one example per class: no leave-one-out scores
+    assert knn.boundary == pytest.approx(0.6)
+    assert knn.predict([1, 0.1, 0]).boundary == pytest.approx(0.6)
+
+
+def test_strictness_orders_the_boundary():
+    rng = np.random.default_rng(7)
+    vectors, labels = clustered(rng, spread=1.0)
+    knn = KNNClassifier(vectors.shape[1])
+    knn.add(vectors, labels)
+    boundaries = []
+    for strictness in (0.0, 0.1, 0.5, 1.0):
+        knn.threshold = strictness
+        boundaries.append(knn.boundary)
+    assert boundaries == sorted(boundaries) and boundaries[0] < boundaries[-1]
+
+
+def test_unknown_rule_is_refused():
+    with pytest.raises(KNNError, match="prototype"):
+        KNNClassifier(3, rule="svm")
