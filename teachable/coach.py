@@ -19,6 +19,10 @@ imbalance      the largest class has more than ``IMBALANCE_RATIO`` times the exa
 overlap        more than ``OVERLAP_RATE`` of two classes' examples are taken for each other
 background     the median similarity of a class's examples to the nearest "nothing" example is above
                ``BACKGROUND_SIMILARITY`` (a "nothing" class is one named nothing, none, background, empty...)
+spread         more than ``SPREAD_SHARE`` of a class's examples (and at least ``MIN_EXAMPLES`` of them) match their
+               own class less well than the "not sure" boundary (``KNNClassifier.own_scores`` against
+               ``KNNClassifier.boundary``): new photos of it will often come back "not sure" -> split it, or
+               record examples that cover its variety
 ============== =================================================================================================
 """
 
@@ -39,12 +43,13 @@ IMBALANCE_RATIO = 3.0
 OVERLAP_RATE = 0.2
 BACKGROUND_SIMILARITY = 0.85
 BACKGROUND_NAMES = ("nothing", "none", "background", "empty", "empty scene", "no object", "neutral")
+SPREAD_SHARE = 0.5
 
 
 @dataclass(frozen=True)
 class Hint:
     kind: str
-    """One of: mislabelled, outlier, duplicate, too_few, imbalance, overlap, background."""
+    """One of: mislabelled, outlier, duplicate, too_few, imbalance, overlap, background, spread."""
     message: str
     examples: tuple[int, ...] = ()
     """Rows of the examples involved."""
@@ -105,7 +110,30 @@ def review(classifier: KNNClassifier, classes: list[str], k: int = 5) -> Review:
             )
     hints += _duplicates(vectors, labels)
     hints += _class_hints(classes, labels, evaluation, vectors)
+    hints += _spread_out(classifier, labels)
     return Review(evaluation, tuple(hints))
+
+
+def _spread_out(classifier: KNNClassifier, labels: np.ndarray) -> list[Hint]:
+    """Classes whose own examples mostly fall below the "not sure" boundary (prototype rule only)."""
+    if classifier.rule != "prototype" or len(classifier.classes) < 1:
+        return []
+    scores, boundary = classifier.own_scores(), classifier.boundary
+    hints = []
+    for name in classifier.classes:
+        rows = np.flatnonzero(labels == name)
+        below = rows[scores[rows] < boundary]
+        if len(rows) >= MIN_EXAMPLES and len(below) > SPREAD_SHARE * len(rows):
+            hints.append(
+                Hint(
+                    "spread",
+                    f"'{name}' is spread out: {len(below)} of its {len(rows)} examples look less like the rest of "
+                    f"'{name}' than the 'not sure' boundary allows, so new photos of it will often come back "
+                    "'not sure'. Split it into narrower classes, or record more examples that cover its variety.",
+                    tuple(int(r) for r in below),
+                )
+            )
+    return hints
 
 
 def _duplicates(vectors: np.ndarray, labels: np.ndarray) -> list[Hint]:

@@ -151,3 +151,15 @@ def test_session_class_summary_and_compare(session):
     assert set(compared) == {"shared", "cat", "coffee"}
     with pytest.raises(SessionError):
         session.compare("cat", "cat")
+
+
+def test_planted_spread_out_class_is_reported_and_tight_ones_are_not():
+    rng = np.random.default_rng(8)
+    tight, labels = clusters(seed=8, per_class=12, names=("cup", "hand"), spread=0.2)
+    wide = rng.normal(size=(12, tight.shape[1])).astype(np.float32) * 3 + rng.normal(size=tight.shape[1])
+    result = review(classifier(np.concatenate([tight, wide]), labels + ["animals"] * 12), ["cup", "hand", "animals"])
+    spread = [hint for hint in result.hints if hint.kind == "spread"]
+    assert len(spread) == 1 and "'animals' is spread out" in spread[0].message
+    assert spread[0].fix is None and all(labels_row >= 24 for labels_row in spread[0].examples)
+    clean = review(classifier(tight, labels), ["cup", "hand"])
+    assert "spread" not in kinds(clean)
