@@ -81,7 +81,7 @@ def _load_project_and_backbone(path: str, device: str | None):
 
 def cmd_predict(args: argparse.Namespace) -> int:
     project, backbone = _load_project_and_backbone(args.project, args.device)
-    project.classifier.threshold = args.threshold
+    project.classifier.threshold = args.strictness
     results, failures = [], 0
     for path in args.images:
         try:
@@ -95,7 +95,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             {
                 "path": path,
                 "label": prediction.label,
-                "unknown": prediction.is_unknown,
+                "unknown": prediction.unknown,
+                "score": round(prediction.score, 6),
+                "boundary": round(prediction.boundary, 6),
                 "confidences": {name: round(value, 6) for name, value in prediction.confidences.items()},
                 "nearest_similarity": round(prediction.nearest_similarity, 6),
             }
@@ -108,9 +110,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if "error" in result:
                 print(f"{result['path']}: error: {result['error']}")
                 continue
-            label = f"unknown (closest: {result['label']})" if result["unknown"] else result["label"]
+            label = f"not sure (best guess: {result['label']})" if result["unknown"] else result["label"]
             confidence = result["confidences"][result["label"]]
-            print(f"{result['path']}: {label} {confidence:.0%} (nearest similarity {result['nearest_similarity']:.2f})")
+            print(
+                f"{result['path']}: {label} {confidence:.0%} "
+                f"(score {result['score']:.2f}, boundary {result['boundary']:.2f})"
+            )
     if failures:
         print(f"teachable: error: {failures} of {len(args.images)} image(s) could not be read.", file=sys.stderr)
         return 1
@@ -292,7 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+")
     predict.add_argument("--k", type=_int_at_least(1), default=DEFAULT_K)
     predict.add_argument(
-        "--threshold", type=float, default=DEFAULT_THRESHOLD, help="similarity below which an image is unknown"
+        "--strictness",
+        "--threshold",
+        type=_fraction,
+        default=DEFAULT_THRESHOLD,
+        help=f"0-1: share of the project's own examples that would come back 'not sure' (default {DEFAULT_THRESHOLD})",
     )
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(run=cmd_predict)
@@ -345,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     service.set_defaults(run=cmd_serve_backbone)
     return parser
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
