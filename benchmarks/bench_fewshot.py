@@ -329,9 +329,11 @@ def targets(baseline: dict, chosen: dict) -> dict[str, bool]:
 
 
 def row_cells(name: str, figures: dict) -> str:
-    closed = " | ".join(f"{figures['closed'][f'{s}-shot']['mean']:.3f} ± {figures['closed'][f'{s}-shot']['sd']:.3f}" for s in SHOTS)
+    shots = [figures["closed"][f"{s}-shot"] for s in SHOTS]
+    closed = " | ".join(f"{shot['mean']:.3f} ± {shot['sd']:.3f}" for shot in shots)
     o = figures["open"]
-    return f"| {name} | {closed} | {o['known_accuracy']:.3f} | {o['unknown_recall']:.3f} | {o['mean']:.3f} | {o['auroc']:.3f} |"
+    open_cells = " | ".join(f"{o[key]:.3f}" for key in ("known_accuracy", "unknown_recall", "mean", "auroc"))
+    return f"| {name} | {closed} | {open_cells} |"
 
 
 HEADER = (
@@ -348,8 +350,8 @@ def markdown_section(background: str, result: dict, top: int = 12) -> list[str]:
     lines.append(row_cells(f"**baseline** {BASELINE.name}", baseline))
     lines.append(row_cells(f"**chosen** {CHOSEN.name}", chosen))
     for name, figures in result["shipped"].items():
-        lines.append(row_cells(f"KNNClassifier, {name} (defaults {'before' if name == 'before' else 'now'})", figures))
-    lines += ["", f"Targets (chosen vs baseline): " + "; ".join(
+        lines.append(row_cells(f"teachable.knn.KNNClassifier, defaults {name}", figures))
+    lines += ["", "Targets (chosen vs baseline): " + "; ".join(
         f"{target}: {'met' if met else 'not met'}" for target, met in targets(baseline, chosen).items()
     ), "", f"Best {top} by 10-shot closed-set accuracy (one row per features/normalisation/rule):", "", HEADER]
     closed_best = {}
@@ -366,7 +368,7 @@ def markdown_section(background: str, result: dict, top: int = 12) -> list[str]:
 
 def write_results(results: dict, output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
-    (output / "fewshot.json").write_text(json.dumps(results, indent=1))
+    (output / "fewshot.json").write_text(json.dumps(results, separators=(",", ":")))
     meta = results["meta"]
     lines = [
         "# Few-shot and open-set figures",
@@ -375,6 +377,9 @@ def write_results(results: dict, output: Path) -> None:
         f"{meta['splits']} random splits per number of shots; open set: each class left out in turn, "
         f"{meta['splits']} draws each, {OPEN_SHOTS} shots per taught class. Backbone {meta['backbone']}. "
         "Settings were chosen on this same set (a development set): expect other photos to do somewhat differently.",
+        "",
+        "Cut-outs are centred on a square background 1.4 times their longer side: `grey` is plain RGB 190, "
+        "`texture` a random crop of scikit-image's brick, grass or gravel photo per image.",
         "",
         "Unknown rules: `fixed:T` cosine below T; `project:Q` below the Q-quantile of the taught examples' own "
         "leave-one-out scores; `class:Q` the same per class. Normalisation `sqrt`: signed square root, then L2; "

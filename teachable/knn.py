@@ -217,7 +217,9 @@ class KNNClassifier:
         self.dim = dim
         self.rule = rule
         """``"prototype"`` (nearest class mean, calibrated boundary) or ``"knn"`` (votes, fixed similarity)."""
-        self.threshold = (DEFAULT_STRICTNESS if rule == "prototype" else KNN_THRESHOLD) if threshold is None else threshold
+        if threshold is None:
+            threshold = DEFAULT_STRICTNESS if rule == "prototype" else KNN_THRESHOLD
+        self.threshold = threshold
         self.temperature = temperature
         self.approximate_from = approximate_from
         """Number of examples from which an approximate index is used (None: always exact)."""

@@ -73,7 +73,9 @@ def test_centring_and_square_root_use_the_project_only():
     np.testing.assert_allclose(rooted, bench.unit(np.sqrt(vectors[10:])), atol=1e-6)
 
 
-@pytest.mark.parametrize("options, candidate", [({}, bench.CHOSEN), ({"rule": "knn", "threshold": 0.4}, bench.BASELINE)])
+@pytest.mark.parametrize(
+    "options, candidate", [({}, bench.CHOSEN), ({"rule": "knn", "threshold": 0.4}, bench.BASELINE)]
+)
 def test_shipped_classifier_matches_the_benchmarked_candidate(options, candidate):
     vectors, labels = planted(seed=2, per_class=15)
     rng = np.random.default_rng(3)

@@ -302,7 +302,8 @@ def brute_prototype_rule(stored, labels, query, strictness):
     mapped_rows, labels = brute_mapped(stored.astype(np.float64)), np.asarray(labels)
     names = list(dict.fromkeys(labels))
     centre = {c: mapped_rows[labels == c].mean(axis=0) for c in names}
-    scores = np.array([brute_mapped(normalise(query).astype(np.float64))[0] @ (centre[c] / np.linalg.norm(centre[c])) for c in names])
+    frame = brute_mapped(normalise(query).astype(np.float64))[0]
+    scores = np.array([frame @ (centre[c] / np.linalg.norm(centre[c])) for c in names])
     own = []
     for i, label in enumerate(labels):
         rest = np.flatnonzero((labels == label) & (np.arange(len(labels)) != i))
