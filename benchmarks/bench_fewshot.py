@@ -47,6 +47,7 @@ from teachable.knn import (  # noqa: E402
     DEFAULT_K,
     DEFAULT_TEMPERATURE,
     FALLBACK_BOUNDARY,
+    MAX_BOUNDARY,
     MIN_CALIBRATION_SCORES,
     KNNClassifier,
 )
@@ -165,6 +166,7 @@ def boundaries(candidate: Candidate, support, support_labels, classes: int) -> n
     scores = own_scores(candidate, support, support_labels)
     finite = scores[np.isfinite(scores)]
     pooled = np.quantile(finite, value) if len(finite) >= MIN_CALIBRATION_SCORES else FALLBACK_BOUNDARY
+    pooled = min(pooled, MAX_BOUNDARY)  # as the app caps it (see knn.MAX_BOUNDARY)
     if kind == "project":
         return np.full(classes, pooled)
     if kind == "class":
@@ -174,7 +176,7 @@ def boundaries(candidate: Candidate, support, support_labels, classes: int) -> n
             if len(mine):
                 weight = min(1.0, len(mine) / MIN_CLASS_CALIBRATION)
                 result[c] = weight * np.quantile(mine, value) + (1 - weight) * pooled
-        return result
+        return np.minimum(result, MAX_BOUNDARY)
     raise ValueError(candidate.unknown)
 
 

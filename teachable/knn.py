@@ -65,6 +65,11 @@ rule)."""
 KNN_THRESHOLD = 0.4
 """The kNN rule's cosine similarity below which a frame is unknown (unrelated photos score 0.06-0.24 at ``pool``)."""
 FALLBACK_BOUNDARY = 0.6
+MAX_BOUNDARY = 0.7
+"""The calibrated boundary never rises above this. A class recorded from a still camera is many near-copies of one
+view, whose leave-one-out scores are all about 0.99: their quantile would call the very same object "not sure"
+after a small move. On the development set (distinct objects, 5 and 10 per class) the calibrated boundary was
+0.50-0.65, so the cap changes nothing there."""
 """Prototype similarity below which a frame is unknown while there are too few examples to calibrate on."""
 MIN_CALIBRATION_SCORES = 3
 CALIBRATION_SAMPLE = 1024
@@ -413,8 +418,9 @@ class KNNClassifier:
     def boundary(self) -> float:
         """The similarity below which the best class is "not sure".
 
-        Prototype rule: the ``threshold`` (strictness) quantile of the examples' own leave-one-out scores, or
-        ``FALLBACK_BOUNDARY`` while fewer than ``MIN_CALIBRATION_SCORES`` exist. kNN rule: ``threshold`` itself.
+        Prototype rule: the ``threshold`` (strictness) quantile of the examples' own leave-one-out scores, at most
+        ``MAX_BOUNDARY``, or ``FALLBACK_BOUNDARY`` while fewer than ``MIN_CALIBRATION_SCORES`` exist. kNN rule:
+        ``threshold`` itself.
         """
         if self.rule == "knn":
             return self.threshold
@@ -427,7 +433,8 @@ class KNNClassifier:
             return FALLBACK_BOUNDARY
         if self.threshold not in self._boundaries:
             strictness = min(max(self.threshold, 0.0), 1.0)
-            self._boundaries[self.threshold] = float(np.quantile(self._own_scores, strictness))
+            quantile = float(np.quantile(self._own_scores, strictness))
+            self._boundaries[self.threshold] = min(quantile, MAX_BOUNDARY)
         return self._boundaries[self.threshold]
 
     # ----------------------------------------------------------------- indexes

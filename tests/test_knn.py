@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from teachable.knn import KNNClassifier, KNNError, normalise
+from teachable.knn import MAX_BOUNDARY, KNNClassifier, KNNError, normalise
 
 
 def clustered(rng, classes=3, per_class=20, dim=64, spread=0.6):
@@ -310,7 +310,8 @@ def brute_prototype_rule(stored, labels, query, strictness):
         if len(rest):
             mean = mapped_rows[rest].mean(axis=0)
             own.append(mapped_rows[i] @ mean / np.linalg.norm(mean))
-    return names[int(np.argmax(scores))], scores.max(), np.quantile(own, strictness), np.asarray(own)
+    boundary = min(np.quantile(own, strictness), MAX_BOUNDARY)
+    return names[int(np.argmax(scores))], scores.max(), boundary, np.asarray(own)
 
 
 @pytest.mark.parametrize("strictness", [0.0, 0.2, 0.5])
@@ -379,7 +380,7 @@ def test_default_rule_is_not_sure_far_from_every_class_but_keeps_the_best_guess(
     knn = KNNClassifier(32)
     knn.add(np.abs(vectors), labels)  # non-negative, like the pooled ReLU6 features
     near = knn.predict(np.abs(vectors[0]) + 0.01)
-    far = knn.predict(np.abs(rng.normal(size=32)))
+    far = knn.predict(np.abs(rng.normal(size=32)) ** 4)  # peaked where no class is
     assert not near.unknown and near.label == "class0"
     assert far.unknown and far.shown_label == "unknown" and far.label in knn.classes
     assert far.score < far.boundary and near.score >= near.boundary
@@ -402,6 +403,20 @@ def test_strictness_orders_the_boundary():
         knn.threshold = strictness
         boundaries.append(knn.boundary)
     assert boundaries == sorted(boundaries) and boundaries[0] < boundaries[-1]
+
+
+def test_near_copies_of_one_view_do_not_make_their_own_object_unknown():
+    """A class recorded from a still camera: near-copies of one view. Its boundary is capped, so the same object
+    after a small change is still known, while an unrelated vector is not."""
+    rng = np.random.default_rng(11)
+    views = {name: np.abs(rng.normal(size=64)) for name in ("cup", "hand")}
+    knn = KNNClassifier(64)
+    for name, view in views.items():
+        knn.add(view + rng.normal(scale=0.002, size=(20, 64)), [name] * 20)
+    assert knn.boundary == pytest.approx(MAX_BOUNDARY)
+    moved = knn.predict(views["cup"] + np.abs(rng.normal(scale=0.3, size=64)))
+    assert moved.label == "cup" and not moved.unknown
+    assert knn.predict(np.abs(rng.normal(size=64)) ** 4).unknown
 
 
 def test_unknown_rule_is_refused():
