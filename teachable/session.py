@@ -10,7 +10,9 @@ The backbone is shared by every session and only read; everything else belongs t
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import threading
 import time
 from collections import deque
 from concurrent.futures import Executor
@@ -25,7 +27,7 @@ from .coach import Hint, Review, review
 from .frames import ImageError, decode_image, encode_jpeg
 from .inference import FrameRunner, LocalRunner
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction
-from .project import BackboneMismatch, Project
+from .project import MAX_CLASSES, BackboneMismatch, Project
 from .projection import METHODS, EmbeddingMap, place
 from .summary import ChannelStats, channel_stats, class_summary, compare_classes, top_examples
 from .tray import HelpTray, uncertainty
@@ -42,6 +44,17 @@ SETTINGS = ("k", "threshold", "smoothing", "views_on", "grid_tap", "grid_mode")
 
 class SessionError(ValueError):
     """Something the person asked for that cannot be done, with a message that says why."""
+
+
+def exclusive(method):
+    """Run a Session method while holding the session's lock (re-entrant, so methods may call each other)."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 @dataclass(frozen=True)
@@ -86,7 +99,8 @@ class FrameResult:
 
 
 class Session:
-    """A person's project plus live settings. Not thread-safe: one browser drives one session.
+    """A person's project plus live settings. Methods that read or change the project hold the session's lock, so
+    two tabs of one browser may drive the same session.
 
     Every change the page makes goes through a method here that checks its input and raises
     :class:`SessionError` (or ``ProjectError``) with a message for the person.
@@ -101,6 +115,7 @@ class Session:
         threshold: float = DEFAULT_THRESHOLD,
         smoothing: float = 0.5,
         max_examples: int = MAX_EXAMPLES,
+        max_classes: int = MAX_CLASSES,
         record_per_second: float = RECORD_PER_SECOND,
         icons: GridIcons | None = None,
         map_executor: Executor | None = None,
@@ -112,7 +127,7 @@ class Session:
         an inference service)."""
         self.icons = icons
         """Shared, read-only icons for the backbone's grid tap (None: the icons mode is unavailable)."""
-        self.project = Project.for_backbone(backbone, classes)
+        self.project = Project.for_backbone(backbone, classes, max_classes=max_classes)
         self.k = k
         self.threshold = threshold
         self.smoothing = smoothing
@@ -136,10 +151,15 @@ class Session:
         self._review: KeyedCache[Review] = KeyedCache()
         self._channel_cache: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
         """(example uid, tap) -> (spatial mean, spatial max) per channel."""
+        self.max_classes = max_classes
+        self.cleared_when_idle = False
+        """True after its examples were dropped for idleness (an autosaved copy may bring them back)."""
+        self.lock = threading.RLock()
 
     def __deepcopy__(self, memo: dict) -> "Session":
         # The model, the icons and the map executor are shared and read-only; everything else is copied.
         fresh = Session(self.backbone, (), icons=self.icons, runner=self.runner)
+        fresh.max_classes = self.max_classes
         fresh.map = self.map.restarted()
         fresh.project = copy.deepcopy(self.project, memo)
         for name in SETTINGS + ("max_examples", "record_interval"):
@@ -147,6 +167,7 @@ class Session:
         return fresh
 
     # ----------------------------------------------------------------- the frame path
+    @exclusive
     def step(self, frame: np.ndarray, now: float | None = None, live: bool = True) -> FrameResult:
         """Embed one frame, record it if recording, and classify it.
 
@@ -209,6 +230,7 @@ class Session:
         return LiveViews(grid, positions, layout_key, self.map.method, self.map.fitting, tuple(self.trail))
 
     # ----------------------------------------------------------------- live views
+    @exclusive
     def map_positions(self) -> np.ndarray:
         """Map positions of all examples (``N x 2``). Asks for a background refit when the examples changed."""
         uids = self.project.uids
@@ -224,6 +246,7 @@ class Session:
             self._positions.clear()
             self.trail.clear()
 
+    @exclusive
     def set_views(self, on: bool, method: str, mode: str) -> None:
         """Turn the live map and grid on or off, and choose the map's projection and the grid's mode."""
         self.views_on = bool(on)
@@ -250,6 +273,7 @@ class Session:
         stages = list(self.backbone.taps)
         return stages.index(self.project.tap) > stages.index(self.grid_tap)
 
+    @exclusive
     def set_grid_tap(self, tap: str) -> None:
         """Read the activation grid at another spatial tap. The icons mode needs icons made for that tap."""
         if not self.backbone.tap(tap).is_spatial:
@@ -264,6 +288,7 @@ class Session:
         if icons_gone or self.grid_mode == "attribution" and not self._attribution_possible():
             self.grid_mode = "factors"
 
+    @exclusive
     def set_embedding_tap(self, tap: str, progress=None) -> str:
         """Embed at another depth: every example is re-embedded from its thumbnail, and the map starts afresh."""
         self.backbone.tap(tap)
@@ -276,6 +301,7 @@ class Session:
         self._fall_back_to_factors()
         return f"Re-embedded {len(self.project)} examples at {tap} ({self.backbone.tap(tap).channels}-d)."
 
+    @exclusive
     def atlas(self, progress=None):
         """The Activation Atlas of this project's examples at the grid tap; cached until the examples change."""
         from .atlas import build_atlas
@@ -325,6 +351,7 @@ class Session:
         return False
 
     # ----------------------------------------------------------------- recording and examples
+    @exclusive
     def start_recording(self, label: str) -> None:
         if label not in self.project.classes:
             raise SessionError(f"There is no class named {label!r}.")
@@ -334,11 +361,13 @@ class Session:
         self.recorded_this_take = 0
         self._last_recorded_at = -np.inf
 
+    @exclusive
     def stop_recording(self) -> int:
         self.recording = None
         return self.recorded_this_take
 
     # ----------------------------------------------------------------- classes
+    @exclusive
     def add_class(self, name: str | None = None) -> str:
         """Add a class; without a name it is called "Class N" with the first free N. Returns the name."""
         if name is None:
@@ -346,6 +375,7 @@ class Session:
             name = next(f"Class {n}" for n in range(1, len(taken) + 2) if f"Class {n}" not in taken)
         return self.project.add_class(name)
 
+    @exclusive
     def rename_class(self, old: str | None, new: str) -> str:
         old = self._existing_class(old)
         new = self.project.rename_class(old, new)
@@ -354,6 +384,7 @@ class Session:
         self._smoothed = {}
         return new
 
+    @exclusive
     def remove_class(self, name: str | None) -> None:
         """Delete a class and its examples; recording into it stops."""
         name = self._existing_class(name)
@@ -362,6 +393,7 @@ class Session:
         self.project.remove_class(name)
         self._smoothed = {}
 
+    @exclusive
     def clear_class(self, name: str | None) -> int:
         """Remove every example of a class; returns how many there were."""
         name = self._existing_class(name)
@@ -387,11 +419,13 @@ class Session:
             raise SessionError(f"Give an example number from 0 to {count - 1}.")
         return row
 
+    @exclusive
     def remove_example(self, row: object) -> int:
         row = self._existing_row(row)
         self.project.remove_examples([row])
         return row
 
+    @exclusive
     def move_example(self, row: object, label: str | None) -> int:
         row = self._existing_row(row)
         if not label:
@@ -399,6 +433,7 @@ class Session:
         self.project.move_example(row, self._existing_class(label))
         return row
 
+    @exclusive
     def add_from_tray(self, item_id: object, label: str | None = None) -> str:
         """Teach one frame from the tray: add it to ``label``, or to a new class when ``label`` is None."""
         if not isinstance(item_id, int) or isinstance(item_id, bool):
@@ -413,6 +448,7 @@ class Session:
         return label
 
     # ----------------------------------------------------------------- settings
+    @exclusive
     def set_live_settings(self, k: object, threshold: object, smoothing: object) -> None:
         """Neighbours, the unknown threshold and smoothing over frames, each checked before any is changed."""
         k = _number(k, "Neighbours (k)", 1, 50)
@@ -426,6 +462,7 @@ class Session:
         """The settings a person chose, as plain JSON values (kept with an autosaved project)."""
         return {name: getattr(self, name) for name in SETTINGS} | {"map_method": self.map.method}
 
+    @exclusive
     def restore_settings(self, settings: dict) -> None:
         """Apply settings saved by :meth:`settings`; anything missing, out of date or invalid is left as it is."""
         try:
@@ -441,6 +478,7 @@ class Session:
             except (KeyError, TypeError, ValueError):
                 pass
 
+    @exclusive
     def state_key(self) -> tuple:
         """Changes whenever the examples, the classes or the settings change (what an autosave must keep)."""
         labels = tuple(example.label for example in self.project.examples)
@@ -452,6 +490,7 @@ class Session:
             "(near-duplicates first) before adding more."
         )
 
+    @exclusive
     def add_images(self, label: str, images: list[tuple[str, bytes]]) -> tuple[int, list[str]]:
         """Add uploaded images (name, encoded bytes) to a class. Returns how many were added and one message per
         file that was refused; refused files change nothing."""
@@ -480,11 +519,15 @@ class Session:
     def clear_if_idle(self, idle_seconds: float, now: float | None = None) -> bool:
         """Drop the examples of a session unused for ``idle_seconds`` (its class names stay). Returns whether it did."""
         now = time.monotonic() if now is None else now
-        if now - self.last_active <= idle_seconds or not len(self.project):
-            return False
-        self.project = Project.for_backbone(self.backbone, self.project.classes, self.project.tap)
-        self._forget_examples()
-        return True
+        with self.lock:
+            if now - self.last_active <= idle_seconds or not len(self.project):
+                return False
+            self.project = Project.for_backbone(
+                self.backbone, self.project.classes, self.project.tap, max_classes=self.max_classes
+            )
+            self._forget_examples()
+            self.cleared_when_idle = True
+            return True
 
     def _forget_examples(self) -> None:
         """After the project was replaced or emptied: drop everything computed from its examples."""
@@ -496,6 +539,7 @@ class Session:
         self.set_map_method(self.map.method, fresh=True)
 
     # ----------------------------------------------------------------- under the hood
+    @exclusive
     def review(self) -> Review:
         """Leave-one-out evaluation and data-coach hints; cached until the examples or k change."""
         filled = [name for name, count in self.project.counts().items() if count]
@@ -504,6 +548,7 @@ class Session:
         key = (tuple(self.project.uids), tuple(e.label for e in self.project.examples), self.k, self.project.tap)
         return self._review.get(key, lambda: review(self.project.classifier, self.project.classes, self.k))
 
+    @exclusive
     def apply_hint(self, hint: Hint) -> str:
         """Do what a hint suggests: move or remove its examples."""
         if hint.fix == "move":
@@ -515,6 +560,7 @@ class Session:
             return f"Removed {len(hint.examples)} example(s)."
         raise SessionError("This hint is advice: there is nothing to apply with one click.")
 
+    @exclusive
     def channel_stats(self, progress=None, batch_size: int = 16) -> ChannelStats:
         """Per-example channel means and maxima at the grid tap, read from the thumbnails once per example."""
         tap = self.grid_tap
@@ -559,23 +605,40 @@ class Session:
 
     # ----------------------------------------------------------------- projects
     def load_project(self, data: bytes, progress=None) -> str:
-        """Replace the project with a saved one. A project from another backbone is re-embedded from its
-        thumbnails; the returned message says so."""
+        """Replace the project with a saved one. Limits are checked before any work; a project from another
+        backbone is re-embedded from its thumbnails, and the returned message says so."""
+        limits = {"max_examples": self.max_examples, "max_classes": self.max_classes}
         try:
-            project = Project.load(data, backbone=self.backbone)
+            project = Project.load(data, backbone=self.backbone, **limits)
             note = ""
         except BackboneMismatch as mismatch:
             project = mismatch.project
             note = f" It was made with {project.backbone}; its examples were re-embedded for {self.backbone.name}."
             project.reembed(self.backbone, progress)
+        self.replace_project(project)
+        return f"Loaded {len(project)} examples in {len(project.classes)} classes.{note}"
+
+    @exclusive
+    def replace_project(self, project: Project) -> None:
+        """Work on ``project`` from now on (a loaded file, a restored autosave)."""
         if len(project) > self.max_examples:
             raise SessionError(f"The project has {len(project)} examples; this server allows {self.max_examples}.")
         self.project = project
+        self.cleared_when_idle = False
         self._forget_examples()
-        return f"Loaded {len(project)} examples in {len(project.classes)} classes.{note}"
+
+    @exclusive
+    def start_over(self) -> None:
+        """An empty project with the default classes, as a new visitor gets."""
+        self.replace_project(Project.for_backbone(self.backbone, DEFAULT_CLASSES, max_classes=self.max_classes))
+
+    @exclusive
+    def snapshot(self) -> tuple[Project, dict]:
+        """A copy of the project and the settings, taken at once, for saving in another thread."""
+        return copy.deepcopy(self.project), self.settings()
 
     def project_bytes(self) -> bytes:
-        return self.project.to_bytes()
+        return self.snapshot()[0].to_bytes()
 
 
 def _number(value: object, what: str, low: float, high: float) -> float:

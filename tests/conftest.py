@@ -10,6 +10,21 @@ import skimage.data
 from teachable.backbones import load_backbone
 
 
+@pytest.fixture(scope="session", autouse=True)
+def autosave_folder(tmp_path_factory):
+    """Apps started by the tests keep autosaved projects in a folder of the test run, never the user's own."""
+    import os
+
+    folder = tmp_path_factory.mktemp("autosave")
+    previous = os.environ.get("TEACHABLE_DATA_DIR")
+    os.environ["TEACHABLE_DATA_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("TEACHABLE_DATA_DIR", None)
+    else:
+        os.environ["TEACHABLE_DATA_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def backbone():
     return load_backbone("efficientnet_lite0", device="cpu")

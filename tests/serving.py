@@ -22,9 +22,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_process(env: dict[str, str], timeout: float = 180) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Run `python app.py` on a free loopback port (CPU), wait until it answers, and stop it afterwards."""
-    port = free_port()
+def app_process(
+    env: dict[str, str], timeout: float = 180, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run `python app.py` on a loopback port (a free one by default; CPU), wait until it answers, and stop it
+    afterwards (if it is still running)."""
+    port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port), "--device", "cpu"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -45,5 +48,6 @@ def app_process(env: dict[str, str], timeout: float = 180) -> Iterator[tuple[str
             time.sleep(1)
         yield url, process
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)

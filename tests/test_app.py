@@ -270,3 +270,14 @@ def test_uploads_are_capped_and_served_back_only_from_the_cache(server):
         f"{server}gradio_api/upload", files={"files": ("big.jpg", b"\xff\xd8\xff" + b"0" * 21_000_000)}, timeout=60
     )
     assert big.status_code == 413
+
+
+def test_file_route_never_serves_the_autosave_folder(server, autosave_folder):
+    import httpx
+
+    saved = autosave_folder / ("0" * 64 + ".autosave")
+    saved.write_bytes(b"teachable-autosave 1\nsecret project")
+    for path in [str(saved), str(autosave_folder / "page-secret"), str(autosave_folder)]:
+        response = httpx.get(f"{server}gradio_api/file={path}", timeout=30)
+        assert response.status_code in (403, 404), (path, response.status_code)
+        assert b"secret project" not in response.content

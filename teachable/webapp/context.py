@@ -8,6 +8,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from ..activations import GridIcons
+from ..autosave import Autosaver
 from ..backbones import Backbone
 from ..inference import FrameRunner
 from ..session import Session
@@ -30,6 +31,10 @@ class AppContext:
     startup_warning: str | None = None
     served_urls: tuple[str, ...] = ()
     """The addresses the server was started on, best first (for the Join panel)."""
+    autosaver: Autosaver | None = None
+    """Keeps each browser's project on disk (None: autosave is off)."""
+    sessions_by_key: weakref.WeakValueDictionary = field(default_factory=weakref.WeakValueDictionary)
+    """Browser key -> its live session, so a second tab or a reload of the same browser picks up the same one."""
 
     def new_session(self) -> Session:
         return Session(
@@ -37,6 +42,7 @@ class AppContext:
             icons=self.icons,
             map_executor=self.map_executor,
             max_examples=self.settings.max_examples,
+            max_classes=self.settings.max_classes,
             runner=self.runner,
         )
 
@@ -48,6 +54,11 @@ class PageState:
     layout_key: tuple | None = None
     cards_key: tuple | None = None
     tray_version: int = -1
+    browser_key: str | None = None
+    """The browser's autosave key (kept in its localStorage)."""
+    saved_state: tuple | None = None
+    """``Session.state_key()`` when the last autosave was asked for."""
+    saved_asked_at: float = 0.0
 
     def redraw_everything(self) -> None:
         self.layout_key = self.cards_key = None

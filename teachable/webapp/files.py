@@ -22,6 +22,7 @@ class FileHandles:
     saved_file: gr.File
     project_file: gr.File
     demo_button: gr.Button
+    start_over_button: gr.Button
 
 
 def build() -> FileHandles:
@@ -31,7 +32,8 @@ def build() -> FileHandles:
             saved_file = gr.File(label="Project file", interactive=False)
             project_file = gr.File(file_types=[".zip"], label="Open a project .zip")
             demo_button = gr.Button("Load the demo project", elem_id="load-demo")
-    return FileHandles(save_button, saved_file, project_file, demo_button)
+            start_over_button = gr.Button("Start over (removes every example)", variant="stop", elem_id="start-over")
+    return FileHandles(save_button, saved_file, project_file, demo_button, start_over_button)
 
 
 def save_project(session: Session, files_folder: Path, max_age_seconds: float) -> str:

@@ -9,7 +9,8 @@ import gradio as gr
 
 from ..session import Session, SessionError
 from ..views import channels_html, evaluation_html, message_html, unit_html
-from .context import AppContext
+from .context import AppContext, PageState
+from .saving import autosave
 from .errors import USER_ERRORS, shows_errors
 
 __all__ = ["HoodHandles", "build", "refresh_review", "apply_hint", "edit_example", "summarise", "show_unit"]
@@ -73,10 +74,12 @@ def build() -> HoodHandles:
     )  # fmt: skip
 
 
-def refresh_review(app: AppContext, session: Session):
-    """Evaluation, classification view, hints and class pickers after any change to the examples."""
+def refresh_review(app: AppContext, session: Session, page: PageState):
+    """Evaluation, classification view, hints and class pickers after any change to the examples (which is also
+    when the project is autosaved)."""
     app.live_sessions.add(session)
     session.touch()
+    autosave(app, session, page)
     classes = session.project.classes
     pickers = (gr.Dropdown(choices=classes), gr.Dropdown(choices=classes), gr.Dropdown(choices=classes))
     try:

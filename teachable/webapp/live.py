@@ -29,6 +29,7 @@ from ..views import (
 )
 from .context import AppContext, PageState
 from .errors import USER_ERRORS, message_of, shows_errors
+from .saving import FRAME_SAVE_INTERVAL, autosave
 
 __all__ = ["CameraHandles", "ViewHandles", "build_camera", "build_views", "on_frame", "classify", "play_video"]
 
@@ -161,6 +162,7 @@ def on_frame(app: AppContext, frame, session: Session, page: PageState):
         result = session.step(frame)
     except USER_ERRORS as error:
         return message_html(message_of(error)), *[gr.skip()] * 5, session
+    autosave(app, session, page, FRAME_SAVE_INTERVAL)
     return *frame_outputs(result, session, page), session
 
 

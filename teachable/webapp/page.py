@@ -7,6 +7,7 @@ Atlas" and "Project" as collapsed sections. Each browser gets its own ``Session`
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -19,12 +20,14 @@ from ..activations import GridIcons
 from ..assets import icon_file
 from ..backbones import Backbone
 from ..inference import runner_from_setting
+from ..views import tray_html
 from . import classes as class_panel
 from . import files as file_panel
 from . import hood as hood_panel
 from . import joining
 from . import layers as layer_panel
 from . import live
+from . import saving
 from .context import AppContext, PageState
 from .lifecycle import release, start_idle_reaper
 from .settings import ServerSettings
@@ -42,6 +45,10 @@ PAGE_CSS = """
 #intro p { margin: 0; }
 .tm-join svg { display: block; margin: 0.4em 0; }
 .tm-join-note { color: #8a5a00; font-size: 0.9em; }
+#tm-reconnect { position: fixed; top: 0; left: 0; right: 0; z-index: 1000; background: #1e3a8a; color: #fff;
+  padding: 0.6em 1em; text-align: center; font-weight: 600; }
+#tm-reconnect button { margin-left: 0.6em; padding: 0.2em 0.8em; border-radius: 4px; border: none; cursor: pointer; }
+.tm-saved { color: #3b7a3b; font-size: 0.85em; }
 """
 
 PICK_EXAMPLE_SCRIPT = """
@@ -56,7 +63,53 @@ PICK_EXAMPLE_SCRIPT = """
   });
 """
 
-PAGE_SCRIPT = "() => {" + live.CAMERA_SCRIPT + class_panel.CARD_SCRIPT + PICK_EXAMPLE_SCRIPT + "}"
+RECONNECT_SCRIPT = """
+  // A server restart: say so in words and offer to reload (the work was saved on the server).
+  let appId = null, lost = false;
+  const banner = (text) => {
+    let box = document.querySelector('#tm-reconnect');
+    if (!box) {
+      box = document.createElement('div');
+      box.id = 'tm-reconnect';
+      box.setAttribute('role', 'alert');
+      document.body.prepend(box);
+    }
+    box.innerHTML = '';
+    box.append(text);
+    if (!lost) {
+      const button = document.createElement('button');
+      button.textContent = 'Reload now';
+      button.onclick = () => location.reload();
+      box.append(' ', button);
+    }
+  };
+  const check = async () => {
+    try {
+      const response = await fetch('gradio_api/app_id', {cache: 'no-store'});
+      const id = (await response.json()).app_id;
+      if (appId === null) appId = id;
+      if (id !== appId || lost) {
+        lost = false;
+        banner('The server restarted. Reload the page to carry on: your examples were saved.');
+      }
+    } catch (error) {
+      lost = true;
+      banner('The connection to the server was lost. Your examples are saved; this page reconnects by itself when the server is back.');
+    }
+  };
+  setInterval(check, 5000);
+  check();
+  document.addEventListener('click', (event) => {
+    if (event.target.closest('#start-over') && !confirm('Remove every example and class, here and on the server?')) {
+      event.stopImmediatePropagation();
+      event.preventDefault();
+    }
+  }, true);
+"""
+
+PAGE_SCRIPT = (
+    "() => {" + live.CAMERA_SCRIPT + class_panel.CARD_SCRIPT + PICK_EXAMPLE_SCRIPT + RECONNECT_SCRIPT + "}"
+)
 
 
 def load_icons(backbone: Backbone) -> GridIcons | None:
@@ -83,9 +136,13 @@ def build_app(
     runner = runner_from_setting(settings.inference, backbone)
     log.info("Live frames run through %s (TEACHABLE_INFERENCE=%s).", type(runner).__name__, settings.inference)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedding-map")
+    autosaver = settings.autosave.autosaver() if settings.autosave else None
+    if autosaver is not None:
+        atexit.register(autosaver.close)  # what is still waiting is saved when the server stops
+        log.info("Autosave keeps each browser's project in %s.", settings.autosave.folder)
     app = AppContext(
         backbone, load_icons(backbone), settings, runner, executor, startup_warning=startup_warning,
-        served_urls=tuple(served_urls),
+        served_urls=tuple(served_urls), autosaver=autosaver,
     )  # fmt: skip
     start_idle_reaper(app.live_sessions, settings.idle_seconds)
     age = settings.file_max_age_seconds
@@ -106,23 +163,24 @@ def build_app(
                 camera = live.build_camera(app)
             with gr.Column(scale=6, min_width=320):
                 classes = class_panel.build()
+                browser_key, saved = saving.build(app)
                 join = joining.build()
         views = live.build_views(app)
         hood = hood_panel.build()
         layers = layer_panel.build(app)
         files = file_panel.build()
         _wire(app, session, page, demo, camera, views, classes, hood, layers, files)
+        _wire_saving(app, session, page, demo, browser_key, saved, files, classes, hood, layers, views)
         demo.load(joining.join_handler(app.served_urls), None, join, show_progress="hidden")
     return demo
 
 
 def _wire(app, session, page, demo, camera, views, classes, hood, layers, files) -> None:
     """Connect the panels' events; every change to the examples ends by refreshing "Under the hood"."""
-    review = (functools.partial(hood_panel.refresh_review, app), session, [*hood.refreshed, session])
+    review = (functools.partial(hood_panel.refresh_review, app), [session, page], [*hood.refreshed, session])
     tools = [classes.picker, classes.cards, classes.strip, classes.status]
     layer_outputs = [layers.architecture, layers.embedding_tap, layers.grid_tap, views.grid_mode]
-    demo.load(_first_draw, [session, page], [*tools, classes.tray, session], show_progress="hidden")
-    _wire_live(app, session, page, camera, views, classes)
+    _wire_live(app, session, page, camera, views, classes, hood)
     classes.command.change(
         class_panel.run_command,
         [session, page, classes.command],
@@ -149,14 +207,47 @@ def _wire(app, session, page, demo, camera, views, classes, hood, layers, files)
     _wire_files(session, files, tools, classes, layer_outputs, review, app)
 
 
-def _first_draw(session, page: PageState):
+def _wire_saving(app, session, page, demo, browser_key, saved, files, classes, hood, layers, views) -> None:
+    """Opening the page restores this browser's work (when autosave is on); then every panel is drawn."""
+    tools = [classes.picker, classes.cards, classes.strip, classes.status]
+    controls = [views.k, views.threshold, views.smoothing, views.views_toggle, views.map_method]
+    layer_outputs = [layers.architecture, layers.embedding_tap, layers.grid_tap, views.grid_mode]
+    review = (functools.partial(hood_panel.refresh_review, app), [session, page], [*hood.refreshed, session])
+    first = functools.partial(_first_draw, app)
+    if browser_key is None:
+        demo.load(first, [session, page], [*tools, classes.tray, *controls, session, page], show_progress="hidden")
+        files.start_over_button.click(
+            functools.partial(_start_over, app), [session, page], [*tools, classes.tray, session]
+        ).then(*review)
+        return
+    demo.load(
+        first, [session, page, browser_key], [*tools, classes.tray, *controls, session, page, browser_key],
+        show_progress="hidden",
+    ).then(functools.partial(layer_panel.layers_panel, app), session, layer_outputs).then(*review)  # fmt: skip
+    files.start_over_button.click(
+        functools.partial(_start_over, app), [session, page], [*tools, classes.tray, session]
+    ).then(*review)
+    gr.Timer(2.0).tick(functools.partial(saving.saved_status, app), page, saved, show_progress="hidden")
+
+
+def _first_draw(app, session, page: PageState, key=None):
+    """The class panel, the tray and the settings controls, after restoring this browser's session."""
+    if app.autosaver is not None:
+        session, key = saving.open_session(app, session, page, key)
     page.redraw_everything()
-    from ..views import tray_html
+    drawn = (*class_panel.class_tools(session, None), tray_html(session.tray.items, session.project.classes))
+    controls = (session.k, session.threshold, session.smoothing, session.views_on, session.map.method)
+    # The page state is an output too: Gradio keeps a load event's changes to a state only when it is returned.
+    return (*drawn, *controls, session, page) if key is None else (*drawn, *controls, session, page, key)
 
-    return *class_panel.class_tools(session, None), tray_html(session.tray.items, session.project.classes), session
+
+def _start_over(app, session, page: PageState):
+    note = saving.start_over(app, session, page)
+    drawn = class_panel.class_tools(session, None)
+    return *drawn[:3], note, tray_html(session.tray.items, session.project.classes), session
 
 
-def _wire_live(app, session, page, camera, views, classes) -> None:
+def _wire_live(app, session, page, camera, views, classes, hood) -> None:
     frame_outputs = [camera.prediction, views.map_points, views.map_live, views.grid, classes.cards, classes.tray]
     camera.camera.stream(
         functools.partial(live.on_frame, app),
@@ -179,12 +270,13 @@ def _wire_live(app, session, page, camera, views, classes) -> None:
         show_progress="hidden",
         api_name="play_video",
     )
+    review = (functools.partial(hood_panel.refresh_review, app), [session, page], [*hood.refreshed, session])
     toggles = [session, page, views.views_toggle, views.map_method, views.grid_mode]
     for control in (views.views_toggle, views.map_method, views.grid_mode):
-        control.change(live.set_views, toggles, None, show_progress="hidden")
+        control.change(live.set_views, toggles, None, show_progress="hidden").then(*review)
     sliders = [session, views.k, views.threshold, views.smoothing]
     for slider in (views.k, views.threshold, views.smoothing):
-        slider.change(live.set_live_settings, sliders, None, show_progress="hidden")
+        slider.change(live.set_live_settings, sliders, None, show_progress="hidden").then(*review)
 
 
 def _wire_hood(app, session, hood, tools, classes, review) -> None:

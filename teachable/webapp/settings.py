@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..autosave import AutosaveSettings
+from ..project import MAX_CLASSES
 from ..session import MAX_EXAMPLES
 
 __all__ = ["ServerSettings", "SettingsError"]
@@ -21,6 +23,8 @@ class ServerSettings:
     """TEACHABLE_SESSION_IDLE_SECONDS: a session with no frames, classifications or edits for this long is freed."""
     max_examples: int = MAX_EXAMPLES
     """TEACHABLE_MAX_EXAMPLES: a shared server's limit per person."""
+    max_classes: int = MAX_CLASSES
+    """TEACHABLE_MAX_CLASSES: classes per project (the review and the views compare every pair of classes)."""
     inference: str = "auto"
     """TEACHABLE_INFERENCE: where live frames run: local, batched (across sessions), auto (batched on a GPU) or the
     URL of a backbone service. See inference.py."""
@@ -35,6 +39,9 @@ class ServerSettings:
     """Seconds between the frames a browser sends while the camera streams."""
     stream_time_limit: int = 30 * 60
     """A stream is closed after this; clicking the camera button again resumes it."""
+    autosave: AutosaveSettings | None = None
+    """Where and how long each browser's project is kept on disk (TEACHABLE_DATA_DIR, TEACHABLE_KEEP_HOURS,
+    TEACHABLE_DATA_MAX_MB, TEACHABLE_AUTOSAVE); None: nothing is kept."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ServerSettings":
@@ -60,4 +67,14 @@ class ServerSettings:
             max_sessions=read("TEACHABLE_MAX_SESSIONS", defaults.max_sessions, int),
             file_max_age_seconds=read("TEACHABLE_FILE_MAX_AGE_SECONDS", defaults.file_max_age_seconds, int),
             max_upload_mb=read("TEACHABLE_MAX_UPLOAD_MB", defaults.max_upload_mb, int),
+            max_classes=read("TEACHABLE_MAX_CLASSES", defaults.max_classes, int),
+            autosave=_autosave_settings(environ),
         )
+
+
+def _autosave_settings(environ: Mapping[str, str]) -> AutosaveSettings | None:
+    try:
+        settings = AutosaveSettings.from_env(environ)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    return settings if settings.enabled else None

@@ -1,0 +1,136 @@
+"""Nothing lost: each browser's project is kept on the server's disk under a random key that the browser keeps,
+saved shortly after each change and restored when the page opens again (after a reload, a closed tab, a browser
+restart or a server restart).
+
+Two tabs of one browser share the key, and so share one session: both show and change the same project.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from ..autosave import new_key, restore_project, valid_key
+from ..session import Session
+from ..views import message_html
+from .context import AppContext, PageState
+
+__all__ = ["build", "open_session", "autosave", "saved_status", "start_over", "FRAME_SAVE_INTERVAL"]
+
+log = logging.getLogger(__name__)
+
+FRAME_SAVE_INTERVAL = 1.0
+"""While frames add examples, a snapshot is handed to the autosaver at most this often (a copy of the project)."""
+STORAGE_KEY = "teachable-browser-key"
+
+
+def build(app: AppContext):
+    """The browser's key (localStorage) and the small "saved" line; (None, None) when autosave is off."""
+    if app.autosaver is None:
+        return None, None
+    secret = page_secret(app.autosaver.store.folder)
+    key = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=secret)
+    saved = gr.HTML(elem_id="saved")
+    return key, saved
+
+
+def page_secret(folder: Path) -> str:
+    """The secret Gradio wraps the browser's key with in localStorage. It must outlive a server restart, and be
+    the same for every app process sharing ``folder``, or a browser's key could not be read back, so it is kept
+    in the folder (made once, atomically)."""
+    path = Path(folder) / "page-secret"
+    try:
+        text = path.read_text().strip()
+        if len(text) >= 32:
+            return text
+    except OSError:
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".page-secret.{secrets.token_hex(8)}")
+    temporary.write_text(secrets.token_urlsafe(32))
+    os.chmod(temporary, 0o600)
+    try:
+        os.link(temporary, path)  # the first process to get here wins; the others read its secret
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+    return path.read_text().strip()
+
+
+def open_session(app: AppContext, session: Session, page: PageState, key) -> tuple[Session, str]:
+    """When the page opens: the session to use (this browser's live one, or this one with the saved project
+    restored) and the key to keep (a new one when the browser had none, or a malformed one)."""
+    if not valid_key(key):
+        key = new_key()
+    page.browser_key = key
+    live = app.sessions_by_key.get(key)
+    if live is not None:
+        session = live  # another tab of this browser, or the page before a reload: the same session
+    else:
+        restore(app, session, key)
+        app.sessions_by_key[key] = session
+    page.saved_state = session.state_key()
+    return session, key
+
+
+def restore(app: AppContext, session: Session, key: str) -> bool:
+    """Bring back the project and settings saved under ``key``; False when there are none."""
+    try:
+        restored = restore_project(
+            app.autosaver.store, key, app.backbone,
+            max_examples=session.max_examples, max_classes=session.max_classes,
+        )  # fmt: skip
+    except OSError as error:
+        log.warning("An autosaved project could not be read: %s", error)
+        return False
+    if restored is None:
+        return False
+    project, settings = restored
+    session.replace_project(project)
+    session.restore_settings(settings)
+    return True
+
+
+def autosave(app: AppContext, session: Session, page: PageState, min_interval: float = 0.0) -> None:
+    """Ask for a save when the project or the settings changed since the last one. Cheap when nothing changed;
+    the save itself happens in the autosaver's thread, from a copy taken here."""
+    if app.autosaver is None or page.browser_key is None:
+        return
+    if session.cleared_when_idle:  # its examples were dropped for idleness: bring them back, never save the void
+        restore(app, session, page.browser_key)
+        session.cleared_when_idle = False
+        page.saved_state = session.state_key()
+        return
+    state = session.state_key()
+    now = time.monotonic()
+    if state == page.saved_state or now - page.saved_asked_at < min_interval:
+        return
+    project, settings = session.snapshot()
+    page.saved_state, page.saved_asked_at = state, now
+    app.autosaver.changed(page.browser_key, lambda: (project.to_bytes(), settings))
+
+
+def saved_status(app: AppContext, page: PageState) -> str:
+    """The "saved" line: whether this browser's work is on disk."""
+    if app.autosaver is None or page.browser_key is None:
+        return ""
+    status = app.autosaver.status(page.browser_key)
+    if not status:
+        return '<span class="tm-saved">Your work is saved on this server as you go.</span>'
+    return f'<span class="tm-saved">✓ {status}</span>' if status.startswith("Saved") else f'<span class="tm-saved">{status}</span>'
+
+
+def start_over(app: AppContext, session: Session, page: PageState) -> str:
+    """An empty project, and the saved copy removed."""
+    session.start_over()
+    if app.autosaver is not None and page.browser_key is not None:
+        app.autosaver.discard(page.browser_key)
+    page.saved_state = session.state_key()
+    page.redraw_everything()
+    return message_html("Started over: the examples are gone, here and on the server.")
