@@ -52,6 +52,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             workers=args.workers,
             checkpoint_seconds=args.checkpoint_seconds,
             progress=progress,
+            max_classes=_class_limit(),
         )
     if report.resumed:
         print(f"Resumed from {checkpoint}: {report.resumed} image(s) were already embedded.")
@@ -254,25 +255,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teachable", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the backbone and app do")
     commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_fit, _add_predict, _add_evaluate, _add_info, _add_atlas, _add_app, _add_serve_backbone):
+        add(commands)
+    return parser
 
-    def with_device(sub: argparse.ArgumentParser, compiled: bool = False) -> argparse.ArgumentParser:
+
+def _with_device(sub: argparse.ArgumentParser, compiled: bool = False) -> argparse.ArgumentParser:
+    sub.add_argument(
+        "--device",
+        default=os.environ.get("TEACHABLE_DEVICE", "auto"),
+        help="auto (CUDA with fp16 if present, else CPU), cpu or cuda; default $TEACHABLE_DEVICE or auto",
+    )
+    if compiled:
         sub.add_argument(
-            "--device",
-            default=os.environ.get("TEACHABLE_DEVICE", "auto"),
-            help="auto (CUDA with fp16 if present, else CPU), cpu or cuda; default $TEACHABLE_DEVICE or auto",
+            "--compile",
+            nargs="?",
+            const="inductor",
+            default=os.environ.get("TEACHABLE_COMPILE") or None,
+            metavar="BACKEND",
+            help="torch.compile the backbone (default backend inductor; slow to start); or $TEACHABLE_COMPILE",
         )
-        if compiled:
-            sub.add_argument(
-                "--compile",
-                nargs="?",
-                const="inductor",
-                default=os.environ.get("TEACHABLE_COMPILE") or None,
-                metavar="BACKEND",
-                help="torch.compile the backbone (default backend inductor; slow to start); or $TEACHABLE_COMPILE",
-            )
-        return sub
+    return sub
 
-    fit = with_device(
+
+def _add_fit(commands) -> None:
+    """`teachable fit`: a project from a class-per-folder tree."""
+    fit = _with_device(
         commands.add_parser("fit", help="make a project from a folder with one sub-folder per class"), compiled=True
     )
     fit.add_argument("folder")
@@ -292,7 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(run=cmd_fit)
 
-    predict = with_device(commands.add_parser("predict", help="classify images with a project"))
+
+def _add_predict(commands) -> None:
+    """`teachable predict`: classify images with a project."""
+    predict = _with_device(commands.add_parser("predict", help="classify images with a project"))
     predict.add_argument("project")
     predict.add_argument("images", nargs="+")
     predict.add_argument("--k", type=_int_at_least(1), default=DEFAULT_K)
@@ -306,20 +317,29 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(run=cmd_predict)
 
+
+def _add_evaluate(commands) -> None:
+    """`teachable evaluate`: leave-one-out accuracy."""
     evaluate = commands.add_parser("evaluate", help="leave-one-out accuracy of a project")
     evaluate.add_argument("project")
     evaluate.add_argument("--k", type=_int_at_least(1), default=DEFAULT_K)
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=cmd_evaluate)
 
+
+def _add_info(commands) -> None:
+    """`teachable info`: what a project file holds."""
     info = commands.add_parser("info", help="what a project file holds")
     info.add_argument("project")
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=cmd_info)
 
+
+def _add_atlas(commands) -> None:
+    """`teachable atlas icons`: the activation-grid icons."""
     atlas = commands.add_parser("atlas", help="feature-visualisation assets")
     atlas_commands = atlas.add_subparsers(dest="atlas_command", required=True)
-    icons = with_device(atlas_commands.add_parser("icons", help="make the activation-grid icons for a backbone"))
+    icons = _with_device(atlas_commands.add_parser("icons", help="make the activation-grid icons for a backbone"))
     icons.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     icons.add_argument("--tap", help="spatial tap (default: the backbone's grid tap)")
     icons.add_argument("--typical", type=int, default=32, help="k-means directions of real photos to add")
@@ -328,7 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     icons.add_argument("-q", "--quiet", action="store_true")
     icons.set_defaults(run=cmd_atlas_icons)
 
-    app = with_device(commands.add_parser("app", help="start the web app"), compiled=True)
+
+def _add_app(commands) -> None:
+    """`teachable app` (and `python app.py`): the web app."""
+    app = _with_device(commands.add_parser("app", help="start the web app"), compiled=True)
     # Hosting platforms (e.g. Spaces) say where to listen through Gradio's own variables.
     app.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     app.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
@@ -346,14 +369,16 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     app.set_defaults(run=cmd_app)
 
-    service = with_device(
+
+def _add_serve_backbone(commands) -> None:
+    """`teachable serve-backbone`: the backbone over HTTP for app replicas."""
+    service = _with_device(
         commands.add_parser("serve-backbone", help="serve the backbone over HTTP to app replicas"), compiled=True
     )
     service.add_argument("--host", default="127.0.0.1")
     service.add_argument("--port", type=int, default=8700)
     service.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     service.set_defaults(run=cmd_serve_backbone)
-    return parser
 
 
 def _fraction(text: str) -> float:

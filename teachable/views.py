@@ -99,7 +99,8 @@ def _label_html(result: FrameResult) -> str:
     return (
         f'<div class="tm-label tm-unsure" data-label="{escape(label)}" data-best="{escape(prediction.label)}">'
         f'Not sure</div><div class="tm-guess">Best guess: <b>{escape(prediction.label)}</b>, but it is not much '
-        "like any example. Add examples like this one to teach it.</div>"
+        f"like its examples (match {prediction.score:.2f}; sure from {prediction.boundary:.2f}). "
+        "Add examples like this one to teach it.</div>"
     )
 
 

@@ -108,7 +108,10 @@ def build_views(app: AppContext) -> ViewHandles:
     with gr.Accordion("Settings", open=False, elem_id="settings"):
         views_toggle = gr.Checkbox(value=True, label="Live map and activation grid", elem_id="views-toggle")
         k = gr.Slider(1, 20, value=DEFAULT_K, step=1, label="Neighbours (k)")
-        threshold = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, label="Unknown below similarity")
+        threshold = gr.Slider(
+            0, 1, value=DEFAULT_THRESHOLD, step=0.01, label="Strictness of \"not sure\"",
+            info="The share of your own examples that would come back \"not sure\". Higher: it says \"not sure\" more often.",
+        )  # fmt: skip
         smoothing = gr.Slider(0, 0.95, value=0.5, step=0.05, label="Smoothing over frames")
     return ViewHandles(map_method, map_points, map_live, grid_mode, grid, views_toggle, k, threshold, smoothing)
 
