@@ -27,7 +27,7 @@ from conftest import views  # noqa: E402
 from teachable.backbones import load_backbone  # noqa: E402
 from teachable.frames import encode_jpeg  # noqa: E402
 from teachable.session import Session  # noqa: E402
-from teachable.views import image_html, map_live_html  # noqa: E402
+from teachable.views import grid_html, map_live_html  # noqa: E402
 from teachable.webapp import load_icons  # noqa: E402
 
 FRAMES = 60
@@ -73,7 +73,7 @@ def main() -> None:
             samples.append(elapsed)
             frame_results.append(result)
         step_on[mode] = stats(samples)
-        encode_ms[mode] = stats([timed(lambda: image_html(r.views.grid, "g"))[0] for r in frame_results])
+        encode_ms[mode] = stats([timed(lambda: grid_html(r.views.grid))[0] for r in frame_results])
     results["step_views_on"] = step_on["icons"]
     results["step_views_on_by_mode"] = step_on
     positions = session.map_positions()

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["GridIcons", "MODES", "icon_grid", "factor_grid", "attribution_map", "heat_overlay", "cell_of_pixel"]
+__all__ = ["GridIcons", "IconCells", "MODES", "icon_grid", "icon_cells", "icon_sheet", "factor_grid", "attribution_map", "heat_overlay", "cell_of_pixel"]
 
 MODES = ("icons", "factors", "attribution")
 FACTOR_COLOURS = np.array(
@@ -72,13 +72,21 @@ def _cells(activation: np.ndarray) -> np.ndarray:
     return activation.reshape(channels, -1).T
 
 
-def icon_grid(
-    activation: np.ndarray, icons: GridIcons, square: np.ndarray, cell_px: int = 24
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mosaic of each cell's best-matching icon over the darkened frame.
+@dataclass(frozen=True)
+class IconCells:
+    """The icons view of a frame as data, for the page to draw from its icon sheet: far fewer bytes than a picture."""
 
-    Returns the ``(H*cell_px) x (W*cell_px) x 3`` image and the ``H x W`` index of the chosen direction per cell.
-    """
+    best: np.ndarray
+    """``H x W`` index of each cell's icon."""
+    strength: np.ndarray
+    """``H x W`` in [0, 1]: how much of the icon shows over the darkened frame."""
+    backdrop: np.ndarray
+    """A small RGB copy of the frame, drawn darkened behind the icons."""
+
+
+def icon_cells(activation: np.ndarray, icons: GridIcons) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of a ``C x H x W`` activation: the index of the best-matching icon direction (``H x W`` int) and
+    how strongly the cell fires (``H x W`` in [0, 1], its norm over the 95th percentile of the frame's norms)."""
     channels, height, width = activation.shape
     if channels != icons.directions.shape[1]:
         raise ValueError(f"Activation has {channels} channels; the icons were made for {icons.directions.shape[1]}.")
@@ -87,6 +95,34 @@ def icon_grid(
     cosine = cells @ icons.directions.T / np.maximum(norms[:, None], 1e-6)
     best = cosine.argmax(axis=1)
     strength = np.clip(norms / max(np.percentile(norms, 95), 1e-6), 0, 1)
+    return best.reshape(height, width), strength.reshape(height, width)
+
+
+def icon_sheet(icons: GridIcons, cell_px: int = 24) -> np.ndarray:
+    """All icons in one RGB image, ``columns`` to a row (row-major by index), for the page to draw cells from."""
+    count = len(icons.icons)
+    columns = int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    tiles = icons.icons
+    if tiles.shape[1] != cell_px:
+        tiles = np.stack([cv2.resize(t, (cell_px, cell_px), interpolation=cv2.INTER_AREA) for t in tiles])
+    sheet = np.zeros((rows * cell_px, columns * cell_px, 3), np.uint8)
+    for index, tile in enumerate(tiles):
+        row, column = divmod(index, columns)
+        sheet[row * cell_px : (row + 1) * cell_px, column * cell_px : (column + 1) * cell_px] = tile
+    return sheet
+
+
+def icon_grid(
+    activation: np.ndarray, icons: GridIcons, square: np.ndarray, cell_px: int = 24
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mosaic of each cell's best-matching icon over the darkened frame.
+
+    Returns the ``(H*cell_px) x (W*cell_px) x 3`` image and the ``H x W`` index of the chosen direction per cell.
+    """
+    _, height, width = activation.shape
+    best, strength = icon_cells(activation, icons)
+    best, strength = best.ravel(), strength.ravel()
     tiles = icons.icons
     if tiles.shape[1] != cell_px:
         tiles = np.stack([cv2.resize(t, (cell_px, cell_px), interpolation=cv2.INTER_AREA) for t in tiles])

@@ -18,9 +18,10 @@ from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
-from .activations import MODES, GridIcons, attribution_map, factor_grid, heat_overlay, icon_grid
+from .activations import MODES, GridIcons, IconCells, attribution_map, factor_grid, heat_overlay, icon_cells
 from .backbones import Backbone, pooled
 from .cache import KeyedCache
 from .coach import Hint, Review, review
@@ -38,6 +39,8 @@ DEFAULT_CLASSES = ("Class 1", "Class 2")
 MAX_EXAMPLES = 2000
 """Per-session cap, so one browser cannot exhaust a shared server's memory (about 30 KB per example)."""
 RECORD_PER_SECOND = 10
+BACKDROP_SIDE = 56
+"""Side of the frame copy drawn darkened behind the icons (blurred up to the grid's size; it is only a backdrop)."""
 SETTINGS = ("k", "threshold", "smoothing", "views_on", "grid_tap", "grid_mode")
 """The per-person settings that are copied with a session and kept with an autosaved project."""
 
@@ -61,8 +64,9 @@ def exclusive(method):
 class LiveViews:
     """What the embedding map and the activation grid draw for one frame."""
 
-    grid: np.ndarray | None = field(repr=False)
-    """The activation grid drawn in the session's mode (RGB), or None when the mode has nothing to show."""
+    grid: np.ndarray | IconCells | None = field(repr=False)
+    """The activation grid in the session's mode: an RGB picture (factors, attribution), the cells as data (icons,
+    which the page draws from its icon sheet), or None when the mode has nothing to show."""
     positions: np.ndarray = field(repr=False)
     """Map positions of every example (``N x 2``)."""
     layout_key: tuple
@@ -313,12 +317,15 @@ class Session:
         key = (tuple(self.project.uids), tuple(e.label for e in self.project.examples), self.grid_tap)
         return self._atlas.get(key, lambda: build_atlas(self.backbone, self.project, self.icons, progress=progress))
 
-    def _grid_image(self, prediction, square, grid_activation) -> np.ndarray | None:
-        """The activation grid of a frame, drawn in the current mode."""
+    def _grid_image(self, prediction, square, grid_activation) -> np.ndarray | IconCells | None:
+        """The activation grid of a frame in the current mode: a picture, or for icons the cells as data."""
         if grid_activation is None or square is None:
             return None
         if self.grid_mode == "icons" and self.icons is not None:
-            return icon_grid(grid_activation, self.icons, square)[0] if self._icons_fit() else None
+            if not self._icons_fit():
+                return None
+            backdrop = cv2.resize(square, (BACKDROP_SIDE, BACKDROP_SIDE), interpolation=cv2.INTER_AREA)
+            return IconCells(*icon_cells(grid_activation, self.icons), backdrop)
         if self.grid_mode == "attribution" and prediction is not None:
             rows = self.project.indices_of(prediction.label)
             attribution = self.backbone.falling_back_to_cpu(

@@ -10,6 +10,7 @@ from html import escape
 import cv2
 import numpy as np
 
+from .activations import IconCells, icon_sheet
 from .frames import encode_jpeg
 from .project import Project
 from .projection import MIN_UMAP_POINTS
@@ -23,6 +24,8 @@ __all__ = [
     "map_points_html",
     "map_live_html",
     "image_html",
+    "grid_html",
+    "icon_sheet_html",
     "atlas_image",
     "architecture_html",
     "evaluation_html",
@@ -30,6 +33,8 @@ __all__ = [
     "unit_html",
     "strip_html",
     "class_cards_html",
+    "neighbours_html",
+    "neighbours_key",
     "tray_html",
 ]
 
@@ -40,6 +45,8 @@ MAX_HOVER_THUMBNAILS = 300
 MAX_DRAWN_POINTS = 1500
 """Above this many examples the map draws a random sample of this many as points, over a density image of all."""
 DENSITY_CELLS = 105
+ICON_CELL_PX = 24
+"""Pixels per grid cell in the icons view."""
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 
@@ -58,7 +65,8 @@ def message_html(text: str) -> str:
 
 
 def prediction_html(result: FrameResult, project: Project, recording: str | None = None, recorded: int = 0) -> str:
-    """The top label (large), one bar per class, and the nearest examples with their similarity."""
+    """The top label (large), one bar per class, and the nearest examples' similarities (their pictures are
+    :func:`neighbours_html`, sent only when they change)."""
     parts = ['<div class="tm-prediction" id="tm-prediction">']
     if recording:
         parts.append(
@@ -77,16 +85,32 @@ def prediction_html(result: FrameResult, project: Project, recording: str | None
             f'<span class="tm-bar-value">{100 * value:.0f}%</span></div>'
         )
     if result.prediction:
-        parts.append('<div class="tm-neighbours-title">Because it looks like these:</div><div class="tm-neighbours">')
-        for neighbour in result.prediction.neighbours:
-            example = project.examples[neighbour.index]
-            parts.append(
-                f"<figure>{_thumbnail(example.preview)}<figcaption>{escape(neighbour.label)}<br>"
-                f"{neighbour.similarity:.2f}</figcaption></figure>"
-            )
-        parts.append("</div>")
+        similarities = " ".join(f"{n.similarity:.2f}" for n in result.prediction.neighbours)
+        parts.append(
+            f'<div class="tm-neighbours-title">Nearest examples (similarity, 1.00 = identical): {similarities}</div>'
+        )
     parts.append("</div>")
     return "".join(parts)
+
+
+def neighbours_html(result: FrameResult, project: Project) -> str:
+    """The nearest examples as pictures ("because it looks like these"). Sent only when they change."""
+    if not result.prediction:
+        return ""
+    figures = "".join(
+        f"<figure>{_thumbnail(project.examples[n.index].preview)}<figcaption>{escape(n.label)}</figcaption></figure>"
+        for n in result.prediction.neighbours
+    )
+    return f'<div class="tm-neighbours-title">Because it looks like these:</div><div class="tm-neighbours">{figures}</div>'
+
+
+def neighbours_key(result: FrameResult, project: Project) -> tuple:
+    """What the neighbour pictures depend on: which examples, under which labels (not their order, which
+    shuffles from frame to frame among near-equal neighbours)."""
+    if not result.prediction:
+        return ()
+    examples = project.examples
+    return tuple(sorted((examples[n.index].uid, n.label) for n in result.prediction.neighbours))
 
 
 def _label_html(result: FrameResult) -> str:
@@ -355,6 +379,35 @@ def architecture_html(backbone, embedding_tap: str, grid_tap: str) -> str:
     )
 
 
+def grid_html(grid) -> str:
+    """The activation grid for the page: a picture, or (icons) the cells as data that the page script draws onto
+    its canvas from the icon sheet sent once with the page (:func:`icon_sheet_html`)."""
+    if not isinstance(grid, IconCells):
+        return image_html(grid, "tm-grid")
+    rows, columns = grid.best.shape
+    cells = base64.b64encode(grid.best.astype("<u2").tobytes()).decode("ascii")
+    strength = base64.b64encode(np.round(grid.strength * 255).astype(np.uint8).tobytes()).decode("ascii")
+    backdrop = base64.b64encode(encode_jpeg(grid.backdrop, 70)).decode("ascii")
+    return (
+        f'<div class="tm-icon-cells" hidden data-rows="{rows}" data-columns="{columns}" data-cells="{cells}" '
+        f'data-strength="{strength}" data-backdrop="data:image/jpeg;base64,{backdrop}"></div>'
+    )
+
+
+def icon_sheet_html(icons, cell_px: int = ICON_CELL_PX) -> str:
+    """Every icon in one picture, sent once with the page; the grid's cells are drawn from it."""
+    if icons is None:
+        return ""
+    sheet = icon_sheet(icons, cell_px)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    columns = sheet.shape[1] // cell_px
+    data = base64.b64encode(png.tobytes()).decode("ascii")
+    return (
+        f'<img id="tm-icon-sheet" hidden alt="" data-cell="{cell_px}" data-columns="{columns}" '
+        f'src="data:image/png;base64,{data}">'
+    )
+
+
 def image_html(rgb: np.ndarray | None, element_id: str, quality: int = 80, css_class: str = "tm-grid") -> str:
     """An RGB image inlined as a JPEG data URI (no temporary file)."""
     if rgb is None:
@@ -446,6 +499,7 @@ CSS = """
   padding: 0 0.3em; }
 .tm-tray-new { border-style: dashed; }
 .tm-hidden { display: none !important; }
+#tm-grid-canvas { display: block; }
 .tm-grid { width: 100%; max-width: 420px; image-rendering: pixelated; border-radius: 4px; }
 """
 

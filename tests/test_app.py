@@ -208,11 +208,22 @@ def test_record_two_classes_from_the_webcam_and_prediction_follows(server, tmp_p
             assert page.locator("#map-points .tm-point").count() == page.evaluate(
                 "() => [...document.querySelectorAll('#classes .tm-count')].reduce((n, e) => n + parseInt(e.textContent), 0)"
             )
-            assert page.get_attribute("#tm-grid", "src").startswith("data:image/jpeg;base64,")
+            # The icons view comes as data and is drawn on a canvas from the icon sheet sent once with the page.
+            page.wait_for_function("() => Number(document.querySelector('#tm-grid-canvas')?.dataset.frames) >= 2")
+            lit = page.evaluate(
+                """() => { const c = document.querySelector('#tm-grid-canvas');
+                           const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                           let lit = 0; for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 90) lit++;
+                           return lit / (d.length / 4); }"""
+            )
+            assert lit > 0.2, lit  # icons, not a black canvas
+            page.locator("#grid-box").screenshot(path=str(ARTIFACTS / "grid-icons.png"))
             page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
             for mode in ["factors", "attribution"]:
                 page.locator("#grid-mode").get_by_text(mode, exact=True).click()
-                page.wait_for_timeout(1500)
+                page.wait_for_selector("#grid img#tm-grid")
+                assert page.get_attribute("#tm-grid", "src").startswith("data:image/jpeg;base64,")
+                assert page.locator("#tm-grid-canvas").is_hidden()
                 page.locator("#grid").screenshot(path=str(ARTIFACTS / f"grid-{mode}.png"))
         finally:
             browser.close()

@@ -54,6 +54,7 @@ class PageState:
     layout_key: tuple | None = None
     cards_key: tuple | None = None
     tray_version: int = -1
+    neighbours_key: tuple | None = None
     browser_key: str | None = None
     """The browser's autosave key (kept in its localStorage)."""
     saved_state: tuple | None = None
@@ -61,5 +62,5 @@ class PageState:
     saved_asked_at: float = 0.0
 
     def redraw_everything(self) -> None:
-        self.layout_key = self.cards_key = None
+        self.layout_key = self.cards_key = self.neighbours_key = None
         self.tray_version = -1

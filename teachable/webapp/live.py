@@ -20,10 +20,13 @@ from ..session import FrameResult, Session
 from ..video import sampled_frames
 from ..views import (
     class_cards_html,
-    image_html,
+    grid_html,
+    icon_sheet_html,
     map_live_html,
     map_points_html,
     message_html,
+    neighbours_html,
+    neighbours_key,
     prediction_html,
     tray_html,
 )
@@ -43,6 +46,7 @@ class CameraHandles:
     video: gr.Video
     play_button: gr.Button
     prediction: gr.HTML
+    neighbours: gr.HTML
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ def build_camera(app: AppContext) -> CameraHandles:
         video = gr.Video(sources=["upload"], label="Short video", height=330)
         play_button = gr.Button("Play through the classifier")
     prediction = gr.HTML(message_html("Record a few examples of each class to start."), elem_id="prediction")
-    return CameraHandles(camera, still, classify_button, details, video, play_button, prediction)
+    neighbours = gr.HTML(elem_id="neighbours")
+    return CameraHandles(camera, still, classify_button, details, video, play_button, prediction, neighbours)
 
 
 def build_views(app: AppContext) -> ViewHandles:
@@ -100,11 +105,12 @@ def build_views(app: AppContext) -> ViewHandles:
             with gr.Column(elem_id="map-box"):
                 map_points = gr.HTML(elem_id="map-points")
                 map_live = gr.HTML(elem_id="map-live")
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, elem_id="grid-box"):
             gr.Markdown(f"### Activation grid\nWhat each cell of `{backbone.grid_tap}` ({side}x{side}) responds to.")
             default_mode = "icons" if app.icons is not None else "factors"
             grid_mode = gr.Radio(list(MODES), value=default_mode, label="Show", elem_id="grid-mode")
             grid = gr.HTML(elem_id="grid")
+            gr.HTML(icon_sheet_html(app.icons), elem_classes="tm-hidden")
     with gr.Accordion("Settings", open=False, elem_id="settings"):
         views_toggle = gr.Checkbox(value=True, label="Live map and activation grid", elem_id="views-toggle")
         k = gr.Slider(1, 20, value=DEFAULT_K, step=1, label="Neighbours (k)")
@@ -122,7 +128,7 @@ def view_outputs(result: FrameResult, session: Session, page: PageState) -> tupl
     views = result.views
     if views is None:
         return gr.skip(), gr.skip(), gr.skip()
-    grid = image_html(views.grid, "tm-grid")
+    grid = grid_html(views.grid)
     if result.prediction is None:
         page.layout_key = None
         return map_points_html(session.project, np.zeros((0, 2)), views.method, False), "", grid
@@ -149,10 +155,20 @@ def tray_output(session: Session, page: PageState):
     return tray_html(session.tray.items, session.project.classes)
 
 
+def neighbours_output(result: FrameResult, session: Session, page: PageState):
+    """The nearest examples' pictures, or a skip when they are the same examples as last sent."""
+    key = neighbours_key(result, session.project)
+    if key == page.neighbours_key:
+        return gr.skip()
+    page.neighbours_key = key
+    return neighbours_html(result, session.project)
+
+
 def frame_outputs(result: FrameResult, session: Session, page: PageState) -> tuple:
-    """Prediction, map points, map point, grid, class cards, tray."""
+    """Prediction, nearest examples, map points, map point, grid, class cards, tray."""
     panel = prediction_html(result, session.project, session.recording, session.recorded_this_take)
-    return panel, *view_outputs(result, session, page), cards_output(session, page), tray_output(session, page)
+    nearest = neighbours_output(result, session, page)
+    return panel, nearest, *view_outputs(result, session, page), cards_output(session, page), tray_output(session, page)
 
 
 # ---------------------------------------------------------------------------------------------- handlers
@@ -160,11 +176,11 @@ def on_frame(app: AppContext, frame, session: Session, page: PageState):
     """One camera frame: the frame outputs, then the session (outputting it marks the session as active)."""
     app.live_sessions.add(session)
     if frame is None:
-        return *[gr.skip()] * 6, session
+        return *[gr.skip()] * 7, session
     try:
         result = session.step(frame)
     except USER_ERRORS as error:
-        return message_html(message_of(error)), *[gr.skip()] * 5, session
+        return message_html(message_of(error)), *[gr.skip()] * 6, session
     autosave(app, session, page, FRAME_SAVE_INTERVAL)
     return *frame_outputs(result, session, page), session
 
@@ -183,7 +199,8 @@ def classify(app: AppContext, image, session: Session, page: PageState):
         "nearest_similarity": result.prediction.nearest_similarity if result.prediction else None,
     }
     panel = prediction_html(result, session.project)
-    return panel, details, *view_outputs(result, session, page), session
+    page.neighbours_key = None
+    return panel, details, neighbours_html(result, session.project), *view_outputs(result, session, page), session
 
 
 @shows_errors
@@ -207,6 +224,52 @@ def set_views(session: Session, page: PageState, on: bool, method: str, mode: st
 @shows_errors
 def set_live_settings(session: Session, k, threshold, smoothing) -> None:
     session.set_live_settings(k, threshold, smoothing)
+
+
+GRID_SCRIPT = """
+  // The icons view arrives as data (cell indices, strengths, a small backdrop); it is drawn on one canvas that
+  // stays on the page, so nothing flickers between frames.
+  let drawnCells = null;
+  const drawIconGrid = () => {
+    const data = document.querySelector('#grid .tm-icon-cells');
+    let canvas = document.querySelector('#tm-grid-canvas');
+    if (!data) { if (canvas) canvas.style.display = 'none'; drawnCells = null; return; }
+    const sheet = document.querySelector('#tm-icon-sheet');
+    const key = data.dataset.cells + data.dataset.strength + data.dataset.backdrop;
+    if (!sheet || key === drawnCells) return;  // Gradio may update the same element in place
+    drawnCells = key;
+    const cell = Number(sheet.dataset.cell), sheetColumns = Number(sheet.dataset.columns);
+    const rows = Number(data.dataset.rows), columns = Number(data.dataset.columns);
+    if (!canvas) {
+      canvas = document.createElement('canvas');
+      canvas.id = 'tm-grid-canvas';
+      canvas.className = 'tm-grid';
+      data.closest('#grid').before(canvas);
+    }
+    const bytes = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+    const indices = new Uint16Array(bytes(data.dataset.cells).buffer);
+    const strength = bytes(data.dataset.strength);
+    const backdrop = new Image();
+    backdrop.onload = () => {
+      canvas.width = columns * cell; canvas.height = rows * cell; canvas.style.display = '';
+      const context = canvas.getContext('2d');
+      context.globalAlpha = 1;
+      context.drawImage(backdrop, 0, 0, canvas.width, canvas.height);
+      context.fillStyle = 'rgba(0, 0, 0, 0.65)';
+      context.fillRect(0, 0, canvas.width, canvas.height);
+      for (let i = 0; i < rows * columns; i++) {
+        const k = indices[i];
+        context.globalAlpha = strength[i] / 255;
+        context.drawImage(sheet, (k % sheetColumns) * cell, Math.floor(k / sheetColumns) * cell, cell, cell,
+                          (i % columns) * cell, Math.floor(i / columns) * cell, cell, cell);
+      }
+      canvas.dataset.frames = String(Number(canvas.dataset.frames || 0) + 1);
+    };
+    backdrop.src = data.dataset.backdrop;
+  };
+  new MutationObserver(drawIconGrid).observe(
+    document.body, {childList: true, subtree: true, attributes: true, attributeFilter: ['data-backdrop']});
+"""
 
 
 CAMERA_SCRIPT = """

@@ -107,8 +107,8 @@ RECONNECT_SCRIPT = """
   }, true);
 """
 
-PAGE_SCRIPT = (
-    "() => {" + live.CAMERA_SCRIPT + class_panel.CARD_SCRIPT + PICK_EXAMPLE_SCRIPT + RECONNECT_SCRIPT + "}"
+PAGE_SCRIPT = "() => {%s}" % "".join(
+    [live.CAMERA_SCRIPT, live.GRID_SCRIPT, class_panel.CARD_SCRIPT, PICK_EXAMPLE_SCRIPT, RECONNECT_SCRIPT]
 )
 
 
@@ -248,7 +248,9 @@ def _start_over(app, session, page: PageState):
 
 
 def _wire_live(app, session, page, camera, views, classes, hood) -> None:
-    frame_outputs = [camera.prediction, views.map_points, views.map_live, views.grid, classes.cards, classes.tray]
+    frame_outputs = [
+        camera.prediction, camera.neighbours, views.map_points, views.map_live, views.grid, classes.cards, classes.tray
+    ]  # fmt: skip
     camera.camera.stream(
         functools.partial(live.on_frame, app),
         inputs=[camera.camera, session, page],
@@ -258,7 +260,9 @@ def _wire_live(app, session, page, camera, views, classes, hood) -> None:
         concurrency_limit=None,
         show_progress="hidden",
     )
-    view_outputs = [camera.prediction, camera.details, views.map_points, views.map_live, views.grid, session]
+    view_outputs = [
+        camera.prediction, camera.details, camera.neighbours, views.map_points, views.map_live, views.grid, session
+    ]  # fmt: skip
     camera.classify_button.click(
         functools.partial(live.classify, app), [camera.still, session, page], view_outputs, api_name="classify"
     )
