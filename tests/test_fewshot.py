@@ -10,7 +10,7 @@ import pytest
 
 from teachable.cli import main as cli_main
 from teachable.frames import encode_jpeg
-from teachable.knn import MAX_BOUNDARY, DEFAULT_K, KNNClassifier
+from teachable.knn import DEFAULT_K, MAX_BOUNDARY
 from teachable.project import Project
 
 from .conftest import photo, views
