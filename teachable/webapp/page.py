@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -166,21 +167,43 @@ def build_app(
                 browser_key, saved = saving.build(app)
                 join = joining.build()
         views = live.build_views(app)
-        hood = hood_panel.build()
-        layers = layer_panel.build(app)
-        files = file_panel.build()
-        _wire(app, session, page, demo, camera, views, classes, hood, layers, files)
-        _wire_saving(app, session, page, demo, browser_key, saved, files, classes, hood, layers, views)
+        panels = Panels(camera, views, classes, hood_panel.build(), layer_panel.build(app), file_panel.build())
+        _wire(app, session, page, demo, panels)
+        _wire_opening(app, session, page, demo, panels, browser_key, saved)
         demo.load(joining.join_handler(app.served_urls), None, join, show_progress="hidden")
     return demo
 
 
-def _wire(app, session, page, demo, camera, views, classes, hood, layers, files) -> None:
+@dataclass(frozen=True)
+class Panels:
+    """The panels' components, for wiring events between them."""
+
+    camera: live.CameraHandles
+    views: live.ViewHandles
+    classes: class_panel.ClassHandles
+    hood: hood_panel.HoodHandles
+    layers: layer_panel.LayerHandles
+    files: file_panel.FileHandles
+
+    @property
+    def class_tools(self) -> list:
+        return [self.classes.picker, self.classes.cards, self.classes.strip, self.classes.status]
+
+    @property
+    def layer_outputs(self) -> list:
+        return [self.layers.architecture, self.layers.embedding_tap, self.layers.grid_tap, self.views.grid_mode]
+
+
+def _review(app, session, page, panels: Panels) -> tuple:
+    """The step chained after every change: refresh "Under the hood" (which also autosaves)."""
+    return functools.partial(hood_panel.refresh_review, app), [session, page], [*panels.hood.refreshed, session]
+
+
+def _wire(app, session, page, demo, panels: Panels) -> None:
     """Connect the panels' events; every change to the examples ends by refreshing "Under the hood"."""
-    review = (functools.partial(hood_panel.refresh_review, app), [session, page], [*hood.refreshed, session])
-    tools = [classes.picker, classes.cards, classes.strip, classes.status]
-    layer_outputs = [layers.architecture, layers.embedding_tap, layers.grid_tap, views.grid_mode]
-    _wire_live(app, session, page, camera, views, classes, hood)
+    classes, hood, tools = panels.classes, panels.hood, panels.class_tools
+    review = _review(app, session, page, panels)
+    _wire_live(app, session, page, panels, review)
     classes.command.change(
         class_panel.run_command,
         [session, page, classes.command],
@@ -202,32 +225,27 @@ def _wire(app, session, page, demo, camera, views, classes, hood, layers, files)
     classes.remove_button.click(
         class_panel.tool(class_panel.remove_picked_example), [session, classes.picker, hood.example_row], tools
     ).then(*review)
-    _wire_hood(app, session, hood, tools, classes, review)
-    _wire_layers(app, session, layers, layer_outputs, classes, review)
-    _wire_files(session, files, tools, classes, layer_outputs, review, app)
+    _wire_hood(app, session, panels, review)
+    _wire_layers(app, session, panels, review)
+    _wire_files(app, session, panels, review)
 
 
-def _wire_saving(app, session, page, demo, browser_key, saved, files, classes, hood, layers, views) -> None:
+def _wire_opening(app, session, page, demo, panels: Panels, browser_key, saved) -> None:
     """Opening the page restores this browser's work (when autosave is on); then every panel is drawn."""
-    tools = [classes.picker, classes.cards, classes.strip, classes.status]
+    views = panels.views
     controls = [views.k, views.threshold, views.smoothing, views.views_toggle, views.map_method]
-    layer_outputs = [layers.architecture, layers.embedding_tap, layers.grid_tap, views.grid_mode]
-    review = (functools.partial(hood_panel.refresh_review, app), [session, page], [*hood.refreshed, session])
-    first = functools.partial(_first_draw, app)
-    if browser_key is None:
-        demo.load(first, [session, page], [*tools, classes.tray, *controls, session, page], show_progress="hidden")
-        files.start_over_button.click(
-            functools.partial(_start_over, app), [session, page], [*tools, classes.tray, session]
-        ).then(*review)
-        return
-    demo.load(
-        first, [session, page, browser_key], [*tools, classes.tray, *controls, session, page, browser_key],
-        show_progress="hidden",
-    ).then(functools.partial(layer_panel.layers_panel, app), session, layer_outputs).then(*review)  # fmt: skip
-    files.start_over_button.click(
-        functools.partial(_start_over, app), [session, page], [*tools, classes.tray, session]
+    inputs, outputs = [session, page], [*panels.class_tools, panels.classes.tray, *controls, session, page]
+    if browser_key is not None:
+        inputs, outputs = [*inputs, browser_key], [*outputs, browser_key]
+        gr.Timer(2.0).tick(functools.partial(saving.saved_status, app), page, saved, show_progress="hidden")
+    layers_again = (functools.partial(layer_panel.layers_panel, app), session, panels.layer_outputs)
+    review = _review(app, session, page, panels)
+    demo.load(functools.partial(_first_draw, app), inputs, outputs, show_progress="hidden").then(
+        *layers_again
     ).then(*review)
-    gr.Timer(2.0).tick(functools.partial(saving.saved_status, app), page, saved, show_progress="hidden")
+    panels.files.start_over_button.click(
+        functools.partial(_start_over, app), [session, page], [*panels.class_tools, panels.classes.tray, session]
+    ).then(*review)
 
 
 def _first_draw(app, session, page: PageState, key=None):
@@ -247,7 +265,8 @@ def _start_over(app, session, page: PageState):
     return *drawn[:3], note, tray_html(session.tray.items, session.project.classes), session
 
 
-def _wire_live(app, session, page, camera, views, classes, hood) -> None:
+def _wire_live(app, session, page, panels: Panels, review) -> None:
+    camera, views, classes = panels.camera, panels.views, panels.classes
     frame_outputs = [
         camera.prediction, camera.neighbours, views.map_points, views.map_live, views.grid, classes.cards, classes.tray
     ]  # fmt: skip
@@ -274,7 +293,6 @@ def _wire_live(app, session, page, camera, views, classes, hood) -> None:
         show_progress="hidden",
         api_name="play_video",
     )
-    review = (functools.partial(hood_panel.refresh_review, app), [session, page], [*hood.refreshed, session])
     toggles = [session, page, views.views_toggle, views.map_method, views.grid_mode]
     for control in (views.views_toggle, views.map_method, views.grid_mode):
         control.change(live.set_views, toggles, None, show_progress="hidden").then(*review)
@@ -283,14 +301,17 @@ def _wire_live(app, session, page, camera, views, classes, hood) -> None:
         slider.change(live.set_live_settings, sliders, None, show_progress="hidden").then(*review)
 
 
-def _wire_hood(app, session, hood, tools, classes, review) -> None:
-    redraw_tools = (class_panel.class_tools, [session, classes.picker], tools)
+def _wire_hood(app, session, panels: Panels, review) -> None:
+    hood, classes = panels.hood, panels.classes
+    redraw_tools = (class_panel.class_tools, [session, classes.picker], panels.class_tools)
     hood.apply_button.click(hood_panel.apply_hint, [session, hood.hints], classes.status).then(*redraw_tools).then(
         *review
     )
     for button, action in [(hood.move_button, "move"), (hood.delete_button, "delete")]:
         button.click(
-            functools.partial(_edit, action=action), [session, hood.example_row, hood.move_target], classes.status
+            functools.partial(hood_panel.edit_example, action=action),
+            [session, hood.example_row, hood.move_target],
+            classes.status,
         ).then(*redraw_tools).then(*review)
     hood.summary_button.click(
         functools.partial(hood_panel.summarise, app), [session, hood.first_class, hood.second_class], hood.summary
@@ -298,34 +319,27 @@ def _wire_hood(app, session, hood, tools, classes, review) -> None:
     hood.unit_button.click(functools.partial(hood_panel.show_unit, app), [session, hood.unit_channel], hood.unit)
 
 
-def _edit(session, row, target, action: str):
-    return hood_panel.edit_example(session, row, target, action)
-
-
-def _wire_layers(app, session, layers, layer_outputs, classes, review) -> None:
+def _wire_layers(app, session, panels: Panels, review) -> None:
+    layers, outputs = panels.layers, [*panels.layer_outputs, panels.classes.status]
     layers.embedding_tap.input(
-        functools.partial(layer_panel.set_embedding_tap, app),
-        [session, layers.embedding_tap],
-        [*layer_outputs, classes.status],
+        functools.partial(layer_panel.set_embedding_tap, app), [session, layers.embedding_tap], outputs
     ).then(*review)
-    layers.grid_tap.input(
-        functools.partial(layer_panel.set_grid_tap, app), [session, layers.grid_tap], [*layer_outputs, classes.status]
-    )
+    layers.grid_tap.input(functools.partial(layer_panel.set_grid_tap, app), [session, layers.grid_tap], outputs)
     layers.atlas_button.click(layer_panel.build_atlas, session, [layers.atlas, layers.atlas_note], api_name="build_atlas")
 
 
-def _wire_files(session, files, tools, classes, layer_outputs, review, app) -> None:
+def _wire_files(app, session, panels: Panels, review) -> None:
+    files, picker, tools = panels.files, panels.classes.picker, panels.class_tools
     save = functools.partial(
         file_panel.save_project,
         files_folder=Path(os.environ["GRADIO_TEMP_DIR"]),
         max_age_seconds=app.settings.file_max_age_seconds,
     )
     files.save_button.click(save, session, files.saved_file, api_name="save_project")
-    layers_again = (functools.partial(layer_panel.layers_panel, app), session, layer_outputs)
+    layers_again = (functools.partial(layer_panel.layers_panel, app), session, panels.layer_outputs)
     files.project_file.upload(
-        class_panel.tool(file_panel.open_project), [session, classes.picker, files.project_file], tools,
-        api_name="open_project",
-    ).then(*layers_again).then(*review)  # fmt: skip
+        class_panel.tool(file_panel.open_project), [session, picker, files.project_file], tools, api_name="open_project"
+    ).then(*layers_again).then(*review)
     files.demo_button.click(
-        class_panel.tool(file_panel.load_demo), [session, classes.picker], tools, api_name="load_demo"
+        class_panel.tool(file_panel.load_demo), [session, picker], tools, api_name="load_demo"
     ).then(*layers_again).then(*review)
