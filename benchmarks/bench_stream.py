@@ -8,7 +8,10 @@ frame and writes it into its output; a MutationObserver notes when each number r
 
 * frames per second = outputs that reached the screen / seconds;
 * capture-to-screen latency = screen time - capture time of the same frame;
-* server compute = time in ``Session.step`` per frame, against the raw backbone forward measured in this process.
+* server compute = time in ``Session.step`` per frame, against the raw backbone forward measured in this process,
+  split into the forward pass, the kNN, the views and the page outputs;
+* bytes per frame = the HTML the frame handler returns;
+* browser main-thread time = long tasks (over 50 ms) per update, from the Performance API.
 
 Writes benchmarks/results/stream.json (or the path given as the first argument).
 """
@@ -34,15 +37,26 @@ from serving import free_port  # noqa: E402
 from teachable import webapp  # noqa: E402
 from teachable.webapp import live  # noqa: E402
 from teachable.backbones import load_backbone  # noqa: E402
+from teachable.project import Project  # noqa: E402
 from teachable.session import Session  # noqa: E402
 
 WIDTH, HEIGHT, FPS, FRAMES = 640, 480, 30, 128
+ORIGINAL = {
+    "step": Session.step,
+    "prediction_html": live.prediction_html,
+    "predict": Project.predict,
+    "frame_outputs": live.frame_outputs,
+}
+"""What each run wraps afresh (so wrappers never nest across runs)."""
 BITS, BLOCK = 8, 60
 SECONDS = 15
 WARMUP = 4
 
 CAPTURE_JS = """
-window.__captured = {}; window.__shown = [];
+window.__captured = {}; window.__shown = []; window.__longTasks = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) window.__longTasks += entry.duration;
+}).observe({type: 'longtask', buffered: true});
 const original = HTMLCanvasElement.prototype.toDataURL;
 HTMLCanvasElement.prototype.toDataURL = function (...args) {
   try {
@@ -116,14 +130,30 @@ def trivial_app(stream_every: float) -> gr.Blocks:
     return demo
 
 
-def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], forward_ms: list[float]) -> gr.Blocks:
+def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], forward_ms: list[float],
+                          split: dict[str, list[float]] | None = None) -> gr.Blocks:
     """The real page, with the frame number passed through to its output, and Session.step and the backbone
-    forward inside it timed (so both are measured under the same load from the browser and the server)."""
-    step, render, forward = (
-        Session.step,
-        live.prediction_html,
-        type(backbone).forward_taps,
-    )
+    forward inside it timed (so both are measured under the same load from the browser and the server). ``split``
+    collects the kNN time, the page-output time and the bytes each frame sends."""
+    split = {} if split is None else split
+    render, forward = ORIGINAL["prediction_html"], type(backbone).forward_taps
+    predict, outputs = ORIGINAL["predict"], ORIGINAL["frame_outputs"]
+
+    def timed_predict(self, *args, **kwargs):
+        start = time.perf_counter()
+        out = predict(self, *args, **kwargs)
+        split.setdefault("knn_ms", []).append((time.perf_counter() - start) * 1000)
+        return out
+
+    def measured_outputs(*args, **kwargs):
+        start = time.perf_counter()
+        out = outputs(*args, **kwargs)
+        split.setdefault("page_outputs_ms", []).append((time.perf_counter() - start) * 1000)
+        split.setdefault("bytes", []).append(sum(len(o) for o in out if isinstance(o, str)))
+        return out
+
+    Project.predict = timed_predict
+    live.frame_outputs = measured_outputs
     last_code = {}
 
     def timed_forward(*args, **kwargs):
@@ -135,7 +165,7 @@ def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], f
     def timed_step(self, frame, *args, **kwargs):
         last_code[id(self)] = frame_code(frame)
         start = time.perf_counter()
-        result = step(self, frame, *args, **kwargs)
+        result = ORIGINAL["step"](self, frame, *args, **kwargs)
         step_ms.append((time.perf_counter() - start) * 1000)
         return result
 
@@ -171,6 +201,7 @@ def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> di
         page.evaluate("() => { window.__shown = []; }")
         page.wait_for_timeout(SECONDS * 1000)
         shown = page.evaluate("() => window.__shown")
+        long_tasks_ms = page.evaluate("() => window.__longTasks")
         browser.close()
     latencies = [t - c for _, t, c in shown if c is not None and 0 <= t - c < 5000]
     return {
@@ -178,6 +209,7 @@ def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> di
         "fps": len(shown) / SECONDS,
         "latency_p50_ms": float(np.percentile(latencies, 50)) if latencies else None,
         "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies else None,
+        "browser_long_task_ms_per_update": long_tasks_ms / max(len(shown), 1),
     }
 
 
@@ -205,6 +237,7 @@ def main() -> None:
     raw_before = raw_forward_ms(backbone)
     step_ms: list[float] = []
     forward_ms: list[float] = []
+    split: dict[str, list[float]] = {}
     for stream_every, kind in [
         (0.05, "trivial"),
         (0.05, "full"),
@@ -216,7 +249,7 @@ def main() -> None:
         demo = (
             trivial_app(stream_every)
             if kind == "trivial"
-            else instrumented_full_app(backbone, stream_every, step_ms, forward_ms)
+            else instrumented_full_app(backbone, stream_every, step_ms, forward_ms, split)
         )
         webapp.serve(demo, "127.0.0.1", port, prevent_thread_lock=True)
         try:
@@ -251,6 +284,16 @@ def main() -> None:
         "raw_forward_idle_p50_ms": float(np.percentile(raw, 50)),
         "ratio_p50_step_over_idle_forward": float(np.percentile(step_ms, 50) / np.percentile(raw, 50)),
         "frames": len(step_ms),
+        "knn_p50_ms": float(np.percentile(split["knn_ms"], 50)),
+        "page_outputs_p50_ms": float(np.percentile(split["page_outputs_ms"], 50)),
+        "views_and_rest_of_step_p50_ms": float(
+            np.percentile(step_ms, 50) - np.percentile(forward_ms, 50) - np.percentile(split["knn_ms"], 50)
+        ),
+    }
+    results["bytes_per_frame"] = {
+        "p50": float(np.percentile(split["bytes"], 50)),
+        "mean": float(np.mean(split["bytes"])),
+        "what": "characters of HTML the frame handler returns (before Gradio's JSON and SSE framing)",
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=1))
