@@ -29,6 +29,7 @@ from teachable.frames import encode_jpeg  # noqa: E402
 from teachable.session import Session  # noqa: E402
 from teachable.views import grid_html, map_live_html  # noqa: E402
 from teachable.webapp import load_icons  # noqa: E402
+from teachable.webapp.page import one_thread_for_small_math  # noqa: E402
 
 FRAMES = 60
 
@@ -45,6 +46,7 @@ def timed(fn) -> tuple[float, object]:
 
 def main() -> None:
     output = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results" / "views.json"
+    one_thread_for_small_math()  # as the app runs
     backbone = load_backbone(device="cpu")
     names = ["chelsea", "coffee", "rocket", "astronaut"]
     session = Session(backbone, tuple(names), icons=load_icons(backbone))

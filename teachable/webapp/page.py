@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 import gradio as gr
+from threadpoolctl import threadpool_limits
 
 from ..activations import GridIcons
 from ..assets import icon_file
@@ -123,6 +125,14 @@ def load_icons(backbone: Backbone) -> GridIcons | None:
     return GridIcons.load(path)
 
 
+def one_thread_for_small_math() -> None:
+    """Per-frame numpy, scikit-learn and FAISS work is small, and their thread pools keep spinning after each call,
+    taking the cores the next forward pass needs: on 2 cores a step in the icons grid mode took 32 ms with the
+    default BLAS threads and 16 ms with one (the forward pass alone: 18 ms). Torch keeps its own threads."""
+    faiss.omp_set_num_threads(1)  # flat search is memory-bound: one thread per query is fastest
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def build_app(
     backbone: Backbone,
     startup_warning: str | None = None,
@@ -131,6 +141,7 @@ def build_app(
 ) -> gr.Blocks:
     """The whole page for one shared, read-only ``backbone``; ``served_urls`` are the addresses others can open."""
     settings = settings or ServerSettings.from_env()
+    one_thread_for_small_math()
     # Gradio fixes its file cache when the Blocks are made and serves files only from there, so the folder is
     # chosen first. A folder of our own keeps the app's files apart and is cleaned by delete_cache.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(file_panel.files_folder()))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 
-import faiss
 import gradio as gr
 
 from ..backbones import DEFAULT_BACKBONE, load_backbone_or_default
@@ -64,7 +63,6 @@ def launch(
 ) -> gr.Blocks:
     """Read the settings, load the backbone once and serve the page."""
     settings = ServerSettings.from_env()
-    faiss.omp_set_num_threads(1)  # flat search is memory-bound: one thread per query is fastest
     threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()  # numba JIT off the frame path
     model, warning = load_backbone_or_default(backbone, device, compile_mode)
     served = tuple(join_urls(host, port, https=ssl_certfile is not None))
