@@ -22,10 +22,14 @@ def start_idle_reaper(sessions: weakref.WeakSet, idle_seconds: float) -> threadi
     """
 
     def reap() -> None:
+        trims_due = 0
         while True:
             time.sleep(max(1.0, min(idle_seconds / 4, 30.0)))
             if sum(session.clear_if_idle(idle_seconds) for session in list(sessions)):
+                trims_due = 3  # now, and twice more: work queued for those sessions (map fits) frees memory later
+            if trims_due:
                 return_memory()
+                trims_due -= 1
 
     thread = threading.Thread(target=reap, name="idle-session-reaper", daemon=True)
     thread.start()
