@@ -41,14 +41,15 @@ JPEGs open through the JPEG decoder. Rarer decoders are never reached by untrust
 
 
 def limit_pil_decoding(max_pixels: int = MAX_PIXELS) -> None:
-    """Set PIL's own decompression-bomb guard to ``max_pixels``, for every decode in the process.
+    """Make PIL's own decompression-bomb guard refuse images over ``max_pixels``, for every decode in the process.
 
-    PIL warns above ``Image.MAX_IMAGE_PIXELS`` and refuses above twice that, before decoding. Its default (about 89
-    megapixels) lets a 13,000 x 13,000 image through to libraries that decode uploads with PIL before this code sees
-    them; with the guard at the app's limit, they refuse anything above twice that limit from its header. This code
-    also checks every image's header against ``MAX_PIXELS`` itself before decoding (see :func:`decode_image`).
+    PIL warns above ``Image.MAX_IMAGE_PIXELS`` and refuses, from the header, above twice that. Its default (about 89
+    megapixels) let a 13,000 x 13,000 PNG of 21 KB through to libraries that decode uploads with PIL before this code
+    sees them (Gradio decodes an image input before calling the app). With the guard at half the app's limit, they
+    refuse anything over the limit itself, before decoding. This code also checks every image's header against
+    ``MAX_PIXELS`` itself (see :func:`decode_image`).
     """
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    Image.MAX_IMAGE_PIXELS = max_pixels // 2
 
 
 limit_pil_decoding()

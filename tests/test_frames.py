@@ -1,4 +1,5 @@
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -101,14 +102,19 @@ def _encoded(image: Image.Image, format: str, **kwargs) -> bytes:
     return buffer.getvalue()
 
 
-def test_pil_itself_refuses_images_far_over_the_limit_before_decoding():
-    """Libraries that decode uploads with PIL before the app sees them (the web framework) meet the same guard."""
-    small_file = _encoded(Image.new("1", (12_000, 9_000)), "PNG")  # 108 megapixels in a few kilobytes
+def test_pil_itself_refuses_images_over_the_limit_before_decoding():
+    """Libraries that decode uploads with PIL before the app sees them (the web framework) meet the app's own limit:
+    56 megapixels is over it (PIL's default guard let up to 178 through, and the first fix up to 100)."""
+    small_file = _encoded(Image.new("1", (8_000, 7_000)), "PNG")  # 56 megapixels in a few kilobytes
     assert len(small_file) < 100_000
     with pytest.raises(Image.DecompressionBombError):
         Image.open(io.BytesIO(small_file))
     with pytest.raises(ImageError, match="limit is 50,000,000 pixels"):
         decode_image(small_file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(_encoded(Image.new("1", (7_000, 7_000)), "PNG"))) as allowed:  # 49 megapixels
+            assert allowed.size == (7_000, 7_000)
 
 
 def test_decode_checks_the_header_against_the_callers_pixel_limit():

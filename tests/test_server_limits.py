@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import serving
 from .conftest import photo, write_jpeg
 
@@ -61,3 +63,33 @@ def test_sessions_beyond_the_cap_are_dropped_least_recently_used_first(tmp_path)
             assert f"mine {index}" in classes_after_adding(person, f"mine {index}")
         assert "mine 2" in classes_after_adding(people[2], "more 2")  # the newest session is kept
         assert "mine 0" not in classes_after_adding(people[0], "more 0")  # the oldest was dropped: a fresh one
+
+
+def test_inline_images_are_held_to_the_upload_limit(tmp_path):
+    """An event's body can carry an image inline as a data: URL, which Gradio decodes whatever its size; every
+    request body is held to the upload limit, before it is read. Ordinary uploads still work."""
+    import base64
+    import io
+
+    import httpx
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    noise = np.random.default_rng(0).integers(0, 256, (900, 900, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")  # about 2.4 MB: incompressible
+    inline = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    assert len(inline) > 2.5 * 2**20  # over the 1 MB limit and its 1 MB of room for multipart framing
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "served"), "TEACHABLE_MAX_UPLOAD_MB": "1"}
+    with serving.app_process(env) as (url, _):
+        body = {"data": [{"url": inline, "meta": {"_type": "gradio.FileData"}}], "fn_index": 0, "session_hash": "x"}
+        refused = httpx.post(f"{url}gradio_api/queue/join", json=body, timeout=30)
+        assert refused.status_code == 413
+        assert "larger than" in refused.text or "too large" in refused.text.lower()
+        body["data"][0]["url"] = "data:image/png;base64,AAAA"
+        assert httpx.post(f"{url}gradio_api/queue/join", json=body, timeout=30).status_code != 413
+
+        small = tmp_path / "small.jpg"
+        write_jpeg(small, photo("astronaut"))
+        panel, details, *_ = Client(url, verbose=False).predict(handle_file(str(small)), api_name="/classify")
+        assert details["message"]  # answered: "record some examples first" on an empty project

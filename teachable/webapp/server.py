@@ -32,6 +32,10 @@ def serve(
     """Queue and launch a built page with the server limits this app relies on (HTTPS when given a certificate)."""
     settings = settings or ServerSettings.from_env()
     demo.queue(default_concurrency_limit=8)
+    # Gradio limits uploads, but not an event's JSON body, where an image can travel inline as a data: URL and
+    # reach its decoder whatever its size: FastAPI refuses any request body over the same limit (413), before
+    # reading it. The megabyte on top is room for an upload's multipart framing.
+    max_body_bytes = (settings.max_upload_mb + 1) * 2**20
     demo.launch(
         server_name=host,
         server_port=port,
@@ -46,6 +50,7 @@ def serve(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         ssl_verify=ssl_certfile is None,
+        app_kwargs={"max_body_size": max_body_bytes},
     )
     return demo
 
