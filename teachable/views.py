@@ -293,15 +293,34 @@ def evaluation_html(review, project: Project) -> str:
             )
         parts.append(f"<tr><th>{escape(name)}</th>{''.join(cells)}</tr>")
     parts.append("</table></div>")
-    # Classification view.
-    parts.append('<div class="tm-classification">')
-    for predicted in names:
-        members = [r for r, p in enumerate(evaluation.predicted_labels) if p == predicted]
+    parts += _classification_view(evaluation, project)
+    parts.append("</div>")
+    return "".join(parts)
+
+
+CLASSIFICATION_VIEW_EXAMPLES = 400
+"""At most this many example pictures in the classification view, shared out over its columns (at least
+``MIN_SHOWN_PER_COLUMN`` each): with 50 classes of 40 examples the review was 20 MB of inlined pictures."""
+MIN_SHOWN_PER_COLUMN = 6
+
+
+def _classification_view(evaluation, project: Project) -> list[str]:
+    """One column per predicted class; mistakes first, then the least confident, then "+N more"."""
+    names = evaluation.classes
+    columns: dict[str, list[int]] = {name: [] for name in names}
+    for row, predicted in enumerate(evaluation.predicted_labels):
+        if predicted in columns:
+            columns[predicted].append(row)
+    shown_per_column = max(MIN_SHOWN_PER_COLUMN, CLASSIFICATION_VIEW_EXAMPLES // max(len(columns), 1))
+    confidences = evaluation.confidences or [1.0] * len(evaluation.predicted_labels)
+    parts = ['<div class="tm-classification">']
+    for predicted, members in columns.items():
         parts.append(f'<div class="tm-column"><div class="tm-column-title">taken for {escape(predicted)}</div>')
-        for row in members:
+        members.sort(key=lambda row: (evaluation.true_labels[row] == predicted, confidences[row], row))
+        for row in members[:shown_per_column]:
             true = evaluation.true_labels[row]
             mistake = true != predicted
-            confidence = evaluation.confidences[row] if evaluation.confidences else 1.0
+            confidence = confidences[row]
             data = base64.b64encode(project.examples[row].preview).decode("ascii")
             parts.append(
                 f'<figure class="tm-example{" tm-mistake" if mistake else ""}" data-row="{row}" '
@@ -310,9 +329,13 @@ def evaluation_html(review, project: Project) -> str:
                 f'style="border-color:{_confidence_colour(confidence)}">'
                 f"<figcaption>#{row}{' ✗ ' + escape(true) if mistake else ''}</figcaption></figure>"
             )
+        hidden = members[shown_per_column:]
+        if hidden:
+            right = all(evaluation.true_labels[row] == predicted for row in hidden)
+            parts.append(f'<div class="tm-more">+{len(hidden)} more{", all taken right" if right else ""}</div>')
         parts.append("</div>")
-    parts.append("</div></div>")
-    return "".join(parts)
+    parts.append("</div>")
+    return parts
 
 
 def _channel_chip(channel: int, score: float, icons, tap: str) -> str:
@@ -451,6 +474,7 @@ CSS = """
 .tm-classification { display: flex; gap: 0.8em; flex-wrap: wrap; align-items: flex-start; }
 .tm-column { border: 1px solid #e3e3e3; border-radius: 6px; padding: 0.3em; max-width: 420px; }
 .tm-column-title { font-size: 0.85em; color: #555; margin-bottom: 0.2em; }
+.tm-more { font-size: 0.8em; color: #555; padding: 0.2em; }
 .tm-example { display: inline-block; margin: 2px; text-align: center; font-size: 0.7em; }
 .tm-example img { border: 3px solid; border-radius: 4px; object-fit: cover; }
 .tm-mistake img { outline: 3px solid #d00; outline-offset: 1px; }

@@ -277,3 +277,36 @@ def test_crowded_map_draws_a_sample_over_the_density_of_all(backbone):
     assert left_cell[3] > 100 and right_cell[3] > 100 and empty_cell[3] == 0
     assert tuple(left_cell[:3]) == tuple(int(class_colour(0)[i : i + 2], 16) for i in (1, 3, 5))
     assert tuple(right_cell[:3]) == tuple(int(class_colour(1)[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def test_classification_view_is_bounded_and_shows_mistakes_first():
+    """50 classes of 40 examples: the review inlined all 2,000 pictures (20 MB). Now at most 400, every column keeps
+    its mistakes first and says how many it leaves out."""
+    from types import SimpleNamespace
+
+    from teachable.knn import Evaluation
+    from teachable.project import Project
+    from teachable.views import CLASSIFICATION_VIEW_EXAMPLES, evaluation_html
+
+    names = [f"class {i}" for i in range(50)]
+    project = Project("efficientnet_lite0", "pool", 8, classes=names)
+    thumbnail = encode_jpeg(np.full((32, 32, 3), 100, np.uint8))
+    rng = np.random.default_rng(0)
+    for name in names:
+        project.add_examples(name, rng.random((40, 8), dtype=np.float32), [thumbnail] * 40)
+    true = tuple(example.label for example in project.examples)
+    predicted = list(true)
+    predicted[39] = "class 1"  # the last example of class 0, taken for class 1: a mistake at the end of its class
+    confusion = np.zeros((50, 50), int)
+    for t, p in zip(true, predicted):
+        confusion[names.index(t), names.index(p)] += 1
+    evaluation = Evaluation(tuple(names), true, tuple(predicted), confusion, tuple(rng.uniform(0.5, 1, 2000)))
+    html = evaluation_html(SimpleNamespace(evaluation=evaluation), project)
+
+    assert html.count('class="tm-example') <= CLASSIFICATION_VIEW_EXAMPLES
+    assert len(html) < 2_000_000
+    assert 'data-row="39"' in html and html.count("tm-mistake") == 1
+    column = html.split("taken for class 1</div>")[1].split('<div class="tm-column">')[0]
+    assert column.startswith('<figure class="tm-example tm-mistake" data-row="39"')  # the mistake leads its column
+    assert "+33 more, all taken right" in column  # 41 taken for class 1, 8 shown
+    assert "+32 more, all taken right" in html.split("taken for class 2</div>")[1]
