@@ -52,3 +52,12 @@ MARKER_JS = """() => {
   const [r, g, b] = context.getImageData(10, Math.floor(canvas.height / 2), 1, 1).data;
   return [r, g, b];
 }"""
+
+
+def start_camera(page, wait_for_prediction: bool = True) -> None:
+    """Open the fake camera on the page and start streaming (and wait for the first prediction)."""
+    page.get_by_text("Click to Access Webcam").click()
+    page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
+    page.click('#cam button[aria-label="capture photo"]')  # start streaming
+    if wait_for_prediction:
+        page.wait_for_selector("#prediction .tm-label")

@@ -13,7 +13,7 @@ import pytest
 from teachable.webapp import SAMPLES, build_app, serve
 
 from .conftest import photo
-from .fakecam import MARKER_JS, chromium_args, write_y4m
+from .fakecam import MARKER_JS, chromium_args, start_camera, write_y4m
 from .serving import free_port
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -184,10 +184,7 @@ def test_record_two_classes_from_the_webcam_and_prediction_follows(server, tmp_p
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(server)
-            page.get_by_text("Click to Access Webcam").click()
-            page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
-            page.click('#cam button[aria-label="capture photo"]')  # start streaming
-            page.wait_for_selector("#prediction .tm-label")
+            start_camera(page)
 
             for segment, class_name in [("A", "Class 1"), ("B", "Class 2")]:
                 wait_for_segment(page, segment)

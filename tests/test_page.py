@@ -13,7 +13,7 @@ import pytest
 from teachable.webapp import build_app, serve
 
 from .conftest import photo
-from .fakecam import MARKER_JS, chromium_args, write_y4m
+from .fakecam import MARKER_JS, chromium_args, start_camera, write_y4m
 from .serving import free_port
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -63,13 +63,6 @@ def wait_until_showing(page, name: str, settle: float = 0.8, timeout: float = 40
 
 def count(page, class_name: str) -> int:
     return int(page.inner_text(f"#classes .tm-card[data-class='{class_name}'] .tm-count").split()[0])
-
-
-def start_camera(page) -> None:
-    page.get_by_text("Click to Access Webcam").click()
-    page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
-    page.click('#cam button[aria-label="capture photo"]')  # start streaming
-    page.wait_for_selector("#prediction .tm-label")
 
 
 def inside_first_view(page, selector: str, height: int) -> bool:

@@ -13,7 +13,7 @@ from teachable.certs import ensure_certificate
 from teachable.webapp import build_app, serve
 
 from .conftest import photo
-from .fakecam import chromium_args, write_y4m
+from .fakecam import chromium_args, start_camera, write_y4m
 from .serving import free_port
 
 NAME = "workshop.test"
@@ -69,9 +69,7 @@ def test_over_https_by_name_the_camera_streams_and_predictions_arrive(https_serv
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(f"https://{NAME}:{https_server}/")
             assert page.evaluate("() => window.isSecureContext")
-            page.get_by_text("Click to Access Webcam").click()
-            page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
-            page.click('#cam button[aria-label="capture photo"]')
+            start_camera(page, wait_for_prediction=False)
             page.locator(".tm-card[data-class='Class 1'] .tm-record").hover()
             page.mouse.down()
             page.wait_for_selector(".tm-card[data-class='Class 1'] .tm-recorded")
