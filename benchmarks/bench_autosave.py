@@ -24,16 +24,14 @@ from pathlib import Path
 import numpy as np
 import skimage.data
 
+from timing import percentiles, timed
+
 from teachable.autosave import Autosaver, ProjectStore, new_key
 from teachable.frames import center_square, encode_jpeg
 from teachable.project import Project
 
 PHOTOS = ["chelsea", "coffee", "rocket", "astronaut"]
 DIM, SIDE = 1280, 224
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    return {"p50_ms": round(float(np.percentile(samples_ms, 50)), 3), "p95_ms": round(float(np.percentile(samples_ms, 95)), 3)}
 
 
 def thumbnails(count: int, seed: int) -> list[bytes]:
@@ -59,16 +57,6 @@ def project_of(count: int, seed: int = 0) -> Project:
     for index, image in enumerate(images):
         project.add_examples(classes[index % 3], rng.normal(size=(1, DIM)), [image], source="webcam")
     return project
-
-
-def timed(fn, repeats: int) -> list[float]:
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
 
 
 def bench_save(store: ProjectStore, count: int, repeats: int = 30) -> dict:

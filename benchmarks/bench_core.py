@@ -19,23 +19,10 @@ import faiss
 import numpy as np
 import torch
 
+from timing import percentiles, timed
+
 from teachable.backbones import load_backbone
 from teachable.knn import KNNClassifier, normalise
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    return {"p50_ms": float(np.percentile(samples_ms, 50)), "p95_ms": float(np.percentile(samples_ms, 95))}
-
-
-def timed(fn, repeats: int, warmup: int = 5) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
 
 
 def bench_embedding(repeats: int = 100) -> dict:
@@ -53,8 +40,8 @@ def bench_embedding(repeats: int = 100) -> dict:
     # Interleave the two so drift in machine load hits both alike.
     raw, full = [], []
     for _ in range(repeats // 10):
-        raw += timed(raw_forward, 10, warmup=1)
-        full += timed(project_path, 10, warmup=1)
+        raw += timed(raw_forward, 10)
+        full += timed(project_path, 10)
     raw_stats, full_stats = percentiles(raw), percentiles(full)
     return {
         "batch": 1,
