@@ -626,6 +626,11 @@ class Session:
         return f"Loaded {len(project)} examples in {len(project.classes)} classes.{note}"
 
     @exclusive
+    def resume_after_idle_clear(self) -> None:
+        """The page has dealt with an idle clear (restored the saved copy, or found none): work on from here."""
+        self.cleared_when_idle = False
+
+    @exclusive
     def replace_project(self, project: Project) -> None:
         """Work on ``project`` from now on (a loaded file, a restored autosave)."""
         if len(project) > self.max_examples:

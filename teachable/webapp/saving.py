@@ -104,7 +104,7 @@ def autosave(app: AppContext, session: Session, page: PageState, min_interval: f
         return
     if session.cleared_when_idle:  # its examples were dropped for idleness: bring them back, never save the void
         restore(app, session, page.browser_key)
-        session.cleared_when_idle = False
+        session.resume_after_idle_clear()
         page.saved_state = session.state_key()
         return
     state = session.state_key()
