@@ -212,6 +212,9 @@ def map_points_html(project: Project, positions: np.ndarray, method: str, fittin
         position_of = {name: i for i, name in enumerate(project.classes)}
         classes = [position_of[example.label] for example in project.examples]
         parts.append(_density_svg(density_image(points, classes, colours)))
+    outside = outside_reach(project) if len(points) == len(project) else np.zeros(len(points), bool)
+    reach = _reach_areas(project, points, outside, colour_of)
+    parts += reach
     for index in rows:
         (x, y), example = points[index], project.examples[index]
         title = f"{escape(example.label)} #{index}"
@@ -221,12 +224,51 @@ def map_points_html(project: Project, positions: np.ndarray, method: str, fittin
             data = base64.b64encode(example.preview).decode("ascii")
             tip = f'<image class="tm-tip" x="{tx:.0f}" y="{ty:.0f}" width="64" height="64" href="data:image/jpeg;base64,{data}"/>'
         radius = 4 if len(rows) == len(points) else 2.5
-        parts.append(
-            f'<g class="tm-point" data-index="{index}"><title>{title}</title>'
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius}" fill="{colour_of.get(example.label, "#999")}"/>{tip}</g>'
-        )
+        colour = colour_of.get(example.label, "#999")
+        if outside[index]:
+            title += ": outside its class's reach (a frame like it would be \u201cnot sure\u201d)"
+            dot = f'<circle class="tm-outside" cx="{x:.1f}" cy="{y:.1f}" r="{radius}" fill="#fff" stroke="{colour}" stroke-width="2"/>'
+        else:
+            dot = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius}" fill="{colour}"/>'
+        parts.append(f'<g class="tm-point" data-index="{index}"><title>{title}</title>{dot}{tip}</g>')
     parts.append("</svg>")
+    if reach or outside.any():
+        parts.append(
+            '<div class="tm-map-legend">Shaded: each class\'s reach, where its examples are recognised. Hollow points '
+            "lie outside it: a frame like them would come out \u201cnot sure\u201d.</div>"
+        )
     return "".join(parts)
+
+
+def outside_reach(project: Project) -> np.ndarray:
+    """Per example: whether it lies outside its class's reach, i.e. its own leave-one-out score (against its class
+    without it) is under the "not sure" boundary, so a frame like it would not be recognised. Only the prototype
+    rule has a per-class reach; a class's only example is inside it."""
+    classifier = project.classifier
+    if classifier.rule != "prototype" or len(project) == 0:
+        return np.zeros(len(project), bool)
+    scores = classifier.own_scores()
+    return np.isfinite(scores) & (scores < classifier.boundary)
+
+
+def _reach_areas(project: Project, points: np.ndarray, outside: np.ndarray, colour_of: dict[str, str]) -> list[str]:
+    """A soft shape per class around its examples inside its reach (their convex hull, widened by a round stroke)."""
+    areas = []
+    if len(points) != len(project):
+        return areas
+    labels = np.array([example.label for example in project.examples])
+    for name in project.classes:
+        inside = points[(labels == name) & ~outside]
+        if len(inside) < 3:
+            continue
+        hull = cv2.convexHull(inside.astype(np.float32)).reshape(-1, 2)
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in hull)
+        colour = colour_of.get(name, "#999")
+        areas.append(
+            f'<polygon class="tm-reach" data-class="{escape(name)}" points="{path}" fill="{colour}" fill-opacity="0.12" '
+            f'stroke="{colour}" stroke-opacity="0.12" stroke-width="18" stroke-linejoin="round"/>'
+        )
+    return areas
 
 
 def map_live_html(result: FrameResult, positions: np.ndarray, trail: list[np.ndarray], project: Project) -> str:
@@ -475,6 +517,7 @@ CSS = """
 .tm-column { border: 1px solid #e3e3e3; border-radius: 6px; padding: 0.3em; max-width: 420px; }
 .tm-column-title { font-size: 0.85em; color: #555; margin-bottom: 0.2em; }
 .tm-more { font-size: 0.8em; color: #555; padding: 0.2em; }
+.tm-map-legend { font-size: 0.8em; color: #555; max-width: 420px; margin-top: 0.2em; }
 .tm-example { display: inline-block; margin: 2px; text-align: center; font-size: 0.7em; }
 .tm-example img { border: 3px solid; border-radius: 4px; object-fit: cover; }
 .tm-mistake img { outline: 3px solid #d00; outline-offset: 1px; }

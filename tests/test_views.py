@@ -310,3 +310,28 @@ def test_classification_view_is_bounded_and_shows_mistakes_first():
     assert column.startswith('<figure class="tm-example tm-mistake" data-row="39"')  # the mistake leads its column
     assert "+33 more, all taken right" in column  # 41 taken for class 1, 8 shown
     assert "+32 more, all taken right" in html.split("taken for class 2</div>")[1]
+
+
+def test_the_map_shows_each_class_reach_and_the_examples_outside_it():
+    """Each class's examples inside its reach are shaded together; an example a frame like which would come out
+    "not sure" (its own leave-one-out score under the boundary) is drawn hollow, and the legend says what that means."""
+    from teachable.project import Project
+    from teachable.views import map_points_html, outside_reach
+
+    rng = np.random.default_rng(1)
+    project = Project("efficientnet_lite0", "pool", 64, classes=["cup", "hand"])
+    thumbnail = encode_jpeg(np.full((32, 32, 3), 100, np.uint8))
+    for name, centre in [("cup", rng.random(64)), ("hand", rng.random(64))]:
+        tight = np.abs(centre + 0.05 * rng.normal(size=(12, 64)))
+        project.add_examples(name, tight.astype(np.float32), [thumbnail] * 12)
+    far = np.zeros((1, 64), np.float32)
+    far[0, :3] = 1.0  # a cup unlike the other cups
+    project.add_examples("cup", far, [thumbnail])
+    outside = outside_reach(project)
+    assert outside.tolist() == [False] * 24 + [True]
+
+    positions = rng.uniform(-1, 1, (25, 2))
+    html = map_points_html(project, positions, "pca", False)
+    assert html.count('class="tm-reach"') == 2
+    assert html.count('class="tm-outside"') == 1 and 'data-index="24"><title>cup #24: outside' in html
+    assert "tm-map-legend" in html
