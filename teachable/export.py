@@ -133,7 +133,7 @@ class _PrototypeHead(nn.Module):
         weights = torch.exp((torch.cat([scores, self.boundary]) - top) / self.temperature)
         shares = weights[:-1] / weights.sum()
         confidences = torch.matmul(shares, self.placement)  # C
-        label = torch.where(top < self.boundary[0], torch.tensor(-1, dtype=torch.int64), self.present[best])
+        label = torch.where(top < self.boundary[0], torch.full_like(self.present[best], -1), self.present[best])
         return confidences, label, top
 
 
@@ -153,7 +153,8 @@ class _VoteHead(nn.Module):
         weights = torch.exp((nearest - first) / self.temperature)
         votes = torch.matmul(weights, self.owners[indices])  # C
         total = votes.sum() + torch.exp((self.threshold - first) / self.temperature)
-        label = torch.where(first < self.threshold, torch.tensor(-1, dtype=torch.int64), torch.argmax(votes))
+        best = torch.argmax(votes)
+        label = torch.where(first < self.threshold, torch.full_like(best, -1), best)
         return votes / total, label, first
 
 
