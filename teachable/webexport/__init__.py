@@ -122,6 +122,8 @@ def write_page(model: bytes, metadata: dict, folder: str | Path) -> Path:
     (folder / "model.onnx").write_bytes(model)
     (folder / "model.js").write_text(f'window.TEACHABLE_MODEL = "{base64.b64encode(model).decode()}";\n')
     settings = {key: metadata[key] for key in ("classes", "backbone", "tap", "rule", "k", "threshold", "boundary")}
+    if isinstance(settings["classes"], str):  # as stored in the model's metadata_props
+        settings["classes"] = json.loads(settings["classes"])
     page = TEMPLATE.read_text().replace("__SETTINGS__", json.dumps(settings, ensure_ascii=True).replace("</", "<\\/"))
     (folder / "index.html").write_text(page)
     return folder
