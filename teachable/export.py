@@ -26,6 +26,7 @@ tap, rule, k, strictness/threshold, boundary, temperature and the format version
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import time
@@ -159,7 +160,7 @@ class _VoteHead(nn.Module):
 
 
 def _head(project, k: int, strictness: float) -> tuple[nn.Module, dict]:
-    classifier = project.classifier
+    classifier = copy.deepcopy(project.classifier)  # its own strictness; the project's classifier is left as it is
     classes = list(project.classes)
     counts = project.counts()
     if not len(project):

@@ -232,3 +232,35 @@ def test_refuses_what_it_cannot_export(backbone, tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing.zip"), "-o", str(tmp_path / "m.onnx")]) == 2
     assert "teachable: error:" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_button_in_the_app(backbone, monkeypatch):
+    """Through the running app: an empty project gets a message; the demo gives model.onnx and the page's .zip."""
+    import zipfile
+
+    from gradio_client import Client
+
+    from teachable.webapp import build_app, serve
+
+    from .serving import free_port
+
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    port = free_port()
+    demo = serve(build_app(backbone), "127.0.0.1", port, prevent_thread_lock=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        with pytest.raises(Exception, match="nothing to export yet"):
+            client.predict(api_name="/export_model")
+        client.predict(None, api_name="/load_demo")
+        model, page = client.predict(api_name="/export_model")
+    finally:
+        demo.close()
+    assert Path(model).name == "model.onnx" and read_metadata(model)["classes"] == ["cat", "coffee", "rocket"]
+    rgb = backbone.prepare(load_image(ASSETS / "try" / "rocket.jpg"))
+    project = Project.load(DEMO_PROJECT)
+    want = project.predict(backbone.embed(rgb[None])[0], 5)
+    confidences, label, _, _ = _session(Path(model)).run(None, {"image": rgb})
+    assert int(label) == project.classes.index(want.label) == 2
+    with zipfile.ZipFile(page) as archive:
+        names = set(archive.namelist())
+    assert {"teachable-web/index.html", "teachable-web/model.js", "teachable-web/ort/runtime.js"} <= names
