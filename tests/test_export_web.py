@@ -4,6 +4,7 @@ the very frames it classified: the same label, "Not sure" included, and the same
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,8 @@ def test_page_shows_the_labels_python_gives(page_folder, tmp_path):
             page.goto((page_folder / "index.html").as_uri())
             page.evaluate("() => window.teachable.ready")
             page.click("#camera")
-            last = 0
-            for _ in range(40):
+            last, deadline = 0, time.monotonic() + 120  # the video loops through its segments every 8 s
+            while time.monotonic() < deadline:
                 page.wait_for_function(f"() => (window.teachable.last || {{frame: 0}}).frame > {last}", timeout=60_000)
                 answer = page.evaluate(FRAME_JS)
                 last = answer["result"]["frame"]
