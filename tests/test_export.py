@@ -160,7 +160,8 @@ def test_model_file_has_the_interface_and_metadata(exported, demo):
 
 def test_same_labels_as_predict_on_224_inputs(exported, photos, capsys):
     expected = _cli_predict(DEMO_PROJECT, photos["224"])
-    same, worst, unknown = _compare(expected, _onnx_answers(_session(exported), photos["224"]), read_metadata(exported)["classes"])
+    classes = read_metadata(exported)["classes"]
+    same, worst, unknown = _compare(expected, _onnx_answers(_session(exported), photos["224"]), classes)
     print(f"224x224: {same}/{len(expected)} labels equal ({unknown} unknown), max confidence difference {worst:.2e}")
     assert same == len(expected) >= 100
     assert worst < 1e-3
@@ -170,11 +171,16 @@ def test_same_labels_as_predict_on_224_inputs(exported, photos, capsys):
 def test_labels_on_photos_of_any_size(exported, photos):
     expected = _cli_predict(DEMO_PROJECT, photos["any"])
     sizes = {load_image(p).shape[:2] for p in photos["any"]}
-    same, worst, _ = _compare(expected, _onnx_answers(_session(exported), photos["any"]), read_metadata(exported)["classes"])
-    print(f"any size ({len(sizes)} sizes): {same}/{len(expected)} labels equal, max confidence difference {worst:.2e}")
+    classes = read_metadata(exported)["classes"]
+    same, worst, _ = _compare(expected, _onnx_answers(_session(exported), photos["any"]), classes)
+    sides = [side for size in sizes for side in size]
+    print(
+        f"any size ({len(sizes)} sizes, sides {min(sides)}-{max(sides)} px): {same}/{len(expected)} labels equal, "
+        f"max confidence difference {worst:.2e}"
+    )
     assert len(sizes) > 50
     assert same >= 0.98 * len(expected)
-    assert worst < 0.05
+    assert worst < 1e-2
 
 
 @pytest.mark.parametrize("change", ["renamed", "removed", "empty class"])
