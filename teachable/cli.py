@@ -279,8 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teachable", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the backbone and app do")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_fit, _add_predict, _add_evaluate, _add_info, _add_atlas, _add_app, _add_serve_backbone, _add_export):
+    for add in (_add_fit, _add_predict, _add_evaluate, _add_info, _add_atlas, _add_app, _add_serve_backbone):
         add(commands)
+    _add_export(commands)
     return parser
 
 

@@ -111,7 +111,8 @@ def _linear_exact(image: torch.Tensor, top, left, side, size: int) -> torch.Tens
         return first * alpha0[None, :, None] + second * alpha1[None, :, None]
 
     def high(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return torch.div(torch.div(values, 16, rounding_mode="floor") * weights[:, None, None], 65536, rounding_mode="floor")
+        shifted = torch.div(values, 16, rounding_mode="floor")
+        return torch.div(shifted * weights[:, None, None], 65536, rounding_mode="floor")
 
     total = high(horizontal(rows0), beta0) + high(horizontal(rows1), beta1)
     square = torch.clamp(torch.div(total + 2, 4, rounding_mode="floor"), 0, 255)

@@ -20,7 +20,7 @@ import pytest
 
 from teachable.assets import ASSETS, DEMO_PROJECT
 from teachable.cli import main
-from teachable.export import ExportError, export_onnx, onnx_bytes, read_metadata
+from teachable.export import ExportError, onnx_bytes, read_metadata
 from teachable.frames import center_square, encode_jpeg, load_image
 from teachable.knn import KNNClassifier
 from teachable.project import Project

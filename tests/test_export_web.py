@@ -43,9 +43,8 @@ def page_folder(tmp_path_factory) -> Path:
 def test_page_shows_the_labels_python_gives(page_folder, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    video = write_y4m(
-        tmp_path / "camera.y4m", [(load_image(ASSETS / "try" / f"{name}.jpg"), colour) for name, colour in SEGMENTS], 2.0
-    )
+    segments = [(load_image(ASSETS / "try" / f"{name}.jpg"), colour) for name, colour in SEGMENTS]
+    video = write_y4m(tmp_path / "camera.y4m", segments, 2.0)
     project = Project.load(DEMO_PROJECT)
     backbone = load_backbone(project.backbone, "cpu")
     session = ort.InferenceSession(str(page_folder / "model.onnx"), providers=["CPUExecutionProvider"])

@@ -15,7 +15,14 @@ from ..assets import DEMO_PROJECT
 from ..session import Session, SessionError
 
 __all__ = [
-    "FileHandles", "build", "save_project", "open_project", "load_demo", "remove_older_than", "export_model", "wire_export"
+    "FileHandles",
+    "build",
+    "save_project",
+    "open_project",
+    "load_demo",
+    "remove_older_than",
+    "export_model",
+    "wire_export",
 ]
 
 

@@ -12,8 +12,8 @@
 
 Browsers refuse ``fetch()`` of files from a page opened as ``file://``; classic ``<script>`` tags are allowed.
 So the page takes the model and the runtime from ``model.js`` and ``ort/runtime.js`` and hands them to
-onnxruntime-web as bytes (``env.wasm.wasmBinary``, a ``Uint8Array`` model) and as a blob URL (``env.wasm.wasmPaths.mjs``),
-and nothing is fetched from the network when it runs.
+onnxruntime-web as bytes (``env.wasm.wasmBinary``, a ``Uint8Array`` model) and as a blob URL
+(``env.wasm.wasmPaths.mjs``), and nothing is fetched from the network when it runs.
 
 onnxruntime-web comes from its npm package, pinned (:data:`ORT_WEB_VERSION`) and checked against the registry's
 sha512: ``npm pack`` fetches it once into the cache folder (``make`` does it on install; the export does it when the
@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""``python -m teachable.webexport --fetch``: put the pinned onnxruntime-web package into the cache (``make`` runs it)."""
+"""`python -m teachable.webexport --fetch`: put the pinned onnxruntime-web package into the cache (make runs it)."""
 
 import sys
 
