@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# onnxruntime-web for exported web pages, pinned and checked, into the user cache (a warning if npm is missing)
+	$(PY) -m teachable.webexport --fetch
 	touch $@
 
 # Debian's Chromium drives the browser tests; Playwright is told to use it and never downloads a browser.

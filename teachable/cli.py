@@ -235,6 +235,30 @@ def cmd_app(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportError, export_onnx, onnx_bytes
+
+    project = Project.load(args.project)
+    backbone = load_backbone(project.backbone, "cpu")
+    backbone.tap(project.tap)
+    try:
+        if args.format == "onnx":
+            info = export_onnx(project, backbone, args.output, k=args.k, strictness=args.strictness)
+            print(f"Wrote {info.path}: {info.size_bytes / 2**20:.1f} MB, classes {', '.join(info.classes)} "
+                  f"(rule {info.rule}, unknown below {info.boundary:.3f}) in {info.seconds:.1f} s.")
+            return 0
+        from .webexport import WebExportError, write_page
+
+        model, metadata = onnx_bytes(project, backbone, k=args.k, strictness=args.strictness)
+        folder = write_page(model, metadata, args.output)
+    except ExportError as error:
+        raise CLIError(str(error)) from None
+    except WebExportError as error:
+        raise CLIError(str(error)) from None
+    print(f"Wrote the web page to {folder}/: open {folder / 'index.html'} in a browser (no server needed).")
+    return 0
+
+
 def cmd_serve_backbone(args: argparse.Namespace) -> int:
     from .inference import backbone_server
 
@@ -257,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (_add_fit, _add_predict, _add_evaluate, _add_info, _add_atlas, _add_app, _add_serve_backbone):
         add(commands)
+    _add_export(commands)
     return parser
 
 
@@ -379,6 +404,23 @@ def _add_serve_backbone(commands) -> None:
     service.add_argument("--port", type=int, default=8700)
     service.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     service.set_defaults(run=cmd_serve_backbone)
+
+
+def _add_export(commands) -> None:
+    """`teachable export`: the project as one ONNX file, or a web page that runs it offline."""
+    export = commands.add_parser("export", help="export a project as one ONNX file, or as an offline web page")
+    export.add_argument("project")
+    export.add_argument("-o", "--output", required=True, help="the .onnx file (or, with --format web, the folder)")
+    export.add_argument("--format", choices=("onnx", "web"), default="onnx")
+    export.add_argument("--k", type=_int_at_least(1), default=DEFAULT_K, help="neighbours (kNN rule only)")
+    export.add_argument(
+        "--strictness",
+        "--threshold",
+        type=_fraction,
+        default=DEFAULT_THRESHOLD,
+        help=f"0-1: share of the project's own examples that would come back 'not sure' (default {DEFAULT_THRESHOLD})",
+    )
+    export.set_defaults(run=cmd_export)
 
 
 def _fraction(text: str) -> float:

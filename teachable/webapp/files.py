@@ -1,7 +1,8 @@
-"""Project files: save the project as a .zip, open one, or load the demo."""
+"""Project files: save the project as a .zip, open one, load the demo, or export the model (ONNX, web page)."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 import time
@@ -13,7 +14,16 @@ import gradio as gr
 from ..assets import DEMO_PROJECT
 from ..session import Session, SessionError
 
-__all__ = ["FileHandles", "build", "save_project", "open_project", "load_demo", "remove_older_than"]
+__all__ = [
+    "FileHandles",
+    "build",
+    "save_project",
+    "open_project",
+    "load_demo",
+    "remove_older_than",
+    "export_model",
+    "wire_export",
+]
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,8 @@ class FileHandles:
     project_file: gr.File
     demo_button: gr.Button
     start_over_button: gr.Button
+    export_button: gr.Button
+    exported_files: gr.File
 
 
 def build() -> FileHandles:
@@ -33,7 +45,65 @@ def build() -> FileHandles:
             project_file = gr.File(file_types=[".zip"], label="Open a project .zip")
             demo_button = gr.Button("Load the demo project", elem_id="load-demo")
             start_over_button = gr.Button("Start over (removes every example)", variant="stop", elem_id="start-over")
-    return FileHandles(save_button, saved_file, project_file, demo_button, start_over_button)
+        with gr.Row():
+            export_button = gr.Button("Export model (.onnx + offline web page)", elem_id="export-model")
+            exported_files = gr.File(
+                label="Exported model: model.onnx, and teachable-web.zip (unzip, open index.html)",
+                interactive=False,
+                file_count="multiple",
+                elem_id="exported-files",
+            )
+    return FileHandles(
+        save_button, saved_file, project_file, demo_button, start_over_button, export_button, exported_files
+    )
+
+
+def export_model(session: Session, files_folder: Path, max_age_seconds: float) -> list[str]:
+    """The project as ``model.onnx`` (with its strictness and k as set on the page) and, when onnxruntime-web is
+    available, the offline web page as a .zip; each export in a folder of its own under ``files_folder``."""
+    from ..backbones import load_backbone
+    from ..export import ExportError, onnx_bytes
+    from ..webexport import WebExportError, write_page
+
+    project = session.project
+    if not len(project):
+        raise SessionError("There is nothing to export yet: record or add examples of at least two classes first.")
+    remove_older_than(files_folder.glob("export-*"), max_age_seconds)
+    try:
+        # A CPU float32 copy of the backbone of its own: exporting traces the network, while the app's copy (maybe
+        # on a GPU, in float16) goes on serving frames.
+        backbone = load_backbone(project.backbone, "cpu")
+        model, metadata = onnx_bytes(copy.deepcopy(project), backbone, k=session.k, strictness=session.threshold)
+    except ExportError as error:
+        raise SessionError(str(error)) from None
+    folder = Path(tempfile.mkdtemp(prefix="export-", dir=files_folder))
+    (folder / "model.onnx").write_bytes(model)
+    outputs = [str(folder / "model.onnx")]
+    try:
+        page = write_page(model, metadata, folder / "teachable-web")
+    except WebExportError as error:
+        gr.Warning(f"The web page could not be made ({error}); model.onnx is ready.")
+        return outputs
+    outputs.append(shutil.make_archive(str(folder / "teachable-web"), "zip", page.parent, page.name))
+    shutil.rmtree(page, ignore_errors=True)
+    return outputs
+
+
+def wire_export(session_state, files: FileHandles, files_folder: Path, max_age_seconds: float) -> None:
+    """Connect the export button (called from the page's wiring)."""
+    from .errors import shows_errors
+
+    def export(session: Session) -> list[str]:
+        return export_model(session, files_folder, max_age_seconds)
+
+    files.export_button.click(
+        shows_errors(export),
+        session_state,
+        files.exported_files,
+        api_name="export_model",
+        concurrency_limit=1,
+        concurrency_id="export-model",
+    )
 
 
 def save_project(session: Session, files_folder: Path, max_age_seconds: float) -> str:

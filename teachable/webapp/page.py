@@ -347,6 +347,7 @@ def _wire_files(app, session, panels: Panels, review) -> None:
         max_age_seconds=app.settings.file_max_age_seconds,
     )
     files.save_button.click(save, session, files.saved_file, api_name="save_project")
+    file_panel.wire_export(session, files, save.keywords["files_folder"], app.settings.file_max_age_seconds)
     layers_again = (functools.partial(layer_panel.layers_panel, app), session, panels.layer_outputs)
     files.project_file.upload(
         class_panel.tool(file_panel.open_project), [session, picker, files.project_file], tools, api_name="open_project"

@@ -1,0 +1,313 @@
+"""Export a project as one ONNX file that keeps what it learned: preprocessing, backbone, classifier and "unknown".
+
+The graph takes an ``image`` (uint8 ``H x W x 3`` RGB, any size) and does what the app does with a frame:
+
+1. **Centre square and resize** as :func:`teachable.frames.center_square` does with OpenCV. Growing (and the input
+   size itself) reproduces OpenCV's uint8 ``INTER_LINEAR`` bit for bit: the same 11-bit fixed-point weights and the
+   same integer steps, with gathers of the two source pixels per output pixel. Shrinking is OpenCV's ``INTER_AREA``
+   as one weight matrix per axis (``size x H`` and ``size x W``, each source pixel weighted by its overlap), made in
+   the graph from ``H`` and ``W`` and rounded to whole grey levels; it equals OpenCV for whole shrink factors and
+   differs by one grey level on well under 0.1 % of pixels otherwise (OpenCV sums in float in another order).
+   ONNX ``Resize`` is not used: its filters differ from OpenCV's.
+2. **Normalise** with the backbone's mean and std, run the backbone up to the project's tap, average-pool.
+3. **Classify** with the project's rule (see :mod:`teachable.knn`), everything fixed at export time:
+
+   * ``prototype`` (the default): signed square root and unit length, similarity to each class prototype (a
+     ``classes x D`` initializer), "unknown" below the project's calibrated boundary (computed once here, for the
+     chosen strictness), confidences ``exp(score / temperature)`` shares with a virtual unknown class;
+   * ``knn``: the example matrix (``N x D`` initializer) is searched for the ``k`` nearest, they vote with weight
+     ``exp(similarity / temperature)``, "unknown" below the fixed similarity threshold.
+
+Outputs: ``confidences`` float32 ``[C]`` (every class of the project, in its order; empty classes get 0),
+``label`` int64 (the class index, -1 when unknown), ``similarity`` float32 (the score the unknown rule compared:
+the best prototype similarity, or the nearest example's) and ``embedding`` float32 ``[D]`` (the pooled vector,
+before normalisation). The model's ``metadata_props`` hold the class names (JSON list under ``classes``), backbone,
+tap, rule, k, strictness/threshold, boundary, temperature and the format version.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .knn import DEFAULT_K, DEFAULT_THRESHOLD
+
+__all__ = ["ExportError", "ExportInfo", "EXPORT_FORMAT_VERSION", "export_onnx", "onnx_bytes", "read_metadata"]
+
+EXPORT_FORMAT_VERSION = 1
+OPSET = 17
+
+
+class ExportError(ValueError):
+    """A project that cannot be exported, with a message that says what to do."""
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    path: Path | None
+    classes: tuple[str, ...]
+    rule: str
+    boundary: float
+    seconds: float
+    size_bytes: int
+
+
+def _area_matrix(length: torch.Tensor, side: torch.Tensor, size: int) -> torch.Tensor:
+    """``size x length`` weights: the centre ``side`` of ``length`` source pixels averaged down to ``size`` as
+    OpenCV's INTER_AREA does (each source pixel counts by its overlap). 0-d int64 tensors, so the traced graph works
+    for any frame size."""
+    offset = (length - side) // 2
+    source = torch.arange(length, dtype=torch.int64) - offset  # source pixel index within the square
+    j = source.to(torch.float32)[None, :]  # 1 x length
+    i = torch.arange(size, dtype=torch.float32)[:, None]  # size x 1
+    inside = ((source >= 0) & (source < side)).to(torch.float32)[None, :]
+    scale = side.to(torch.float32) / size
+    start, end = i * scale, (i + 1) * scale
+    overlap = torch.clamp(torch.minimum(j + 1, end) - torch.maximum(j, start), min=0.0)
+    return overlap / scale * inside
+
+
+def _linear_taps(side: torch.Tensor, size: int, clamp: bool):
+    """OpenCV's INTER_LINEAR taps for ``side`` -> ``size`` pixels: first and second source index and their 11-bit
+    fixed-point weights (as in its resize.cpp: positions in double, cast to float, weights rounded to 1/2048).
+    Columns clamp the position at the edges; rows do not (their indices are clipped instead)."""
+    scale = 1.0 / (size / side.to(torch.float64))
+    position = ((torch.arange(size, dtype=torch.float64) + 0.5) * scale - 0.5).to(torch.float32)
+    first = torch.floor(position)
+    fraction = position - first
+    last = (side - 1).to(torch.float32)
+    if clamp:
+        fraction = torch.where(first < 0, torch.zeros_like(fraction), fraction)
+        first = torch.clamp(first, min=0.0)
+        fraction = torch.where(first >= last, torch.zeros_like(fraction), fraction)
+        first = torch.minimum(first, last)
+    second = torch.minimum(torch.clamp(first + 1, min=0.0), last)
+    first = torch.minimum(torch.clamp(first, min=0.0), last)
+    weight0 = torch.round((1 - fraction) * 2048).to(torch.int32)
+    weight1 = torch.round(fraction * 2048).to(torch.int32)
+    return first.to(torch.int64), second.to(torch.int64), weight0, weight1
+
+
+def _linear_exact(image: torch.Tensor, top, left, side, size: int) -> torch.Tensor:
+    """The centre square of ``image`` (``H x W x 3`` uint8) grown to ``size`` exactly as OpenCV's uint8
+    INTER_LINEAR does: a horizontal pass in 11-bit fixed point, then its SIMD vertical pass (``>> 4``, high half of
+    a 16-bit product, ``(x + 2) >> 2``). Returns ``3 x size x size`` float32."""
+    rows0, rows1, beta0, beta1 = _linear_taps(side, size, clamp=False)
+    columns0, columns1, alpha0, alpha1 = _linear_taps(side, size, clamp=True)
+    pixels = image.to(torch.int32)
+
+    def horizontal(rows: torch.Tensor) -> torch.Tensor:  # size x size x 3, scaled by 2048
+        picked = torch.index_select(pixels, 0, rows + top)
+        first = torch.index_select(picked, 1, columns0 + left)
+        second = torch.index_select(picked, 1, columns1 + left)
+        return first * alpha0[None, :, None] + second * alpha1[None, :, None]
+
+    def high(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        shifted = torch.div(values, 16, rounding_mode="floor")
+        return torch.div(shifted * weights[:, None, None], 65536, rounding_mode="floor")
+
+    total = high(horizontal(rows0), beta0) + high(horizontal(rows1), beta1)
+    square = torch.clamp(torch.div(total + 2, 4, rounding_mode="floor"), 0, 255)
+    return square.permute(2, 0, 1).to(torch.float32)
+
+
+class _Exported(nn.Module):
+    def __init__(self, backbone, tap: str, head: nn.Module) -> None:
+        super().__init__()
+        self.size = backbone.input_size
+        names = backbone._stage_names
+        self.stages = nn.ModuleList(list(backbone.model)[: names.index(tap) + 1])
+        self.register_buffer("mean", torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+        self.head = head
+
+    def forward(self, image: torch.Tensor):
+        shape = torch._shape_as_tensor(image)
+        height, width = shape[0], shape[1]
+        side = torch.minimum(height, width)
+        rows = _area_matrix(height, side, self.size)  # size x H
+        columns = _area_matrix(width, side, self.size)  # size x W
+        pixels = image.to(torch.float32).permute(2, 0, 1)  # 3 x H x W
+        shrunk = torch.matmul(torch.matmul(rows, pixels), columns.transpose(0, 1))  # 3 x size x size
+        shrunk = torch.clamp(torch.floor(shrunk + 0.5), 0.0, 255.0)  # OpenCV's uint8 output rounds halves up
+        grown = _linear_exact(image, (height - side) // 2, (width - side) // 2, side, self.size)
+        square = torch.where(side > self.size, shrunk, grown)
+        x = (square[None] - self.mean) / self.std
+        for stage in self.stages:
+            x = stage(x)
+        embedding = x.mean(dim=(2, 3)) if x.dim() == 4 else x
+        embedding = embedding[0]
+        confidences, label, similarity = self.head(embedding)
+        return confidences, label, similarity, embedding
+
+
+def _unit(vector: torch.Tensor) -> torch.Tensor:
+    return vector / torch.clamp(torch.linalg.vector_norm(vector), min=1e-12)
+
+
+class _PrototypeHead(nn.Module):
+    def __init__(self, prototypes: np.ndarray, placement: np.ndarray, present: np.ndarray, boundary, temperature):
+        super().__init__()
+        self.register_buffer("prototypes", torch.from_numpy(prototypes.astype(np.float32)))
+        self.register_buffer("placement", torch.from_numpy(placement.astype(np.float32)))
+        self.register_buffer("present", torch.from_numpy(present.astype(np.int64)))
+        self.register_buffer("boundary", torch.tensor([boundary], dtype=torch.float32))
+        self.temperature = float(temperature)
+
+    def forward(self, embedding: torch.Tensor):
+        vector = _unit(embedding)
+        rooted = torch.sign(vector) * torch.sqrt(torch.abs(vector))
+        scores = torch.matmul(self.prototypes, _unit(rooted))  # P
+        best = torch.argmax(scores)
+        top = scores[best]
+        weights = torch.exp((torch.cat([scores, self.boundary]) - top) / self.temperature)
+        shares = weights[:-1] / weights.sum()
+        confidences = torch.matmul(shares, self.placement)  # C
+        label = torch.where(top < self.boundary[0], torch.full_like(self.present[best], -1), self.present[best])
+        return confidences, label, top
+
+
+class _VoteHead(nn.Module):
+    def __init__(self, examples: np.ndarray, owners: np.ndarray, k: int, threshold, temperature):
+        super().__init__()
+        self.register_buffer("examples", torch.from_numpy(examples.astype(np.float32)))
+        self.register_buffer("owners", torch.from_numpy(owners.astype(np.float32)))  # N x C one-hot
+        self.register_buffer("threshold", torch.tensor(float(threshold), dtype=torch.float32))
+        self.k = min(int(k), len(examples))
+        self.temperature = float(temperature)
+
+    def forward(self, embedding: torch.Tensor):
+        similarities = torch.matmul(self.examples, _unit(embedding))
+        nearest, indices = torch.topk(similarities, self.k)
+        first = nearest[0]
+        weights = torch.exp((nearest - first) / self.temperature)
+        votes = torch.matmul(weights, self.owners[indices])  # C
+        total = votes.sum() + torch.exp((self.threshold - first) / self.temperature)
+        best = torch.argmax(votes)
+        label = torch.where(first < self.threshold, torch.full_like(best, -1), best)
+        return votes / total, label, first
+
+
+def _head(project, k: int, strictness: float) -> tuple[nn.Module, dict]:
+    classifier = copy.deepcopy(project.classifier)  # its own strictness; the project's classifier is left as it is
+    classes = list(project.classes)
+    counts = project.counts()
+    if not len(project):
+        raise ExportError("The project has no examples yet. Record or add examples of at least two classes first.")
+    taught = [name for name in classes if counts[name]]
+    if len(taught) < 2:
+        raise ExportError(
+            f"Only {len(taught)} class has examples ({', '.join(taught)}); add examples of at least one more class "
+            "before exporting, or the model could only answer that class or 'unknown'."
+        )
+    classifier.threshold = strictness
+    info = {"rule": classifier.rule, "temperature": classifier.temperature, "k": int(k)}
+    if classifier.rule == "prototype":
+        names, prototypes = classifier.prototypes()
+        placement = np.zeros((len(names), len(classes)), np.float32)
+        present = np.array([classes.index(name) for name in names], np.int64)
+        placement[np.arange(len(names)), present] = 1
+        boundary = classifier.boundary
+        info.update(strictness=float(strictness), boundary=float(boundary))
+        return _PrototypeHead(prototypes, placement, present, boundary, classifier.temperature), info
+    if classifier.rule == "knn":
+        owners = np.zeros((len(classifier), len(classes)), np.float32)
+        owners[np.arange(len(classifier)), [classes.index(label) for label in classifier.labels]] = 1
+        info.update(threshold=float(classifier.threshold), boundary=float(classifier.threshold))
+        return _VoteHead(np.asarray(classifier.vectors), owners, k, classifier.threshold, classifier.temperature), info
+    raise ExportError(f"The {classifier.rule!r} rule cannot be exported; only 'prototype' and 'knn' can.")
+
+
+def onnx_bytes(project, backbone, *, k: int = DEFAULT_K, strictness: float = DEFAULT_THRESHOLD) -> tuple[bytes, dict]:
+    """The project as ONNX model bytes (with metadata) and the metadata as a dict."""
+    import onnx
+
+    if project.backbone != backbone.name or project.tap not in backbone.taps:
+        raise ExportError(
+            f"The project was made with {project.backbone}/{project.tap} but {backbone.name} is loaded; re-embed it "
+            "first."
+        )
+    if backbone.device.type != "cpu" or backbone.dtype != torch.float32:
+        raise ExportError("Export needs the backbone on the CPU in float32 (load it with device='cpu').")
+    head, info = _head(project, k, strictness)
+    module = _Exported(backbone, project.tap, head).eval()
+    example = torch.zeros((backbone.input_size + 32, backbone.input_size + 64, 3), dtype=torch.uint8)
+    buffer = io.BytesIO()
+    with torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,
+            input_names=["image"],
+            output_names=["confidences", "label", "similarity", "embedding"],
+            dynamic_axes={"image": {0: "height", 1: "width"}},
+            opset_version=OPSET,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    metadata = {
+        "format": "teachable-onnx",
+        "format_version": str(EXPORT_FORMAT_VERSION),
+        "classes": json.dumps(list(project.classes), ensure_ascii=False),
+        "backbone": project.backbone,
+        "tap": project.tap,
+        "input_size": str(backbone.input_size),
+        "rule": info["rule"],
+        "k": str(info["k"]),
+        "threshold": str(info.get("strictness", info.get("threshold"))),
+        "boundary": repr(info["boundary"]),
+        "temperature": repr(info["temperature"]),
+        "examples": str(len(project)),
+    }
+    if info["rule"] == "prototype":
+        metadata["threshold_meaning"] = "strictness: share of the project's own examples that would be not sure"
+    else:
+        metadata["threshold_meaning"] = "cosine similarity of the nearest example below which a frame is unknown"
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name = "teachable"
+    model.doc_string = "teachable project: uint8 HxWx3 RGB image -> confidences, label (-1: unknown), similarity"
+    onnx.checker.check_model(model)
+    return model.SerializeToString(), metadata
+
+
+def export_onnx(
+    project, backbone, path: str | Path, *, k: int = DEFAULT_K, strictness: float = DEFAULT_THRESHOLD
+) -> ExportInfo:
+    """Write the project as one ONNX file at ``path`` (atomically: a temporary file renamed over it)."""
+    started = time.perf_counter()
+    data, metadata = onnx_bytes(project, backbone, k=k, strictness=strictness)
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+    return ExportInfo(
+        path,
+        tuple(json.loads(metadata["classes"])),
+        metadata["rule"],
+        float(metadata["boundary"]),
+        time.perf_counter() - started,
+        len(data),
+    )
+
+
+def read_metadata(model: str | Path | bytes) -> dict:
+    """An exported model's metadata_props as a dict, with ``classes`` decoded from JSON."""
+    import onnx
+
+    loaded = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
+    metadata = {entry.key: entry.value for entry in loaded.metadata_props}
+    if "classes" in metadata:
+        metadata["classes"] = json.loads(metadata["classes"])
+    return metadata
+
