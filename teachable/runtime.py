@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -131,7 +132,9 @@ def export_bytes(backbone: "Backbone", taps: Sequence[str]) -> bytes:
         module = copy.deepcopy(module).float().cpu()
     example = torch.zeros(1, backbone.input_size, backbone.input_size, 3, dtype=torch.uint8)
     buffer = io.BytesIO()
-    with torch.inference_mode(False), torch.no_grad():
+    # The TorchScript exporter: quick on these plain CNNs; torch names it legacy with a DeprecationWarning.
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module,
             (example,),
