@@ -122,3 +122,21 @@ def test_settings_are_read_case_blind_with_auto_as_default(monkeypatch):
     monkeypatch.delenv("TEACHABLE_RUNTIME", raising=False)
     assert runtime_setting() == "auto"
     assert runtime_setting(" OnnxRuntime ") == "onnxruntime"
+
+
+def test_the_cli_passes_runtime_on_and_refuses_a_bad_one(monkeypatch, tmp_path, capsys):
+    from teachable import cli
+
+    seen = {}
+
+    def stop_after_loading(*args):
+        seen["args"] = args
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "load_backbone_or_default", stop_after_loading)
+    assert cli.main(["fit", str(tmp_path), "-o", str(tmp_path / "p.zip"), "--runtime", "torch"]) == 130
+    assert seen["args"][-1] == "torch"
+    monkeypatch.undo()
+    monkeypatch.setenv("TEACHABLE_RUNTIME", "bogus")
+    assert cli.main(["fit", str(tmp_path), "-o", str(tmp_path / "p.zip")]) == 2
+    assert "Unknown runtime 'bogus'" in capsys.readouterr().err
