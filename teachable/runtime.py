@@ -56,7 +56,8 @@ def runtime_setting(value: str | None = None) -> str:
     text = value if value is not None else os.environ.get("TEACHABLE_RUNTIME", "")
     text = text.strip().lower() or "auto"
     if text not in RUNTIMES:
-        raise RuntimeChoiceError(f"Unknown runtime {text!r} (TEACHABLE_RUNTIME / --runtime); use {', '.join(RUNTIMES)}.")
+        choices = ", ".join(RUNTIMES)
+        raise RuntimeChoiceError(f"Unknown runtime {text!r} (TEACHABLE_RUNTIME / --runtime); use {choices}.")
     return text
 
 
