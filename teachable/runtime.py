@@ -201,7 +201,7 @@ class OrtForward:
             return session
 
     def run(self, images: np.ndarray, taps: Sequence[str]) -> dict[str, torch.Tensor]:
-        unique = list(dict.fromkeys(taps))
+        unique = sorted(set(taps), key=self.backbone._stage_names.index)  # one graph per set, whatever the order
         outputs = self.session(unique).run(None, {"images": np.ascontiguousarray(images, dtype=np.uint8)})
         by_tap = {tap: torch.from_numpy(value) for tap, value in zip(unique, outputs)}
         return {tap: by_tap[tap] for tap in taps}

@@ -54,6 +54,9 @@ def test_batch_size_is_free_and_tap_order_is_kept(backbone, ort_forward, samples
     many = ort_forward.run(samples[:5], taps)
     assert list(many) == taps and many[backbone.embedding_tap].shape[0] == 5
     assert torch.allclose(one[backbone.grid_tap][0], many[backbone.grid_tap][0], atol=1e-4)
+    exported = ort_forward.exports
+    ort_forward.run(samples[:1], taps[::-1])  # the same set of taps in another order: the same graph
+    assert ort_forward.exports == exported
 
 
 def test_the_cached_graph_is_reused(backbone, tmp_path, samples):
