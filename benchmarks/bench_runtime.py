@@ -75,6 +75,9 @@ class OrtFile:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning: on a small machine a spinning pool takes the cores that the
+        # browser, torch and the rest of the server need between frames.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.taps = taps
 

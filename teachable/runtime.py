@@ -72,10 +72,9 @@ def cache_folder() -> Path:
 
 
 def default_threads() -> int:
-    """Intra-op threads: all cores up to 4, but 1 on a two-core machine, where the browser showing the page and
-    the server's other work need the second core (measured in benchmarks/bench_runtime.py)."""
-    cores = os.cpu_count() or 1
-    return 1 if cores <= 2 else min(cores, 4)
+    """Intra-op threads: the cores, up to 4 (torch uses as many). On 2 cores, 2 threads (which sleep when idle)
+    ran a frame 1.8x faster than torch and 1 thread only 1.3x (benchmarks/bench_runtime.py)."""
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
 class _Upto(nn.Module):
@@ -171,6 +170,9 @@ class OrtForward:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning: on a small machine a spinning pool takes the cores that the
+        # browser, torch and the rest of the server need between frames.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
