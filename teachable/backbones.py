@@ -181,7 +181,15 @@ class Backbone:
                 return self._ort
             from .runtime import OrtForward
 
-            ort_forward = OrtForward(self)
+            try:
+                ort_forward = OrtForward(self)
+            except ImportError as error:
+                if self.runtime == "onnxruntime":
+                    needs = "TEACHABLE_RUNTIME=onnxruntime needs the onnx and onnxruntime packages"
+                    raise BackboneError(f"{needs} ({error}).") from None
+                self._ort, self._ort_reason = None, f"auto: {error.name or 'onnxruntime'} is not installed"
+                log.info("%s forward pass on the CPU runs in torch (%s)", self.name, self._ort_reason)
+                return None
             if self.runtime == "onnxruntime":
                 use, why = True, "requested"
             elif self._compiled:

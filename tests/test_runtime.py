@@ -143,3 +143,14 @@ def test_the_cli_passes_runtime_on_and_refuses_a_bad_one(monkeypatch, tmp_path, 
     monkeypatch.setenv("TEACHABLE_RUNTIME", "bogus")
     assert cli.main(["fit", str(tmp_path), "-o", str(tmp_path / "p.zip")]) == 2
     assert "Unknown runtime 'bogus'" in capsys.readouterr().err
+
+
+def test_without_onnxruntime_auto_keeps_torch_and_onnxruntime_says_what_is_missing(monkeypatch, samples):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # an import of it now fails
+    backbone = load_backbone(device="cpu", runtime="auto")
+    assert backbone.runtime_in_use == "torch"
+    assert backbone.run(samples[:1])["pool"].shape == (1, 1280)
+    with pytest.raises(BackboneError, match="needs the onnx and onnxruntime packages"):
+        load_backbone(device="cpu", runtime="onnxruntime").run(samples[:1])
