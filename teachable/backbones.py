@@ -127,7 +127,14 @@ class Backbone:
         grid_tap: str,
         device: str | None = None,
         compile_mode: str | None = None,
+        runtime: str | None = None,
     ) -> None:
+        from .runtime import RuntimeChoiceError, runtime_setting
+
+        try:
+            self.runtime = runtime_setting(runtime)
+        except RuntimeChoiceError as error:
+            raise BackboneError(str(error)) from None
         self.name = name
         self.input_size = input_size
         self.mean = mean
@@ -146,6 +153,7 @@ class Backbone:
         self._place(self.device, self.dtype)
         self._device_lock = threading.Lock()
         self._stages: Sequence[Callable[[torch.Tensor], torch.Tensor]] = list(self.model)
+        self._compiled = bool(compile_mode)
         if compile_mode:
             # Per stage, so that any tap can still be read; dynamic batch sizes share one graph.
             self._stages = [torch.compile(stage, backend=compile_mode, dynamic=True) for stage in self.model]
@@ -157,6 +165,52 @@ class Backbone:
             f", torch.compile backend {compile_mode}" if compile_mode else "",
             reason,
         )
+        self._ort = None
+        self._ort_reason = ""
+        self._ort_lock = threading.Lock()
+
+    def _onnxruntime(self):
+        """The ONNX Runtime forward pass when this backbone should use it now (on the CPU, per ``runtime``), else
+        None. Decided on first use; one log line says which runtime and why."""
+        if self.runtime == "torch" or self.on_accelerator:
+            return None
+        if self._ort_reason:
+            return self._ort
+        with self._ort_lock:
+            if self._ort_reason:
+                return self._ort
+            from .runtime import OrtForward
+
+            try:
+                ort_forward = OrtForward(self)
+            except ImportError as error:
+                if self.runtime == "onnxruntime":
+                    needs = "TEACHABLE_RUNTIME=onnxruntime needs the onnx and onnxruntime packages"
+                    raise BackboneError(f"{needs} ({error}).") from None
+                self._ort, self._ort_reason = None, f"auto: {error.name or 'onnxruntime'} is not installed"
+                log.info("%s forward pass on the CPU runs in torch (%s)", self.name, self._ort_reason)
+                return None
+            if self.runtime == "onnxruntime":
+                use, why = True, "requested"
+            elif self._compiled:
+                use, why = False, "auto: torch.compile was requested"
+            else:
+                use, why = ort_forward.auto_verdict()
+            self._ort = ort_forward if use else None
+            self._ort_reason = why
+            log.info(
+                "%s forward pass on the CPU runs in %s, %d thread(s) (%s)",
+                self.name,
+                "ONNX Runtime" if use else "torch",
+                ort_forward.threads if use else torch.get_num_threads(),
+                why,
+            )
+            return self._ort
+
+    @property
+    def runtime_in_use(self) -> str:
+        """``onnxruntime`` or ``torch``: what runs a frame now (deciding ``auto`` if not yet decided)."""
+        return "onnxruntime" if self._onnxruntime() is not None else "torch"
 
     def _place(self, device: torch.device, dtype: torch.dtype) -> None:
         on_cpu_fp32 = device.type == "cpu" and dtype == torch.float32
@@ -211,15 +265,18 @@ class Backbone:
 
     def to_tensor(self, images: np.ndarray) -> torch.Tensor:
         """``NxHxWx3`` uint8 RGB (already ``input_size`` square) -> normalised ``Nx3xHxW`` tensor on the device."""
+        self._check_images(images)
+        batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device, non_blocking=True)
+        batch = batch.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)
+        batch = (batch - self._mean) / self._std
+        return batch.contiguous(memory_format=torch.channels_last)
+
+    def _check_images(self, images: np.ndarray) -> None:
         if images.ndim != 4 or images.shape[1:] != (self.input_size, self.input_size, 3):
             raise BackboneError(
                 f"Expected images of shape (N, {self.input_size}, {self.input_size}, 3), got {images.shape}; "
                 "prepare each with Backbone.prepare first."
             )
-        batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device, non_blocking=True)
-        batch = batch.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)
-        batch = (batch - self._mean) / self._std
-        return batch.contiguous(memory_format=torch.channels_last)
 
     def forward_taps(self, batch: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:
         """Run stages on a normalised batch until the last requested tap; return those taps (float32)."""
@@ -246,6 +303,11 @@ class Backbone:
 
     def run(self, images: np.ndarray, taps: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Images (``NxHxWx3`` uint8, ``input_size`` square) -> ``{tap: float32 tensor}`` (embedding tap by default)."""
+
+        ort_forward = self._onnxruntime()
+        if ort_forward is not None:
+            self._check_images(images)
+            return ort_forward.run(images, [self.tap(t).name for t in taps or [self.embedding_tap]])
 
         def forward() -> dict[str, torch.Tensor]:
             with torch.inference_mode():
@@ -445,11 +507,14 @@ def available_backbones() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def load_backbone(name: str = DEFAULT_BACKBONE, device: str | None = None, compile_mode: str | None = None) -> Backbone:
+def load_backbone(
+    name: str = DEFAULT_BACKBONE, device: str | None = None, compile_mode: str | None = None, runtime: str | None = None
+) -> Backbone:
     """Build a registered backbone with its pretrained weights. Never downloads.
 
     ``device``: ``"auto"`` (default), ``"cpu"`` or ``"cuda"``. ``compile_mode``: a ``torch.compile`` backend
-    (e.g. ``"inductor"``) to compile each stage with, or None.
+    (e.g. ``"inductor"``) to compile each stage with, or None. ``runtime``: ``"torch"``, ``"onnxruntime"`` or
+    ``"auto"`` for the CPU forward pass (default ``$TEACHABLE_RUNTIME`` or auto; see runtime.py).
 
     Raises :class:`BackboneError` for an unknown name and :class:`WeightsNotFound` when the weights are missing.
     """
@@ -457,19 +522,19 @@ def load_backbone(name: str = DEFAULT_BACKBONE, device: str | None = None, compi
         builder = _REGISTRY[name]
     except KeyError:
         raise BackboneError(f"Unknown backbone {name!r}; choose one of: {', '.join(_REGISTRY)}.") from None
-    return builder(device=device, compile_mode=compile_mode)
+    return builder(device=device, compile_mode=compile_mode, runtime=runtime)
 
 
 def load_backbone_or_default(
-    name: str, device: str | None = None, compile_mode: str | None = None
+    name: str, device: str | None = None, compile_mode: str | None = None, runtime: str | None = None
 ) -> tuple[Backbone, str | None]:
     """Like :func:`load_backbone`, but falls back to the bundled default when weights are missing.
 
     Returns the backbone and a warning to show the user (``None`` when ``name`` loaded).
     """
     try:
-        return load_backbone(name, device, compile_mode), None
+        return load_backbone(name, device, compile_mode, runtime), None
     except WeightsNotFound as error:
         warning = f"{error} Using the bundled {DEFAULT_BACKBONE} instead."
         log.warning(warning)
-        return load_backbone(DEFAULT_BACKBONE, device, compile_mode), warning
+        return load_backbone(DEFAULT_BACKBONE, device, compile_mode, runtime), warning

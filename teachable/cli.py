@@ -33,7 +33,7 @@ def _warn(message: str) -> None:
 def cmd_fit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    backbone, warning = load_backbone_or_default(args.backbone, args.device, args.compile)
+    backbone, warning = load_backbone_or_default(args.backbone, args.device, args.compile, args.runtime)
     if warning:
         _warn(warning)
     checkpoint = partial_path(args.output)
@@ -229,6 +229,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         backbone=args.backbone,
         device=args.device,
         compile_mode=args.compile,
+        runtime=args.runtime,
         ssl_certfile=str(certificate.certfile) if https else None,
         ssl_keyfile=str(certificate.keyfile) if https else None,
     )
@@ -262,7 +263,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve_backbone(args: argparse.Namespace) -> int:
     from .inference import backbone_server
 
-    backbone, warning = load_backbone_or_default(args.backbone, args.device, args.compile)
+    backbone, warning = load_backbone_or_default(args.backbone, args.device, args.compile, args.runtime)
     if warning:
         _warn(warning)
     server = backbone_server(backbone, args.host, args.port)
@@ -299,6 +300,12 @@ def _with_device(sub: argparse.ArgumentParser, compiled: bool = False) -> argpar
             default=os.environ.get("TEACHABLE_COMPILE") or None,
             metavar="BACKEND",
             help="torch.compile the backbone (default backend inductor; slow to start); or $TEACHABLE_COMPILE",
+        )
+        sub.add_argument(
+            "--runtime",
+            default=os.environ.get("TEACHABLE_RUNTIME") or "auto",
+            help="what runs the backbone on the CPU: torch, onnxruntime, or auto (ONNX Runtime where a check on this "
+            "machine finds it faster with the same labels); default $TEACHABLE_RUNTIME or auto",
         )
     return sub
 

@@ -63,13 +63,14 @@ def launch(
     device: str | None = "auto",
     prevent_thread_lock: bool = False,
     compile_mode: str | None = None,
+    runtime: str | None = None,
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
 ) -> gr.Blocks:
     """Read the settings, load the backbone once and serve the page."""
     settings = ServerSettings.from_env()
     threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()  # numba JIT off the frame path
-    model, warning = load_backbone_or_default(backbone, device, compile_mode)
+    model, warning = load_backbone_or_default(backbone, device, compile_mode, runtime)
     served = tuple(join_urls(host, port, https=ssl_certfile is not None))
     demo = build_app(model, warning, settings=settings, served_urls=served)
     return serve(demo, host, port, share, prevent_thread_lock, settings, ssl_certfile, ssl_keyfile)

@@ -1,0 +1,257 @@
+"""ONNX Runtime for a backbone's forward pass on the CPU.
+
+``TEACHABLE_RUNTIME`` (or ``--runtime``) picks what runs the stages a frame needs:
+
+* ``torch``: always torch;
+* ``onnxruntime``: ONNX Runtime whenever the backbone runs on the CPU (a GPU stays with torch);
+* ``auto`` (default): ONNX Runtime on the CPU only where a timed check on this machine found it at least
+  :data:`AUTO_MIN_SPEEDUP` times faster than torch for a live frame *and* giving the same ImageNet labels on the
+  bundled sample photos. The check runs once per backbone and version set (about two seconds) and its verdict is
+  kept next to the exported graphs, so later starts only read a small JSON file.
+
+For each (backbone, set of taps) the stages up to the last tap are exported once, from the uint8 ``NxHxWx3`` image
+(normalisation included) to those taps, and kept in the per-user cache folder (``$TEACHABLE_DATA_DIR/onnx`` when
+that is set). The file name holds the backbone, the taps, the torch/onnx/onnxruntime versions and a hash of the
+weights, so a change to any of them exports again; files are written atomically and one that does not load is
+exported again.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from .backbones import Backbone
+
+__all__ = ["RUNTIMES", "AUTO_MIN_SPEEDUP", "RuntimeChoiceError", "runtime_setting", "cache_folder", "OrtForward"]
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("torch", "onnxruntime", "auto")
+AUTO_MIN_SPEEDUP = 1.3
+OPSET = 17
+SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
+
+
+class RuntimeChoiceError(ValueError):
+    """A runtime setting that is not one of :data:`RUNTIMES`."""
+
+
+def runtime_setting(value: str | None = None) -> str:
+    """``value``, else ``$TEACHABLE_RUNTIME``, else ``auto``; checked against :data:`RUNTIMES`."""
+    text = value if value is not None else os.environ.get("TEACHABLE_RUNTIME", "")
+    text = text.strip().lower() or "auto"
+    if text not in RUNTIMES:
+        choices = ", ".join(RUNTIMES)
+        raise RuntimeChoiceError(f"Unknown runtime {text!r} (TEACHABLE_RUNTIME / --runtime); use {choices}.")
+    return text
+
+
+def cache_folder() -> Path:
+    """``$TEACHABLE_DATA_DIR/onnx`` when set, else the per-user cache folder's ``onnx``."""
+    data = (os.environ.get("TEACHABLE_DATA_DIR") or "").strip()
+    if data:
+        return Path(data) / "onnx"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("teachable")) / "onnx"
+
+
+def default_threads() -> int:
+    """Intra-op threads: the cores, up to 4 (torch uses as many). On 2 cores, 2 threads (which sleep when idle)
+    ran a frame 1.8x faster than torch and 1 thread only 1.3x (benchmarks/bench_runtime.py)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+class _Upto(nn.Module):
+    """uint8 NHWC images -> the requested taps, the stages run in order up to the last one."""
+
+    def __init__(self, backbone: "Backbone", taps: Sequence[str]) -> None:
+        super().__init__()
+        names = backbone._stage_names
+        last = max(names.index(t) for t in taps)
+        self.names = names[: last + 1]
+        self.stages = nn.ModuleList(list(backbone.model)[: last + 1])
+        self.taps = list(taps)
+        self.register_buffer("mean", torch.tensor(backbone.mean).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(backbone.std).view(1, 3, 1, 1) * 255.0)
+
+    def forward(self, images: torch.Tensor):
+        x = (images.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        outputs = {}
+        for name, stage in zip(self.names, self.stages):
+            x = stage(x)
+            if name in self.taps:
+                outputs[name] = x
+        return tuple(outputs[t] for t in self.taps)
+
+
+def weights_hash(backbone: "Backbone") -> str:
+    digest = hashlib.sha256()
+    for key, value in backbone.model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def _versions() -> str:
+    import onnx
+    import onnxruntime
+
+    return f"torch{torch.__version__.split('+')[0]}-onnx{onnx.__version__}-ort{onnxruntime.__version__}"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+def export_bytes(backbone: "Backbone", taps: Sequence[str]) -> bytes:
+    """The ONNX graph (as bytes) from uint8 images to ``taps``, with a dynamic batch size, in float32."""
+    import io
+
+    module = _Upto(backbone, taps).eval()
+    if backbone.device.type != "cpu" or backbone.dtype != torch.float32:
+        # A copy: the backbone's own modules stay on their device and dtype.
+        module = copy.deepcopy(module).float().cpu()
+    example = torch.zeros(1, backbone.input_size, backbone.input_size, 3, dtype=torch.uint8)
+    buffer = io.BytesIO()
+    # The TorchScript exporter: quick on these plain CNNs; torch names it legacy with a DeprecationWarning.
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            input_names=["images"],
+            output_names=[t.replace(".", "_") for t in taps],
+            dynamic_axes={"images": {0: "batch"}, **{t.replace(".", "_"): {0: "batch"} for t in taps}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+class OrtForward:
+    """ONNX Runtime sessions for one backbone, one per set of taps, exported on first use and cached on disk."""
+
+    def __init__(self, backbone: "Backbone", threads: int | None = None, folder: Path | None = None) -> None:
+        self.backbone = backbone
+        self.threads = threads or default_threads()
+        self.folder = folder or cache_folder()
+        self._key = f"{backbone.name}-{_versions()}-{weights_hash(backbone)}"
+        self._sessions: dict[tuple[str, ...], object] = {}
+        self._lock = threading.Lock()
+        self.exports = 0
+        """How many graphs this object exported (rather than loaded from the cache)."""
+
+    def path(self, taps: Sequence[str], suffix: str = "onnx") -> Path:
+        return self.folder / f"{self._key}-{'+'.join(taps)}.{suffix}"
+
+    def _new_session(self, model: bytes | str):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning: on a small machine a spinning pool takes the cores that the
+        # browser, torch and the rest of the server need between frames.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    def session(self, taps: Sequence[str]):
+        key = tuple(taps)
+        found = self._sessions.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            if key in self._sessions:
+                return self._sessions[key]
+            path = self.path(key)
+            session = None
+            if path.is_file():
+                try:
+                    session = self._new_session(str(path))
+                except Exception as error:  # noqa: BLE001 - a truncated or foreign file: export it again
+                    log.warning("Cached ONNX graph %s does not load (%s); exporting it again.", path, error)
+            if session is None:
+                data = export_bytes(self.backbone, key)
+                self.exports += 1
+                try:
+                    _write_atomically(path, data)
+                except OSError as error:
+                    log.warning("Cannot keep the ONNX graph in %s (%s); it is exported again next start.", path, error)
+                session = self._new_session(data)
+            self._sessions = {**self._sessions, key: session}
+            return session
+
+    def run(self, images: np.ndarray, taps: Sequence[str]) -> dict[str, torch.Tensor]:
+        unique = sorted(set(taps), key=self.backbone._stage_names.index)  # one graph per set, whatever the order
+        outputs = self.session(unique).run(None, {"images": np.ascontiguousarray(images, dtype=np.uint8)})
+        by_tap = {tap: torch.from_numpy(value) for tap, value in zip(unique, outputs)}
+        return {tap: by_tap[tap] for tap in taps}
+
+    # ------------------------------------------------------------------------------------------ auto
+    def auto_verdict(self) -> tuple[bool, str]:
+        """Whether ``auto`` should use ONNX Runtime here, and why; measured once and kept on disk."""
+        path = self.path(("auto", str(self.threads)), "json")
+        try:
+            verdict = json.loads(path.read_text())
+            return bool(verdict["use"]), str(verdict["why"]) + " (measured earlier)"
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        use, why, figures = self._measure()
+        try:
+            _write_atomically(path, json.dumps({"use": use, "why": why, **figures}).encode())
+        except OSError:
+            pass
+        return use, why
+
+    def _measure(self, repeats: int = 8) -> tuple[bool, str, dict]:
+        from .frames import load_image
+
+        backbone = self.backbone
+        frame_taps = list(dict.fromkeys([backbone.grid_tap, backbone.embedding_tap]))
+        photos = sorted(SAMPLES.glob("*/*.jpg"))
+        images = np.stack([backbone.prepare(load_image(p)) for p in photos]) if photos else None
+        with torch.inference_mode():
+            torch_logits = backbone.forward_taps(backbone.to_tensor(images), ["logits"])["logits"].numpy()
+        ort_logits = self.run(images, ["logits"])["logits"].numpy()
+        same = bool((torch_logits.argmax(1) == ort_logits.argmax(1)).all())
+        one = images[:1]
+        self.run(one, frame_taps)  # export, load and warm up before timing
+        torch_times, ort_times = [], []
+        with torch.inference_mode():
+            backbone.forward_taps(backbone.to_tensor(one), frame_taps)
+            for _ in range(repeats):  # interleaved, so both see the same load on the machine
+                start = time.perf_counter()
+                backbone.forward_taps(backbone.to_tensor(one), frame_taps)
+                torch_times.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                self.run(one, frame_taps)
+                ort_times.append(time.perf_counter() - start)
+        torch_ms, ort_ms = 1000 * float(np.median(torch_times)), 1000 * float(np.median(ort_times))
+        speedup = torch_ms / ort_ms
+        use = same and speedup >= AUTO_MIN_SPEEDUP
+        why = (
+            f"auto: a frame took {ort_ms:.1f} ms in ONNX Runtime vs {torch_ms:.1f} ms in torch ({speedup:.2f}x, "
+            f"needs {AUTO_MIN_SPEEDUP}x), {'same' if same else 'different'} labels on {len(images)} sample photos"
+        )
+        return use, why, {"torch_ms": torch_ms, "ort_ms": ort_ms, "speedup": speedup, "same_labels": same}
