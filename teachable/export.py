@@ -28,7 +28,6 @@ tap, rule, k, strictness/threshold, boundary, temperature and the format version
 from __future__ import annotations
 
 import copy
-import io
 import json
 import time
 from dataclasses import dataclass
@@ -39,11 +38,11 @@ import torch
 from torch import nn
 
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD
+from .runtime import onnx_graph_bytes
 
 __all__ = ["ExportError", "ExportInfo", "EXPORT_FORMAT_VERSION", "export_onnx", "onnx_bytes", "read_metadata"]
 
 EXPORT_FORMAT_VERSION = 1
-OPSET = 17
 
 
 class ExportError(ValueError):
@@ -240,19 +239,14 @@ def onnx_bytes(project, backbone, *, k: int = DEFAULT_K, strictness: float = DEF
     head, info = _head(project, k, strictness)
     module = _Exported(backbone, project.tap, head).eval()
     example = torch.zeros((backbone.input_size + 32, backbone.input_size + 64, 3), dtype=torch.uint8)
-    buffer = io.BytesIO()
-    with torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(
-            module,
-            (example,),
-            buffer,
-            dynamo=False,
-            input_names=["image"],
-            output_names=["confidences", "label", "similarity", "embedding"],
-            dynamic_axes={"image": {0: "height", 1: "width"}},
-            opset_version=OPSET,
-        )
-    model = onnx.load_from_string(buffer.getvalue())
+    graph = onnx_graph_bytes(
+        module,
+        example,
+        ["image"],
+        ["confidences", "label", "similarity", "embedding"],
+        {"image": {0: "height", 1: "width"}},
+    )
+    model = onnx.load_from_string(graph)
     metadata = {
         "format": "teachable-onnx",
         "format_version": str(EXPORT_FORMAT_VERSION),

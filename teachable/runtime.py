@@ -122,30 +122,43 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
-def export_bytes(backbone: "Backbone", taps: Sequence[str]) -> bytes:
-    """The ONNX graph (as bytes) from uint8 images to ``taps``, with a dynamic batch size, in float32."""
+def onnx_graph_bytes(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> bytes:
+    """``module`` traced on ``example`` into an ONNX graph (as bytes) by the TorchScript exporter: quick on these plain
+    CNNs (torch names it legacy with a DeprecationWarning). Shared by the live runtime and ``teachable export``."""
     import io
 
-    module = _Upto(backbone, taps).eval()
-    if backbone.device.type != "cpu" or backbone.dtype != torch.float32:
-        # A copy: the backbone's own modules stay on their device and dtype.
-        module = copy.deepcopy(module).float().cpu()
-    example = torch.zeros(1, backbone.input_size, backbone.input_size, 3, dtype=torch.uint8)
     buffer = io.BytesIO()
-    # The TorchScript exporter: quick on these plain CNNs; torch names it legacy with a DeprecationWarning.
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module,
             (example,),
             buffer,
-            input_names=["images"],
-            output_names=[t.replace(".", "_") for t in taps],
-            dynamic_axes={"images": {0: "batch"}, **{t.replace(".", "_"): {0: "batch"} for t in taps}},
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
             opset_version=OPSET,
             dynamo=False,
         )
     return buffer.getvalue()
+
+
+def export_bytes(backbone: "Backbone", taps: Sequence[str]) -> bytes:
+    """The ONNX graph (as bytes) from uint8 images to ``taps``, with a dynamic batch size, in float32."""
+    module = _Upto(backbone, taps).eval()
+    if backbone.device.type != "cpu" or backbone.dtype != torch.float32:
+        # A copy: the backbone's own modules stay on their device and dtype.
+        module = copy.deepcopy(module).float().cpu()
+    example = torch.zeros(1, backbone.input_size, backbone.input_size, 3, dtype=torch.uint8)
+    outputs = [t.replace(".", "_") for t in taps]
+    axes = {"images": {0: "batch"}, **{name: {0: "batch"} for name in outputs}}
+    return onnx_graph_bytes(module, example, ["images"], outputs, axes)
 
 
 class OrtForward:
