@@ -1,5 +1,5 @@
 # Two commands for a fresh machine: `make run` starts the app, `make test` runs every test.
-# Each creates .venv and installs what it needs on first use.
+# Each creates .venv and installs what it needs on first use (Ray included, which the tests start locally).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ray]'
 	# onnxruntime-web for exported web pages, pinned and checked, into the user cache (a warning if npm is missing)
 	$(PY) -m teachable.webexport --fetch
 	touch $@

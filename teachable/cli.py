@@ -43,17 +43,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        project, report = import_folder(
-            args.folder,
-            backbone,
-            args.output,
-            tap=args.tap,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            checkpoint_seconds=args.checkpoint_seconds,
-            progress=progress,
-            max_classes=_class_limit(),
-        )
+        if args.ray:
+            project, report = _import_on_ray(args, backbone, progress)
+        else:
+            project, report = import_folder(
+                args.folder,
+                backbone,
+                args.output,
+                tap=args.tap,
+                batch_size=args.batch_size,
+                workers=args.workers,
+                checkpoint_seconds=args.checkpoint_seconds,
+                progress=progress,
+                max_classes=_class_limit(),
+            )
     if report.resumed:
         print(f"Resumed from {checkpoint}: {report.resumed} image(s) were already embedded.")
     for message in report.skipped:
@@ -71,6 +74,29 @@ def cmd_fit(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{name}: {count}" for name, count in counts.items())
     print(f"Saved {args.output}: {len(project)} examples ({summary}); {len(report.skipped)} file(s) skipped.")
     return 0
+
+
+def _ray_serving():
+    try:
+        from . import ray_serving
+    except ImportError as error:
+        raise CLIError(f"this needs Ray: pip install 'teachable[ray]' ({error}).") from None
+    return ray_serving
+
+
+def _import_on_ray(args: argparse.Namespace, backbone, progress):
+    ray_serving = _ray_serving()
+    ray_serving.connect()
+    return ray_serving.import_folder_ray(
+        args.folder,
+        backbone,
+        args.output,
+        tap=args.tap,
+        batch_size=args.batch_size,
+        checkpoint_seconds=args.checkpoint_seconds,
+        progress=progress,
+        max_classes=_class_limit(),
+    )
 
 
 def _load_project_and_backbone(path: str, device: str | None):
@@ -261,19 +287,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_backbone(args: argparse.Namespace) -> int:
-    from .inference import backbone_server
+    """Deploy the backbone to the Ray cluster at RAY_ADDRESS, or to a local one that lives while this command runs."""
+    import time
 
-    backbone, warning = load_backbone_or_default(args.backbone, args.device, args.compile, args.runtime)
-    if warning:
-        _warn(warning)
-    server = backbone_server(backbone, args.host, args.port)
-    print(f"Serving {backbone.name} on {backbone.device} at http://{args.host}:{server.server_port} (Ctrl+C stops).")
-    print(f"Point the app at it with TEACHABLE_INFERENCE=http://{args.host}:{server.server_port}")
+    ray_serving = _ray_serving()
+    joined = bool(os.environ.get("RAY_ADDRESS"))
+    address = ray_serving.connect()
+    ray_serving.deploy(args.backbone)
+    print(f"The Ray Serve application {ray_serving.APP_NAME} runs {args.backbone} on the cluster at {address}.")
+    print(f"Start app replicas with: TEACHABLE_INFERENCE=ray RAY_ADDRESS={address} python app.py --host 0.0.0.0")
+    if joined:
+        return 0  # the deployment lives on the cluster, not in this process
+    print("This local cluster stops when this command does (Ctrl+C).")
     try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,6 +358,9 @@ def _add_fit(commands) -> None:
         type=float,
         default=120.0,
         help="save progress to OUTPUT.partial this often; a rerun resumes from it (default 120)",
+    )
+    fit.add_argument(
+        "--ray", action="store_true", help="read and embed on the Ray cluster at $RAY_ADDRESS (or a local one)"
     )
     fit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(run=cmd_fit)
@@ -403,12 +436,10 @@ def _add_app(commands) -> None:
 
 
 def _add_serve_backbone(commands) -> None:
-    """`teachable serve-backbone`: the backbone over HTTP for app replicas."""
-    service = _with_device(
-        commands.add_parser("serve-backbone", help="serve the backbone over HTTP to app replicas"), compiled=True
+    """`teachable serve-backbone`: the backbone as a Ray Serve deployment for app replicas."""
+    service = commands.add_parser(
+        "serve-backbone", help="deploy the backbone to the Ray cluster at $RAY_ADDRESS for app replicas"
     )
-    service.add_argument("--host", default="127.0.0.1")
-    service.add_argument("--port", type=int, default=8700)
     service.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     service.set_defaults(run=cmd_serve_backbone)
 

@@ -23,7 +23,15 @@ from torch.utils.data import DataLoader, Dataset
 from .frames import IMAGE_SUFFIXES, ImageError, as_rgb_uint8, center_square, encode_jpeg, load_image
 from .project import MAX_CLASSES, Project, ProjectError
 
-__all__ = ["ImageFile", "FolderError", "ImportReport", "list_images", "import_folder", "partial_path"]
+__all__ = [
+    "ImageFile",
+    "FolderError",
+    "ImportReport",
+    "list_images",
+    "import_folder",
+    "partial_path",
+    "start_import",
+]
 
 CHECKPOINT_SECONDS = 120.0
 PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
@@ -107,24 +115,11 @@ def default_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
-def import_folder(
-    folder: str | Path,
-    backbone,
-    output: str | Path,
-    *,
-    tap: str | None = None,
-    batch_size: int = 8,
-    workers: int | None = None,
-    checkpoint_seconds: float = CHECKPOINT_SECONDS,
-    progress: Callable[[int, int], None] | None = None,
-    max_classes: int = MAX_CLASSES,
-) -> tuple[Project, ImportReport]:
-    """Embed every image under ``folder`` into a project (resuming ``<output>.partial`` if there is one).
-
-    The result is returned, not saved; the caller saves it to ``output`` and then removes the partial file.
-    ``progress(done, total)`` is called after every batch. A folder with more than ``max_classes`` class folders
-    is refused before any image is read.
-    """
+def start_import(
+    folder: str | Path, backbone, output: str | Path, tap: str | None, max_classes: int
+) -> tuple[Project, list[ImageFile], list[ImageFile], int]:
+    """The project to import into (resumed from ``<output>.partial`` when there is one), every image file, those
+    still to embed, and how many examples the project already has. Shared by every way of importing."""
     classes, files = list_images(folder)
     if len(classes) > max_classes:
         raise FolderError(
@@ -148,6 +143,28 @@ def import_folder(
     done = {example.source for example in project.examples}
     resumed = len(done)
     todo = [file for file in files if file.source not in done]
+    return project, files, todo, resumed
+
+
+def import_folder(
+    folder: str | Path,
+    backbone,
+    output: str | Path,
+    *,
+    tap: str | None = None,
+    batch_size: int = 8,
+    workers: int | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    progress: Callable[[int, int], None] | None = None,
+    max_classes: int = MAX_CLASSES,
+) -> tuple[Project, ImportReport]:
+    """Embed every image under ``folder`` into a project (resuming ``<output>.partial`` if there is one).
+
+    The result is returned, not saved; the caller saves it to ``output`` and then removes the partial file.
+    ``progress(done, total)`` is called after every batch. A folder with more than ``max_classes`` class folders
+    is refused before any image is read.
+    """
+    project, files, todo, resumed = start_import(folder, backbone, output, tap, max_classes)
     if progress:
         progress(len(files) - len(todo), len(files))
     workers = default_workers() if workers is None else workers
