@@ -16,6 +16,7 @@ from pathlib import Path
 from .backbones import DEFAULT_BACKBONE, BackboneError, available_backbones, load_backbone, load_backbone_or_default
 from .folder import FolderError, import_folder, partial_path
 from .frames import ImageError, load_image
+from .inference import InferenceError
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
 from .project import MAX_CLASSES, Project, ProjectError
 
@@ -486,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("teachable").setLevel(logging.INFO)
     try:
         return args.run(args)
-    except (CLIError, FolderError, ProjectError, BackboneError, KNNError, ImageError) as error:
+    except (CLIError, FolderError, ProjectError, BackboneError, KNNError, ImageError, InferenceError) as error:
         print(f"teachable: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
 
 from .frames import ImageError, as_rgb_uint8, center_square, encode_jpeg, load_image
+from .inference import InferenceError
 
 __all__ = [
     "APP_NAME",
@@ -167,10 +169,32 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
         if address:
-            ray.init(address=address, log_to_driver=False)
+            _check_reachable(address)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except ConnectionError as error:
+                raise InferenceError(_unreachable(address, error)) from None
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     return ray.get_runtime_context().gcs_address
+
+
+def _unreachable(address: str, error: Exception) -> str:
+    return (
+        f"Could not join the Ray cluster at {address} ({error}). Start one there with `ray start --head`, "
+        "or unset RAY_ADDRESS to run a local one."
+    )
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when nothing listens at a ``host:port`` address (Ray itself waits a long time for one)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # "auto", or a ray:// client address: Ray resolves these itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise InferenceError(_unreachable(address, error)) from None
 
 
 def _cluster_has_gpus() -> bool:
@@ -231,8 +255,6 @@ class RayRunner:
         self.retry_seconds = retry_seconds
 
     def run(self, images: np.ndarray, taps: Sequence[str], caller: int = 0) -> dict[str, torch.Tensor]:
-        from .inference import InferenceError
-
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise InferenceError(f"images must be N x S x S x 3 uint8, got {images.shape} {images.dtype}")

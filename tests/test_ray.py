@@ -30,13 +30,26 @@ from teachable.ray_serving import (  # noqa: E402
 )
 
 from .conftest import photo  # noqa: E402
-from .serving import app_process  # noqa: E402
+from .serving import app_process, free_port  # noqa: E402
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "assets" / "samples"
 TAPS = ("blocks.4", "pool")
 REPLICAS = 2
+
+
+def test_a_wrong_ray_address_is_a_clear_error_at_once(monkeypatch, capsys):
+    """First in this module, before any cluster runs in this process (Ray itself would wait minutes)."""
+    from teachable.cli import main
+
+    assert not ray.is_initialized()
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    assert main(["serve-backbone"]) == 2
+    assert "Could not join the Ray cluster at 127.0.0.1" in capsys.readouterr().err
+    assert time.monotonic() - started < 30
+    assert not ray.is_initialized()
 
 
 @pytest.fixture(scope="module")
