@@ -182,7 +182,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
 def _unreachable(address: str, error: Exception) -> str:
     return (
         f"Could not join the Ray cluster at {address} ({error}). Start one there with `ray start --head`, "
-        "or unset RAY_ADDRESS to run a local one."
+        "or unset RAY_ADDRESS to run a local one. A cluster with token authentication (Ray's default for a new "
+        "one) also needs RAY_AUTH_MODE=token and its token here (RAY_AUTH_TOKEN, or the file ~/.ray/auth_token)."
     )
 
 

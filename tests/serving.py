@@ -23,14 +23,15 @@ def free_port() -> int:
 
 @contextmanager
 def app_process(
-    env: dict[str, str], timeout: float = 180, port: int | None = None
+    env: dict[str, str], timeout: float = 180, port: int | None = None, log: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run `python app.py` on a loopback port (a free one by default; CPU), wait until it answers, and stop it
-    afterwards (if it is still running)."""
+    afterwards (if it is still running). ``log``: a file for its output (default: discarded)."""
     port = port or free_port()
+    output = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port), "--device", "cpu"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -42,7 +43,8 @@ def app_process(
             except httpx.HTTPError:
                 pass
             if process.poll() is not None:
-                raise RuntimeError("the app exited before it answered")
+                said = log.read_text(errors="replace")[-2000:] if log else ""
+                raise RuntimeError(f"the app exited before it answered. {said}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the app did not answer within {timeout:.0f} s")
             time.sleep(1)
@@ -51,3 +53,5 @@ def app_process(
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=30)
+        if log:
+            output.close()
