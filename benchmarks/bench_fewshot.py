@@ -410,6 +410,19 @@ def run_background(
     return {"candidates": rows, "shipped": shipped}
 
 
+def view_similarity(features: Features) -> dict[str, float]:
+    """How far the extra views move an image at ``pool`` (sqrt normalisation): mean cosine of each image with each
+    of its views, next to the mean cosine of each image with its nearest other image of the same class."""
+    plain = unit(signed_sqrt(stacked(features, "pool")))
+    similarities = plain @ plain.T
+    np.fill_diagonal(similarities, -np.inf)
+    same = features.labels[:, None] == features.labels[None, :]
+    figures = {"nearest_same_class": float(np.where(same, similarities, -np.inf).max(axis=1).mean())}
+    for view in features.views:
+        figures[view] = float(np.mean(np.sum(plain * unit(signed_sqrt(stacked(features, "pool", view))), axis=1)))
+    return figures
+
+
 # ------------------------------------------------------------------------------------------------ report
 TARGETS = (
     "10-shot closed set at least 3 points above the baseline's",
@@ -526,6 +539,7 @@ def main(argv: list[str] | None = None) -> None:
         results["backgrounds"][background] = run_background(
             features, args.splits, FEATURE_SETS_BY_BACKBONE[args.backbone], augment, args.query_flip
         )
+        results["backgrounds"][background]["view_similarity"] = view_similarity(features)
     results["meta"] = {
         "folder_name": args.folder.name,
         "images": int(len(features.labels)),
