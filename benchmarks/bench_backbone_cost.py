@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         "runtime": "torch eager, float32",
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "torch": torch.__version__,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
     }
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "backbone_cost.json").write_text(json.dumps({"meta": meta, "backbones": results}, indent=1))
@@ -105,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"torch eager, float32, {args.threads} threads, batch 1, {args.frames} frames after {WARMUP} warm-up; "
         "milliseconds, median (90th percentile). A backbone whose pretrained weights are missing here is timed "
-        "with random weights of the same architecture (the time does not depend on the values).",
+        "with random weights of the same architecture (the time does not depend on the values). "
+        f"Load average (1 min) at the end: {meta['load_average_1min_at_end']} (other work on the machine slows "
+        "every row alike).",
         "",
         "| backbone | weights | pool | benchmark taps | frame + mirror (batch 2), pool |",
         "|---|---|---|---|---|",
