@@ -1,6 +1,7 @@
 """Few-shot and open-set accuracy of embedding taps, normalisations, decision rules and unknown rules.
 
-Usage: ``python benchmarks/bench_fewshot.py FOLDER [--background grey|texture] [--splits 20] [--output DIR]``
+Usage: ``python benchmarks/bench_fewshot.py FOLDER [--background grey|texture] [--splits 20] [--output DIR]
+[--backbone NAME] [--augment none|flip|crops|flip+crops] [--query-flip]``
 
 FOLDER holds one sub-folder of images per class. Every image goes through the backbone once (all taps in the same
 pass) and the pooled features are kept in memory; everything after that is numpy on those features.
@@ -24,7 +25,23 @@ The score is the similarity the rule ranks by: the nearest example's (knn) or th
 Today's default (``pool``, ``l2``, ``knn`` with k = DEFAULT_K, ``fixed:0.4``) runs in the same run as the
 baseline, and the shipped ``KNNClassifier`` with its new defaults is run on the same splits as a check that the
 implementation matches the figures. Writes ``fewshot.json`` and ``fewshot.md`` to ``--output``
-(default benchmarks/results).
+(default benchmarks/results); any other backbone, augmentation or query flip writes
+``fewshot_<backbone>_<augment>[_qflip][_<background>].json`` / ``.md`` instead (the background named when only
+one was run).
+
+Options beyond the default:
+
+* ``--backbone``: any of ``teachable.backbones.available_backbones()`` whose weights are on this machine; each has
+  its own taps and feature sets (``TAPS_BY_BACKBONE``, ``FEATURE_SETS_BY_BACKBONE``; always its pooled head ``pool``);
+* ``--augment``: each taught example also enters the project as its left-right mirror (``flip``) and/or two crops
+  (``crops``: a 0.8 centre zoom and a 0.85 corner shift; see fewshot_data), embedded once per image next to the
+  plain features. The extra vectors join the support set (kNN neighbours; the class mean for prototypes); the
+  leave-one-out calibration leaves out an example's whole group (it and its augmented copies) and scores only the
+  example itself, so the boundary is not made optimistic by a mirror of the held-out example. Queries stay plain;
+* ``--query-flip``: every query (and every held-out example in the calibration) is the mean of the frame's and its
+  mirror's features at each tap: two forward passes per frame.
+
+The shipped ``KNNClassifier`` check always runs on the plain ``pool`` features (no augmentation).
 """
 
 from __future__ import annotations
@@ -54,6 +71,23 @@ from teachable.knn import (  # noqa: E402
 
 TAPS = ("blocks.4", "blocks.5", "blocks.6", "pool")
 FEATURE_SETS = ("pool", "blocks.4", "blocks.5", "blocks.6", "blocks.5+blocks.6", "blocks.6+pool", "blocks.5+pool")
+TAPS_BY_BACKBONE = {
+    "efficientnet_lite0": TAPS,
+    # features.16 is the 960-channel map that "pool" averages, inception5b likewise for googlenet: not repeated
+    "mobilenet_v3_large": ("features.12", "features.15", "pool"),
+    "googlenet": ("inception4e", "inception5a", "pool"),
+}
+FEATURE_SETS_BY_BACKBONE = {
+    "efficientnet_lite0": FEATURE_SETS,
+    "mobilenet_v3_large": (
+        "pool", "features.12", "features.15", "features.12+features.15", "features.15+pool", "features.12+pool",
+    ),
+    "googlenet": (
+        "pool", "inception4e", "inception5a", "inception4e+inception5a", "inception5a+pool", "inception4e+pool",
+    ),
+}  # fmt: skip
+AUGMENTATIONS = {"none": (), "flip": ("flip",), "crops": ("zoom", "shift"), "flip+crops": ("flip", "zoom", "shift")}
+"""``--augment`` -> the extra views (fewshot_data.VIEWS) each taught example also enters the project as."""
 NORMALISATIONS = ("l2", "sqrt", "centre")
 RULES = ("knn", "prototype")
 SHOTS = (1, 5, 10)
@@ -91,9 +125,31 @@ def unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
-def stacked(features: Features, spec: str) -> np.ndarray:
-    """The feature set ``spec`` ("pool" or "blocks.6+pool"): each tap L2-normalised, concatenated."""
-    return unit(np.concatenate([unit(features.by_tap[tap]) for tap in spec.split("+")], axis=1))
+def stacked(features: Features, spec: str, view: str = "") -> np.ndarray:
+    """The feature set ``spec`` ("pool" or "blocks.6+pool"): each tap L2-normalised, concatenated. ``view``: one of
+    the extra views (``flip``, ...), or ``flip-mean``: the mean of the plain and the mirrored features at each tap."""
+    if view == "flip-mean":
+        by_tap = {tap: (features.by_tap[tap] + features.views["flip"][tap]) / 2 for tap in spec.split("+")}
+    else:
+        by_tap = features.views[view] if view else features.by_tap
+    return unit(np.concatenate([unit(by_tap[tap]) for tap in spec.split("+")], axis=1))
+
+
+@dataclass(frozen=True)
+class Views:
+    """Per image (rows as in Features): the vectors a taught image enters the project as (the plain one first, then
+    its augmented copies), and the vector it is queried (and held out in the calibration) as."""
+
+    support: tuple[np.ndarray, ...]
+    query: np.ndarray
+
+
+def views_of(features: Features, spec: str, augment: tuple[str, ...] = (), query_flip: bool = False) -> Views:
+    plain = stacked(features, spec)
+    return Views(
+        (plain, *(stacked(features, spec, view) for view in augment)),
+        stacked(features, spec, "flip-mean") if query_flip else plain,
+    )
 
 
 def signed_sqrt(vectors: np.ndarray) -> np.ndarray:
@@ -139,31 +195,42 @@ def decide(candidate: Candidate, support, support_labels, queries, classes: int)
     raise ValueError(candidate.rule)
 
 
-def own_scores(candidate: Candidate, support: np.ndarray, support_labels: np.ndarray) -> np.ndarray:
+def own_scores(
+    candidate: Candidate, support: np.ndarray, support_labels: np.ndarray, groups=None, probes=None
+) -> np.ndarray:
     """Each taught example's leave-one-out score against its own class: the nearest other example of its class
-    (knn), or its class's prototype made without it (prototype). NaN for a class's only example."""
-    same = support_labels[:, None] == support_labels[None, :]
-    np.fill_diagonal(same, False)
+    (knn), or its class's prototype made without it (prototype). NaN for a class's only example.
+
+    With augmentation, ``groups`` gives each support row's example (an example and its augmented copies share
+    one): the whole group is left out, and only the group's first row (the example itself) gets a score, of
+    ``probes[g]`` (the example as it would be queried; default that first row). The other rows are NaN."""
+    groups = np.arange(len(support)) if groups is None else np.asarray(groups)
+    ids, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    probes = support[first] if probes is None else probes
+    labels_of = support_labels[first]
+    same = (labels_of[:, None] == support_labels[None, :]) & (ids[:, None] != groups[None, :])
+    has_other = same.any(axis=1)
     scores = np.full(len(support), np.nan)
     if candidate.rule == "knn":
-        similarities = np.where(same, support @ support.T, -np.inf)
-        has_other = same.any(axis=1)
-        scores[has_other] = similarities[has_other].max(axis=1)
+        similarities = np.where(same, probes @ support.T, -np.inf)
+        scores[first[has_other]] = similarities[has_other].max(axis=1)
         return scores
     sums = {c: support[support_labels == c].sum(axis=0) for c in np.unique(support_labels)}
-    for i, (vector, label) in enumerate(zip(support, support_labels)):
-        if same[i].any():
-            scores[i] = float(vector @ unit(sums[label] - vector))
+    group_sums = np.zeros((len(ids), support.shape[1]), dtype=np.float64)
+    np.add.at(group_sums, inverse, support)
+    for g in np.flatnonzero(has_other):
+        scores[first[g]] = float(probes[g] @ unit(sums[labels_of[g]] - group_sums[g]))
     return scores
 
 
-def boundaries(candidate: Candidate, support, support_labels, classes: int) -> np.ndarray:
-    """The similarity below which each class's best guess is called unknown."""
+def boundaries(candidate: Candidate, support, support_labels, classes: int, groups=None, probes=None) -> np.ndarray:
+    """The similarity below which each class's best guess is called unknown (``groups``, ``probes``: see
+    own_scores)."""
     kind, _, value = candidate.unknown.partition(":")
     value = float(value)
     if kind == "fixed":
         return np.full(classes, value)
-    scores = own_scores(candidate, support, support_labels)
+    scores = own_scores(candidate, support, support_labels, groups, probes)
     finite = scores[np.isfinite(scores)]
     pooled = np.quantile(finite, value) if len(finite) >= MIN_CALIBRATION_SCORES else FALLBACK_BOUNDARY
     pooled = min(pooled, MAX_BOUNDARY)  # as the app caps it (see knn.MAX_BOUNDARY)
@@ -210,16 +277,44 @@ def open_splits(labels: np.ndarray, splits: int, seed: int = 1) -> list[tuple[st
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
-def decided(candidate: Candidate, vectors: np.ndarray, labels: np.ndarray, taught, queries):
-    """Classify ``queries`` with a project of ``taught``: (true class or -1 when not taught, best class, score,
-    and the normalised support vectors and their class codes, which the unknown rules calibrate on)."""
+@dataclass(frozen=True)
+class Episode:
+    truth: np.ndarray
+    """True class code of each query, -1 when its class was not taught."""
+    best: np.ndarray
+    score: np.ndarray
+    support: np.ndarray
+    """Normalised support vectors (the taught examples, then each augmented view of them, same order)."""
+    support_labels: np.ndarray
+    groups: np.ndarray
+    """Index (within ``taught``) of the example each support row comes from."""
+    probes: np.ndarray | None
+    """The taught examples as they would be queried (normalised), for the calibration; None: the plain rows."""
+
+
+def episode(candidate: Candidate, vectors, labels: np.ndarray, taught, queries) -> Episode:
+    """Classify ``queries`` with a project of ``taught``; ``vectors`` is an array (plain features) or Views."""
+    views = vectors if isinstance(vectors, Views) else Views((vectors,), vectors)
     classes = list(dict.fromkeys(labels[taught]))
     code = {name: i for i, name in enumerate(classes)}
-    support_labels = np.array([code[name] for name in labels[taught]])
+    repeats = len(views.support)
+    support_labels = np.tile(np.array([code[name] for name in labels[taught]]), repeats)
+    groups = np.tile(np.arange(len(taught)), repeats)
     truth = np.array([code.get(name, -1) for name in labels[queries]])
-    support, query_vectors = normalised(vectors[taught], vectors[queries], candidate.normalisation)
+    support_raw = np.concatenate([v[taught] for v in views.support])
+    plain_probes = views.query is views.support[0]
+    query_raw = views.query[queries] if plain_probes else np.concatenate([views.query[queries], views.query[taught]])
+    support, query_all = normalised(support_raw, query_raw, candidate.normalisation)
+    query_vectors, probes = query_all[: len(queries)], (None if plain_probes else query_all[len(queries) :])
     best, score = decide(candidate, support, support_labels, query_vectors, len(classes))
-    return truth, best, score, support, support_labels
+    return Episode(truth, best, score, support, support_labels, groups, probes)
+
+
+def decided(candidate: Candidate, vectors, labels: np.ndarray, taught, queries):
+    """Classify ``queries`` with a project of ``taught``: (true class or -1 when not taught, best class, score,
+    and the normalised support vectors and their class codes, which the unknown rules calibrate on)."""
+    e = episode(candidate, vectors, labels, taught, queries)
+    return e.truth, e.best, e.score, e.support, e.support_labels
 
 
 def closed_figures(run_episode, draws_by_shots: dict) -> dict:
@@ -253,10 +348,11 @@ def evaluate_family(family: list[Candidate], vectors, labels, closed_draws: dict
     closed = closed_figures(lambda t, q: decided(family[0], vectors, labels, t, q), closed_draws)
     outcomes: dict[Candidate, list] = {candidate: [] for candidate in family}
     for _, taught, queries in episodes:
-        truth, best, score, support, support_labels = decided(family[0], vectors, labels, taught, queries)
+        e = episode(family[0], vectors, labels, taught, queries)
         for candidate in family:
-            limits = boundaries(candidate, support, support_labels, int(support_labels.max()) + 1)
-            outcomes[candidate].append((truth, best, score - limits[best]))
+            classes = int(e.support_labels.max()) + 1
+            limits = boundaries(candidate, e.support, e.support_labels, classes, e.groups, e.probes)
+            outcomes[candidate].append((e.truth, e.best, e.score - limits[e.best]))
     return [
         {**candidate.__dict__, "name": candidate.name, "closed": closed, "open": open_figures(outcomes[candidate])}
         for candidate in family
@@ -275,10 +371,10 @@ def shipped_episode(classifier_options: dict, raw: np.ndarray, labels: np.ndarra
     return truth, best, np.array([p.score - p.boundary for p in predictions])
 
 
-def candidates() -> list[Candidate]:
+def candidates(feature_sets: tuple[str, ...] = FEATURE_SETS) -> list[Candidate]:
     grid = [
         Candidate(features, normalisation, rule, unknown)
-        for features in FEATURE_SETS
+        for features in feature_sets
         for normalisation in NORMALISATIONS
         for rule in RULES
         for unknown in UNKNOWN_RULES
@@ -286,16 +382,23 @@ def candidates() -> list[Candidate]:
     return [BASELINE, CHOSEN] + [c for c in grid if c not in (BASELINE, CHOSEN)]
 
 
-def run_background(features: Features, splits: int) -> dict:
+def run_background(
+    features: Features,
+    splits: int,
+    feature_sets: tuple[str, ...] = FEATURE_SETS,
+    augment: tuple[str, ...] = (),
+    query_flip: bool = False,
+) -> dict:
     """Every candidate, and the shipped classifier (old and new defaults), on the same splits."""
     labels = features.labels
     closed_draws, episodes = closed_splits(labels, splits), open_splits(labels, splits)
     families: dict[tuple, list[Candidate]] = {}
-    for candidate in candidates():
+    for candidate in candidates(feature_sets):
         families.setdefault((candidate.features, candidate.normalisation, candidate.rule), []).append(candidate)
     rows = []
     for (spec, _, _), family in families.items():
-        rows += evaluate_family(family, stacked(features, spec), labels, closed_draws, episodes)
+        vectors = views_of(features, spec, augment, query_flip) if augment or query_flip else stacked(features, spec)
+        rows += evaluate_family(family, vectors, labels, closed_draws, episodes)
     shipped = {}
     for name, options in {"before": {"rule": "knn", "threshold": 0.4}, "now": {}}.items():
 
@@ -305,6 +408,19 @@ def run_background(features: Features, splits: int) -> dict:
         outcomes = [run(taught, queries) for _, taught, queries in episodes]
         shipped[name] = {"closed": closed_figures(run, closed_draws), "open": open_figures(outcomes)}
     return {"candidates": rows, "shipped": shipped}
+
+
+def view_similarity(features: Features) -> dict[str, float]:
+    """How far the extra views move an image at ``pool`` (sqrt normalisation): mean cosine of each image with each
+    of its views, next to the mean cosine of each image with its nearest other image of the same class."""
+    plain = unit(signed_sqrt(stacked(features, "pool")))
+    similarities = plain @ plain.T
+    np.fill_diagonal(similarities, -np.inf)
+    same = features.labels[:, None] == features.labels[None, :]
+    figures = {"nearest_same_class": float(np.where(same, similarities, -np.inf).max(axis=1).mean())}
+    for view in features.views:
+        figures[view] = float(np.mean(np.sum(plain * unit(signed_sqrt(stacked(features, "pool", view))), axis=1)))
+    return figures
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -368,9 +484,9 @@ def markdown_section(background: str, result: dict, top: int = 12) -> list[str]:
     return lines + [""]
 
 
-def write_results(results: dict, output: Path) -> None:
+def write_results(results: dict, output: Path, stem: str = "fewshot") -> None:
     output.mkdir(parents=True, exist_ok=True)
-    (output / "fewshot.json").write_text(json.dumps(results, separators=(",", ":")))
+    (output / f"{stem}.json").write_text(json.dumps(results, separators=(",", ":")))
     meta = results["meta"]
     lines = [
         "# Few-shot and open-set figures",
@@ -379,6 +495,10 @@ def write_results(results: dict, output: Path) -> None:
         f"{meta['splits']} random splits per number of shots; open set: each class left out in turn, "
         f"{meta['splits']} draws each, {OPEN_SHOTS} shots per taught class. Backbone {meta['backbone']}. "
         "Settings were chosen on this same set (a development set): expect other photos to do somewhat differently.",
+        "",
+        f"Enrolment augmentation: {meta.get('augment', 'none')} (views {', '.join(meta.get('views', [])) or 'none'}); "
+        f"queries: {'mean of the frame and its mirror (two forward passes)' if meta.get('query_flip') else 'plain'}. "
+        "Runtime: torch. The shipped-classifier rows are always plain (no augmentation, no query flip).",
         "",
         "Cut-outs are centred on a square background 1.4 times their longer side: `grey` is plain RGB 190, "
         "`texture` a random crop of scikit-image's brick, grass or gravel photo per image.",
@@ -390,7 +510,7 @@ def write_results(results: dict, output: Path) -> None:
     ]
     for background, result in results["backgrounds"].items():
         lines += markdown_section(background, result)
-    (output / "fewshot.md").write_text("\n".join(lines))
+    (output / f"{stem}.md").write_text("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -399,19 +519,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--background", nargs="+", default=["grey", "texture"], choices=["grey", "texture"])
     parser.add_argument("--splits", type=int, default=20)
     parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--backbone", default="efficientnet_lite0", choices=sorted(TAPS_BY_BACKBONE))
+    parser.add_argument("--augment", default="none", choices=list(AUGMENTATIONS))
+    parser.add_argument("--query-flip", action="store_true", help="query with the mean of the frame and its mirror")
     args = parser.parse_args(argv)
     import torch
 
     from teachable.backbones import load_backbone
 
     torch.set_num_threads(2)
-    backbone = load_backbone("efficientnet_lite0", device="cpu")
+    backbone = load_backbone(args.backbone, device="cpu", runtime="torch")
+    augment = AUGMENTATIONS[args.augment]
+    views = tuple(dict.fromkeys(augment + (("flip",) if args.query_flip else ())))
     started = time.perf_counter()
     results = {"meta": {}, "backgrounds": {}}
     for background in args.background:
-        features = embed_folder(args.folder, list(TAPS), background, backbone)
+        features = embed_folder(args.folder, list(TAPS_BY_BACKBONE[args.backbone]), background, backbone, views)
         print(f"{background}: embedded {len(features.labels)} images in {time.perf_counter() - started:.0f} s")
-        results["backgrounds"][background] = run_background(features, args.splits)
+        results["backgrounds"][background] = run_background(
+            features, args.splits, FEATURE_SETS_BY_BACKBONE[args.backbone], augment, args.query_flip
+        )
+        results["backgrounds"][background]["view_similarity"] = view_similarity(features)
     results["meta"] = {
         "folder_name": args.folder.name,
         "images": int(len(features.labels)),
@@ -420,11 +548,19 @@ def main(argv: list[str] | None = None) -> None:
         "backbone": backbone.name,
         "baseline": BASELINE.name,
         "chosen": CHOSEN.name,
+        "augment": args.augment,
+        "views": list(augment),
+        "query_flip": args.query_flip,
+        "runtime": "torch",
         "seconds": round(time.perf_counter() - started, 1),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
     }
-    write_results(results, args.output)
-    print(f"Wrote {args.output / 'fewshot.json'} and fewshot.md in {results['meta']['seconds']} s")
+    both = sorted(args.background) == ["grey", "texture"]
+    default = args.backbone == "efficientnet_lite0" and args.augment == "none" and not args.query_flip and both
+    stem = "fewshot" if default else f"fewshot_{args.backbone}_{args.augment.replace('+', '-')}"
+    stem += ("_qflip" if args.query_flip else "") + ("" if both else "_" + "-".join(args.background))
+    write_results(results, args.output, stem)
+    print(f"Wrote {args.output / stem}.json and {stem}.md in {results['meta']['seconds']} s")
 
 
 if __name__ == "__main__":

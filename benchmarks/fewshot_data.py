@@ -8,11 +8,18 @@ Backgrounds for images with transparency:
   background changes from photo to photo.
 
 The object is centred on a square canvas 1.4 times its longer side, so it fills about 70 % of the frame.
+
+Extra *views* of each image (for enrolment augmentation and test-time flip) can be embedded in the same call, from
+the same composited image (same background):
+
+* ``flip``: the prepared frame mirrored left-right;
+* ``zoom``: the central 80 % square of the composited image (a step closer);
+* ``shift``: an 85 % square in the bottom-right corner (the object moved up-left, still whole).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -23,6 +30,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 GREY = 190
 CANVAS_SCALE = 1.4
 TEXTURES = ("brick", "grass", "gravel")
+VIEWS = ("flip", "zoom", "shift")
+CROPS = {"zoom": (0.8, 0.5), "shift": (0.85, 1.0)}
+"""View name -> (side of the square crop as a fraction of the image's, where it sits: 0.5 centre, 1.0 bottom-right)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,8 @@ class Features:
     labels: np.ndarray
     classes: tuple[str, ...]
     background: str
+    views: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """Extra views of every image (view name -> tap -> vectors, rows as in ``by_tap``)."""
 
 
 def read_folder(folder: Path) -> tuple[list[Path], list[str]]:
@@ -80,18 +92,38 @@ def composite(path: Path, background: str, rng: np.random.Generator) -> np.ndarr
     return canvas.round().astype(np.uint8)
 
 
-def embed_folder(folder: Path, taps: list[str], background: str = "grey", backbone=None) -> Features:
-    """Every image of ``folder`` through the backbone once, every tap read in the same pass (batch 1)."""
+def view_of(rgb: np.ndarray, view: str, backbone) -> np.ndarray:
+    """The prepared (``input_size`` square) frame of ``view`` of the RGB image ``rgb``."""
+    if view == "flip":
+        return np.ascontiguousarray(backbone.prepare(rgb)[:, ::-1])
+    fraction, place = CROPS[view]
+    height, width = rgb.shape[:2]
+    side = int(round(min(height, width) * fraction))
+    top, left = int(round((height - side) * place)), int(round((width - side) * place))
+    return backbone.prepare(rgb[top : top + side, left : left + side])
+
+
+def embed_folder(
+    folder: Path, taps: list[str], background: str = "grey", backbone=None, views: tuple[str, ...] = ()
+) -> Features:
+    """Every image of ``folder`` through the backbone once, every tap read in the same pass (batch 1); each of
+    ``views`` is one more pass per image."""
     from teachable.backbones import load_backbone, pooled
 
     backbone = backbone or load_backbone("efficientnet_lite0", device="cpu")
     paths, labels = read_folder(folder)
     rng = np.random.default_rng(0)
-    rows: dict[str, list[np.ndarray]] = {tap: [] for tap in taps}
+    rows: dict[str, dict[str, list[np.ndarray]]] = {view: {tap: [] for tap in taps} for view in ("", *views)}
     for path in paths:
-        image = backbone.prepare(composite(path, background, rng))[None]
-        outputs = backbone.run(image, taps)
-        for tap in taps:
-            rows[tap].append(pooled(outputs[tap])[0])
-    by_tap = {tap: np.stack(vectors).astype(np.float32) for tap, vectors in rows.items()}
-    return Features(by_tap, np.asarray(labels), tuple(dict.fromkeys(labels)), background)
+        rgb = composite(path, background, rng)
+        for view in rows:
+            image = (view_of(rgb, view, backbone) if view else backbone.prepare(rgb))[None]
+            outputs = backbone.run(image, taps)
+            for tap in taps:
+                rows[view][tap].append(pooled(outputs[tap])[0])
+    stacked = {
+        view: {tap: np.stack(vectors).astype(np.float32) for tap, vectors in by_tap.items()}
+        for view, by_tap in rows.items()
+    }
+    by_tap = stacked.pop("")
+    return Features(by_tap, np.asarray(labels), tuple(dict.fromkeys(labels)), background, stacked)
