@@ -134,6 +134,8 @@ def test_settings_round_trip_and_state_key(session):
 def test_server_settings_from_environment():
     settings = ServerSettings.from_env({"TEACHABLE_MAX_EXAMPLES": "50", "TEACHABLE_SESSION_IDLE_SECONDS": "60"})
     assert settings.max_examples == 50 and settings.idle_seconds == 60 and settings.max_sessions == 200
+    assert settings.stream_every == 0.1
+    assert ServerSettings.from_env({"TEACHABLE_STREAM_EVERY": "0.2"}).stream_every == 0.2
     with pytest.raises(SettingsError, match="TEACHABLE_MAX_SESSIONS"):
         ServerSettings.from_env({"TEACHABLE_MAX_SESSIONS": "many"})
     with pytest.raises(SettingsError, match="above zero"):

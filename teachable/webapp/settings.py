@@ -26,8 +26,8 @@ class ServerSettings:
     max_classes: int = MAX_CLASSES
     """TEACHABLE_MAX_CLASSES: classes per project (the review and the views compare every pair of classes)."""
     inference: str = "auto"
-    """TEACHABLE_INFERENCE: where live frames run: local, batched (across sessions), auto (batched on a GPU) or the
-    URL of a backbone service. See inference.py."""
+    """TEACHABLE_INFERENCE: where live frames run: local, batched (across sessions), auto (batched on a GPU) or ray
+    (the Ray Serve deployment on the cluster at RAY_ADDRESS). See inference.py."""
     max_sessions: int = 200
     """TEACHABLE_MAX_SESSIONS: sessions whose state Gradio keeps; past it the least recently used is dropped. This
     bounds what closed tabs leave in memory; keep it well above the number of people using the server at once."""
@@ -36,7 +36,8 @@ class ServerSettings:
     max_upload_mb: int = 20
     """TEACHABLE_MAX_UPLOAD_MB: largest upload (images, videos, project files)."""
     stream_every: float = 0.1
-    """Seconds between the frames a browser sends while the camera streams."""
+    """TEACHABLE_STREAM_EVERY: seconds between the frames a browser sends while the camera streams. Each frame is
+    about 100 KB upstream, so 0.2 halves what a big room sends over its Wi-Fi (docs/SCALING.md)."""
     stream_time_limit: int = 30 * 60
     """A stream is closed after this; clicking the camera button again resumes it."""
     autosave: AutosaveSettings | None = None
@@ -68,6 +69,7 @@ class ServerSettings:
             file_max_age_seconds=read("TEACHABLE_FILE_MAX_AGE_SECONDS", defaults.file_max_age_seconds, int),
             max_upload_mb=read("TEACHABLE_MAX_UPLOAD_MB", defaults.max_upload_mb, int),
             max_classes=read("TEACHABLE_MAX_CLASSES", defaults.max_classes, int),
+            stream_every=read("TEACHABLE_STREAM_EVERY", defaults.stream_every, float),
             autosave=_autosave_settings(environ),
         )
 
