@@ -165,6 +165,7 @@ def import_folder(
     is refused before any image is read.
     """
     project, files, todo, resumed = start_import(folder, backbone, output, tap, max_classes)
+    checkpoint = partial_path(output)
     if progress:
         progress(len(files) - len(todo), len(files))
     workers = default_workers() if workers is None else workers

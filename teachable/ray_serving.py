@@ -16,6 +16,7 @@ Ray is the optional extra ``teachable[ray]``; nothing else in the package import
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -33,8 +34,10 @@ from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
 
+from .folder import CHECKPOINT_SECONDS, ImportReport, partial_path, start_import
 from .frames import ImageError, as_rgb_uint8, center_square, encode_jpeg, load_image
 from .inference import InferenceError
+from .project import MAX_CLASSES
 
 __all__ = [
     "APP_NAME",
@@ -125,6 +128,11 @@ class BackboneReplica:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005, batch_size_fn=_frames_in)
     async def run_batch(self, requests: list[tuple[list[bytes], tuple[str, ...]]]) -> list:
+        # In a thread, so that the replica goes on taking requests (the next batch) while this one runs.
+        return await asyncio.to_thread(self._run_requests, requests)
+
+    def _run_requests(self, requests: list[tuple[list[bytes], tuple[str, ...]]]) -> list:
+        """One result per request: its taps as float16 arrays, or the exception that its group of taps raised."""
         results: list = [None] * len(requests)
         by_taps: dict[tuple[str, ...], list[int]] = {}
         for i, (_, taps) in enumerate(requests):
@@ -329,21 +337,16 @@ def import_folder_ray(
     tap: str | None = None,
     batch_size: int = 32,
     embedders: int | None = None,
-    checkpoint_seconds: float = 120.0,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
     progress: Callable[[int, int], None] | None = None,
-    max_classes: int | None = None,
+    max_classes: int = MAX_CLASSES,
 ):
     """Like :func:`teachable.folder.import_folder`, with the reading and embedding done on the Ray cluster.
 
     ``embedders`` actors embed (default: one per GPU of the cluster, else one). The driver only adds the vectors
     and thumbnails to the project and saves ``<output>.partial`` every ``checkpoint_seconds``.
     """
-    from .folder import ImportReport, start_import
-    from .project import MAX_CLASSES
-
-    project, files, todo, resumed = start_import(folder, backbone, output, tap, max_classes or MAX_CLASSES)
-    from .folder import partial_path
-
+    project, files, todo, resumed = start_import(folder, backbone, output, tap, max_classes)
     checkpoint = partial_path(output)
     total = len(files)
     finished = total - len(todo)
