@@ -16,7 +16,6 @@ Ray is the optional extra ``teachable[ray]``; nothing else in the package import
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -128,11 +127,11 @@ class BackboneReplica:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005, batch_size_fn=_frames_in)
     async def run_batch(self, requests: list[tuple[list[bytes], tuple[str, ...]]]) -> list:
-        # In a thread, so that the replica goes on taking requests (the next batch) while this one runs.
-        return await asyncio.to_thread(self._run_requests, requests)
+        """One result per request: its taps as float16 arrays, or the exception that its group of taps raised.
 
-    def _run_requests(self, requests: list[tuple[list[bytes], tuple[str, ...]]]) -> list:
-        """One result per request: its taps as float16 arrays, or the exception that its group of taps raised."""
+        The forward pass runs on the replica's event loop: requests that arrive meanwhile wait and form the next
+        batch. (In a thread instead, the batches measured smaller on a CPU, 1.5 frames against 3.0, and answers
+        no faster.)"""
         results: list = [None] * len(requests)
         by_taps: dict[tuple[str, ...], list[int]] = {}
         for i, (_, taps) in enumerate(requests):
