@@ -21,7 +21,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
 
+from .backbones import load_backbone
 from .folder import CHECKPOINT_SECONDS, ImportReport, partial_path, start_import
 from .frames import ImageError, as_rgb_uint8, center_square, encode_jpeg, load_image
 from .inference import InferenceError
@@ -74,15 +75,29 @@ class RayServeSettings:
     target_ongoing_requests: int = 16
 
     @classmethod
-    def from_env(cls) -> RayServeSettings:
-        env = os.environ.get
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> RayServeSettings:
+        """The settings the environment gives; a value that is not a positive number is an :class:`InferenceError`
+        naming it."""
         defaults = cls()
+
+        def read(name: str, default, parse):
+            text = environ.get(name, "").strip()
+            if not text:
+                return default
+            try:
+                value = parse(text)
+            except ValueError:
+                value = None
+            if value is None or value <= 0:
+                raise InferenceError(f"{name}={text!r} must be a number above zero.")
+            return value
+
         return cls(
-            min_replicas=int(env("TEACHABLE_RAY_MIN_REPLICAS", defaults.min_replicas)),
-            max_replicas=int(env("TEACHABLE_RAY_MAX_REPLICAS", defaults.max_replicas)),
-            max_batch=int(env("TEACHABLE_RAY_MAX_BATCH", defaults.max_batch)),
-            batch_wait_s=float(env("TEACHABLE_RAY_BATCH_WAIT_MS", defaults.batch_wait_s * 1000)) / 1000,
-            replica_cpus=float(env("TEACHABLE_RAY_REPLICA_CPUS", defaults.replica_cpus)),
+            min_replicas=read("TEACHABLE_RAY_MIN_REPLICAS", defaults.min_replicas, int),
+            max_replicas=read("TEACHABLE_RAY_MAX_REPLICAS", defaults.max_replicas, int),
+            max_batch=read("TEACHABLE_RAY_MAX_BATCH", defaults.max_batch, int),
+            batch_wait_s=read("TEACHABLE_RAY_BATCH_WAIT_MS", defaults.batch_wait_s * 1000, float) / 1000,
+            replica_cpus=read("TEACHABLE_RAY_REPLICA_CPUS", defaults.replica_cpus, float),
         )
 
 
@@ -110,8 +125,6 @@ class BackboneReplica:
     """One Serve replica: the backbone loaded once, frames of all callers batched by ``@serve.batch``."""
 
     def __init__(self, backbone: str, device: str, max_batch: int, batch_wait_s: float) -> None:
-        from .backbones import load_backbone
-
         torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1) or 1)))
         self.backbone = load_backbone(backbone, device)
         self.batch_sizes: deque[int] = deque(maxlen=10_000)
@@ -313,8 +326,6 @@ class _Embedder:
     """Ray Data actor: the backbone loaded once, crops -> embedding vectors (crops are not sent back)."""
 
     def __init__(self, backbone: str, device: str, tap: str) -> None:
-        from .backbones import load_backbone
-
         torch.set_num_threads(1)
         self.backbone = load_backbone(backbone, device)
         self.tap = tap

@@ -52,6 +52,14 @@ def test_a_wrong_ray_address_is_a_clear_error_at_once(monkeypatch, capsys):
     assert not ray.is_initialized()
 
 
+def test_deployment_sizes_come_from_the_environment_and_bad_ones_are_named():
+    settings = RayServeSettings.from_env({"TEACHABLE_RAY_MAX_REPLICAS": "8", "TEACHABLE_RAY_BATCH_WAIT_MS": "10"})
+    assert settings.max_replicas == 8 and settings.batch_wait_s == pytest.approx(0.01) and settings.min_replicas == 1
+    for name, text in [("TEACHABLE_RAY_MIN_REPLICAS", "many"), ("TEACHABLE_RAY_REPLICA_CPUS", "0")]:
+        with pytest.raises(InferenceError, match=name):
+            RayServeSettings.from_env({name: text})
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """One local Ray (2 replicas of the backbone deployment), shared by this module and shut down after it."""
