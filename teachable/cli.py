@@ -44,20 +44,19 @@ def cmd_fit(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
+        options = {
+            "tap": args.tap,
+            "batch_size": args.batch_size,
+            "checkpoint_seconds": args.checkpoint_seconds,
+            "progress": progress,
+            "max_classes": _class_limit(),
+        }
         if args.ray:
-            project, report = _import_on_ray(args, backbone, progress)
+            ray_serving = _ray_serving()
+            ray_serving.connect()
+            project, report = ray_serving.import_folder_ray(args.folder, backbone, args.output, **options)
         else:
-            project, report = import_folder(
-                args.folder,
-                backbone,
-                args.output,
-                tap=args.tap,
-                batch_size=args.batch_size,
-                workers=args.workers,
-                checkpoint_seconds=args.checkpoint_seconds,
-                progress=progress,
-                max_classes=_class_limit(),
-            )
+            project, report = import_folder(args.folder, backbone, args.output, workers=args.workers, **options)
     if report.resumed:
         print(f"Resumed from {checkpoint}: {report.resumed} image(s) were already embedded.")
     for message in report.skipped:
@@ -83,21 +82,6 @@ def _ray_serving():
     except ImportError as error:
         raise CLIError(f"this needs Ray: pip install 'teachable[ray]' ({error}).") from None
     return ray_serving
-
-
-def _import_on_ray(args: argparse.Namespace, backbone, progress):
-    ray_serving = _ray_serving()
-    ray_serving.connect()
-    return ray_serving.import_folder_ray(
-        args.folder,
-        backbone,
-        args.output,
-        tap=args.tap,
-        batch_size=args.batch_size,
-        checkpoint_seconds=args.checkpoint_seconds,
-        progress=progress,
-        max_classes=_class_limit(),
-    )
 
 
 def _load_project_and_backbone(path: str, device: str | None):

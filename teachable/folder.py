@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,8 @@ __all__ = [
     "list_images",
     "import_folder",
     "partial_path",
-    "start_import",
+    "read_square",
+    "run_import",
 ]
 
 CHECKPOINT_SECONDS = 120.0
@@ -92,11 +93,17 @@ class _Squares(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, bytes, str]:
-        try:
-            square = center_square(as_rgb_uint8(load_image(self.files[index].path)), self.size)
-        except ImageError as error:
-            return index, None, b"", str(error)
-        return index, square, encode_jpeg(square), ""
+        return (index, *read_square(self.files[index].path, self.size))
+
+
+def read_square(path: str | Path, size: int) -> tuple[np.ndarray | None, bytes, str]:
+    """A file as the ``size`` square the backbone sees and its JPEG thumbnail, or ``(None, b"", why)`` when it
+    cannot be read. Shared by every way of importing."""
+    try:
+        square = center_square(as_rgb_uint8(load_image(path)), size)
+    except ImageError as error:
+        return None, b"", str(error)
+    return square, encode_jpeg(square), ""
 
 
 def _as_list(items: list) -> list:
@@ -115,11 +122,29 @@ def default_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
-def start_import(
-    folder: str | Path, backbone, output: str | Path, tap: str | None, max_classes: int
-) -> tuple[Project, list[ImageFile], list[ImageFile], int]:
-    """The project to import into (resumed from ``<output>.partial`` when there is one), every image file, those
-    still to embed, and how many examples the project already has. Shared by every way of importing."""
+EmbeddedBatch = list[tuple[int, "np.ndarray | None", bytes, str]]
+"""What a way of importing yields per batch: for each file, its index in the files to embed, its embedding (None
+when unreadable), its JPEG thumbnail, and why it could not be read ("" when it could)."""
+
+
+def run_import(
+    folder: str | Path,
+    backbone,
+    output: str | Path,
+    embed_batches: Callable[[list[ImageFile], str], Iterable[EmbeddedBatch]],
+    *,
+    tap: str | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    progress: Callable[[int, int], None] | None = None,
+    max_classes: int = MAX_CLASSES,
+) -> tuple[Project, ImportReport]:
+    """The import loop every way of importing shares; ``embed_batches(files, tap)`` does the reading and embedding.
+
+    The project starts from ``<output>.partial`` when there is one, and only files not in it are handed to
+    ``embed_batches``. Results are added in the order they come, the partial file is saved every
+    ``checkpoint_seconds`` (before ``progress(done, total)`` is called, after every batch), and the project is
+    returned, not saved. A folder with more than ``max_classes`` class folders is refused before any image is read.
+    """
     classes, files = list_images(folder)
     if len(classes) > max_classes:
         raise FolderError(
@@ -143,7 +168,25 @@ def start_import(
     done = {example.source for example in project.examples}
     resumed = len(done)
     todo = [file for file in files if file.source not in done]
-    return project, files, todo, resumed
+    finished = len(files) - len(todo)
+    if progress:
+        progress(finished, len(files))
+    skipped: list[str] = []
+    last_checkpoint = time.monotonic()
+    for batch in embed_batches(todo, project.tap) if todo else ():
+        for index, vector, jpeg, error in batch:
+            if error:
+                skipped.append(error)
+                continue
+            file = todo[index]
+            project.add_examples(file.label, vector[None], [jpeg], source=file.source)
+        finished += len(batch)
+        if time.monotonic() - last_checkpoint >= checkpoint_seconds and finished < len(files):
+            project.save(checkpoint)
+            last_checkpoint = time.monotonic()
+        if progress:
+            progress(finished, len(files))
+    return project, ImportReport(len(project) - resumed, skipped, resumed)
 
 
 def import_folder(
@@ -158,40 +201,28 @@ def import_folder(
     progress: Callable[[int, int], None] | None = None,
     max_classes: int = MAX_CLASSES,
 ) -> tuple[Project, ImportReport]:
-    """Embed every image under ``folder`` into a project (resuming ``<output>.partial`` if there is one).
-
-    The result is returned, not saved; the caller saves it to ``output`` and then removes the partial file.
-    ``progress(done, total)`` is called after every batch. A folder with more than ``max_classes`` class folders
-    is refused before any image is read.
-    """
-    project, files, todo, resumed = start_import(folder, backbone, output, tap, max_classes)
-    checkpoint = partial_path(output)
-    if progress:
-        progress(len(files) - len(todo), len(files))
+    """Embed every image under ``folder`` into a project (resuming ``<output>.partial`` if there is one): DataLoader
+    workers read and crop, this process embeds. See :func:`run_import` for the rest."""
     workers = default_workers() if workers is None else workers
-    loader = DataLoader(
-        _Squares(todo, backbone.input_size),
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=_as_list,
-        prefetch_factor=4 if workers else None,
-        worker_init_fn=_die_with_parent,
-    )
-    skipped: list[str] = []
-    last_checkpoint = time.monotonic()
-    finished = len(files) - len(todo)
-    for batch in loader:
-        readable = [(index, square, jpeg) for index, square, jpeg, error in batch if not error]
-        skipped += [error for _, _, _, error in batch if error]
-        if readable:
-            vectors = backbone.embed(np.stack([square for _, square, _ in readable]), project.tap)
-            for (index, _, jpeg), vector in zip(readable, vectors):
-                file = todo[index]
-                project.add_examples(file.label, vector[None], [jpeg], source=file.source)
-        finished += len(batch)
-        if progress:
-            progress(finished, len(files))
-        if time.monotonic() - last_checkpoint >= checkpoint_seconds and finished < len(files):
-            project.save(checkpoint)
-            last_checkpoint = time.monotonic()
-    return project, ImportReport(len(project) - resumed, skipped, resumed)
+
+    def embed_batches(todo: list[ImageFile], embedding_tap: str) -> Iterator[EmbeddedBatch]:
+        loader = DataLoader(
+            _Squares(todo, backbone.input_size),
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=_as_list,
+            prefetch_factor=4 if workers else None,
+            worker_init_fn=_die_with_parent,
+        )
+        for batch in loader:
+            readable = [(index, square) for index, square, _, error in batch if not error]
+            vectors: dict[int, np.ndarray] = {}
+            if readable:
+                embedded = backbone.embed(np.stack([square for _, square in readable]), embedding_tap)
+                vectors = {index: vector for (index, _), vector in zip(readable, embedded)}
+            yield [(index, vectors.get(index), jpeg, error) for index, _, jpeg, error in batch]
+
+    return run_import(
+        folder, backbone, output, embed_batches,
+        tap=tap, checkpoint_seconds=checkpoint_seconds, progress=progress, max_classes=max_classes,
+    )  # fmt: skip

@@ -21,7 +21,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +34,10 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
 
 from .backbones import load_backbone
-from .folder import CHECKPOINT_SECONDS, ImportReport, partial_path, start_import
-from .frames import ImageError, as_rgb_uint8, center_square, encode_jpeg, load_image
+from .folder import CHECKPOINT_SECONDS, EmbeddedBatch, ImportReport, read_square, run_import
+from .frames import encode_jpeg
 from .inference import InferenceError
-from .project import MAX_CLASSES
+from .project import MAX_CLASSES, Project
 
 __all__ = [
     "APP_NAME",
@@ -303,22 +303,13 @@ class RayRunner:
 
 def _decode_and_crop(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
     """Ray Data task: files -> crops, thumbnails (JPEG) and, for unreadable files, why."""
-    squares, jpegs, errors = [], [], []
-    for path in batch["path"]:
-        try:
-            square = center_square(as_rgb_uint8(load_image(path)), size)
-            squares.append(square)
-            jpegs.append(encode_jpeg(square))
-            errors.append("")
-        except ImageError as error:
-            squares.append(np.zeros((size, size, 3), np.uint8))
-            jpegs.append(b"")
-            errors.append(str(error))
+    read = [read_square(path, size) for path in batch["path"]]
+    blank = np.zeros((size, size, 3), np.uint8)
     return {
         "index": batch["index"],
-        "square": np.stack(squares),
-        "jpeg": np.array(jpegs, dtype=object),
-        "error": np.array(errors, dtype=object),
+        "square": np.stack([blank if square is None else square for square, _, _ in read]),
+        "jpeg": np.array([jpeg for _, jpeg, _ in read], dtype=object),
+        "error": np.array([error for _, _, error in read], dtype=object),
     }
 
 
@@ -350,22 +341,15 @@ def import_folder_ray(
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     progress: Callable[[int, int], None] | None = None,
     max_classes: int = MAX_CLASSES,
-):
+) -> tuple[Project, ImportReport]:
     """Like :func:`teachable.folder.import_folder`, with the reading and embedding done on the Ray cluster.
 
-    ``embedders`` actors embed (default: one per GPU of the cluster, else one). The driver only adds the vectors
-    and thumbnails to the project and saves ``<output>.partial`` every ``checkpoint_seconds``.
+    Ray Data tasks read and crop, ``embedders`` actors embed (default: one per GPU of the cluster, else one); this
+    process only adds the vectors and thumbnails to the project, in :func:`teachable.folder.run_import`'s loop.
     """
-    project, files, todo, resumed = start_import(folder, backbone, output, tap, max_classes)
-    checkpoint = partial_path(output)
-    total = len(files)
-    finished = total - len(todo)
-    if progress:
-        progress(finished, total)
-    skipped: list[str] = []
-    if todo:
+
+    def embed_batches(todo: list, embedding_tap: str) -> Iterator[EmbeddedBatch]:
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        embedders = embedders or max(1, gpus)
         items = [{"index": i, "path": str(file.path)} for i, file in enumerate(todo)]
         dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // batch_size, 200)))
         dataset.context.execution_options.preserve_order = True  # the project lists examples in folder order
@@ -373,24 +357,19 @@ def import_folder_ray(
             _decode_and_crop, fn_kwargs={"size": backbone.input_size}, batch_size=batch_size, num_cpus=1
         ).map_batches(
             _Embedder,
-            fn_constructor_kwargs={"backbone": backbone.name, "device": "cuda" if gpus else "cpu", "tap": project.tap},
+            fn_constructor_kwargs={"backbone": backbone.name, "device": "cuda" if gpus else "cpu", "tap": embedding_tap},
             batch_size=batch_size,
-            compute=ray.data.ActorPoolStrategy(size=embedders),
+            compute=ray.data.ActorPoolStrategy(size=embedders or max(1, gpus)),
             num_gpus=1 if gpus else 0,
             num_cpus=0 if gpus else 1,
         )
-        last_checkpoint = time.monotonic()
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            for index, vector, jpeg, error in zip(batch["index"], batch["vector"], batch["jpeg"], batch["error"]):
-                if error:
-                    skipped.append(error)
-                    continue
-                file = todo[int(index)]
-                project.add_examples(file.label, vector[None], [bytes(jpeg)], source=file.source)
-            finished += len(batch["index"])
-            if time.monotonic() - last_checkpoint >= checkpoint_seconds and finished < total:
-                project.save(checkpoint)
-                last_checkpoint = time.monotonic()
-            if progress:
-                progress(finished, total)
-    return project, ImportReport(len(project) - resumed, skipped, resumed)
+            yield [
+                (int(index), None if error else vector, bytes(jpeg), str(error))
+                for index, vector, jpeg, error in zip(batch["index"], batch["vector"], batch["jpeg"], batch["error"])
+            ]
+
+    return run_import(
+        folder, backbone, output, embed_batches,
+        tap=tap, checkpoint_seconds=checkpoint_seconds, progress=progress, max_classes=max_classes,
+    )  # fmt: skip
