@@ -447,10 +447,10 @@ class Session:
             raise SessionError("That frame is no longer in the tray.")
         if len(self.project) >= self.max_examples:
             raise SessionError(self._full_message())
+        if all(item.id != item_id for item in self.tray.items):  # checked before a new class is made for it
+            raise SessionError("That frame is no longer in the tray.")
         label = self.add_class() if label is None else self._existing_class(label)
         item = self.tray.take(item_id)
-        if item is None:
-            raise SessionError("That frame is no longer in the tray.")
         self.project.add_examples(label, item.embedding[None], [item.thumbnail], "tray")
         return label
 

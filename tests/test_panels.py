@@ -56,7 +56,8 @@ def test_card_commands_add_rename_record_and_delete(session):
     "bad",
     ["", "not json", "[]", "{}", json.dumps(["rename", "Class 1"]), json.dumps(["launch", 1]), "[" * 5000,
      command("record", "no such class"), command("rename", "Class 1", ""), command("tray", "x", "Class 1"),
-     command("tray", 99, "Class 1")],
+     command("tray", 99, "Class 1"), command("tray", 999, None), json.dumps(["add"]), json.dumps(["stop"]),
+     command("add", "x" * 2000)],
 )  # fmt: skip
 def test_bad_commands_become_messages_and_change_nothing(session, bad):
     before = (list(session.project.classes), len(session.project))

@@ -87,12 +87,15 @@ def run_command(session: Session, page: PageState, command: str):
 
 
 def _parse(command: str) -> list:
-    """``[verb, *arguments, timestamp]`` as JSON, written by the page's script."""
+    """``[verb, *arguments, timestamp]`` as JSON, written by the page's script. The textbox's length limit is only
+    the browser's, so it is checked here too, before the JSON is read."""
+    if isinstance(command, str) and len(command) > MAX_COMMAND_LENGTH:
+        raise SessionError(f"The page sent a command over {MAX_COMMAND_LENGTH} characters; nothing was changed.")
     try:
         parts = json.loads(command or "")
-    except (ValueError, RecursionError):
+    except (ValueError, TypeError, RecursionError):
         parts = None
-    if not isinstance(parts, list) or not parts or not isinstance(parts[0], str):
+    if not isinstance(parts, list) or len(parts) < 2 or not isinstance(parts[0], str):
         raise SessionError("The page sent a command it does not know; reload the page.")
     return parts[:-1]  # the timestamp only makes repeated commands distinct
 

@@ -104,6 +104,13 @@ def _ort_files(tarball: Path) -> dict[str, bytes]:
     return files
 
 
+def script_json(value) -> str:
+    """``value`` as JSON that is safe inside an inline ``<script>``: ``<``, ``>`` and ``&`` are written as ``\\u``
+    escapes, so no class name can end the script (``</script>``) or open a comment in it (``<!--<script>``)."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def write_page(model: bytes, metadata: dict, folder: str | Path) -> Path:
     """Write the static page for an exported model (bytes and :func:`teachable.export.read_metadata`-style dict)."""
     folder = Path(folder)
@@ -123,7 +130,7 @@ def write_page(model: bytes, metadata: dict, folder: str | Path) -> Path:
     settings = {key: metadata[key] for key in ("classes", "backbone", "tap", "rule", "k", "threshold", "boundary")}
     if isinstance(settings["classes"], str):  # as stored in the model's metadata_props
         settings["classes"] = json.loads(settings["classes"])
-    page = TEMPLATE.read_text().replace("__SETTINGS__", json.dumps(settings, ensure_ascii=True).replace("</", "<\\/"))
+    page = TEMPLATE.read_text().replace("__SETTINGS__", script_json(settings))
     (folder / "index.html").write_text(page)
     return folder
 
