@@ -86,3 +86,32 @@ def test_the_message_with_a_real_certificate_or_only_loopback_has_no_warning():
     assert "https://workshop.example:7860" in remote and "not private" not in remote
     local = startup_message(["http://127.0.0.1:7860"], False)
     assert local == "On this computer: http://127.0.0.1:7860"
+
+
+def _join_panel(headers: dict[str, str], scheme: str = "http", served: tuple[str, ...] = ()) -> str:
+    """The Join panel as the page draws it for a request with these headers."""
+    from types import SimpleNamespace
+
+    from teachable.webapp.joining import join_handler
+
+    request = SimpleNamespace(headers={k.lower(): v for k, v in headers.items()}, url=SimpleNamespace(scheme=scheme))
+    return join_handler(served)(request)
+
+
+@pytest.mark.parametrize("proto", ["javascript", "data", "JaVaScRiPt", "ftp", "https\r\nx"])
+def test_a_forwarded_scheme_other_than_http_or_https_is_ignored(proto):
+    panel = _join_panel({"Host": "workshop.test:7860", "X-Forwarded-Proto": proto})
+    assert 'href="http://workshop.test:7860/"' in panel
+    assert "javascript" not in panel.lower() and "data:" not in panel
+
+
+def test_a_proxys_https_is_taken_first_of_its_list():
+    panel = _join_panel({"Host": "workshop.test", "X-Forwarded-Proto": "https, http"})
+    assert 'href="https://workshop.test/"' in panel
+
+
+@pytest.mark.parametrize("host", ["[::1", "workshop.test:99999", "a b", 'x"><script>alert(1)</script>', "[zz::1]:80"])
+def test_a_malformed_host_header_is_a_message_not_a_traceback(host):
+    panel = _join_panel({"Host": host}, served=("https://192.0.2.10:7860",))
+    assert "not a valid host name" in panel and "<script>" not in panel
+    assert 'href="https://192.0.2.10:7860"' in panel  # the address the server printed instead

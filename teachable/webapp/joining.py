@@ -1,6 +1,7 @@
 """The Join panel: the address other people open, as a link and a QR code for phones and tablets."""
 
 import os
+import re
 from html import escape
 from urllib.parse import urlsplit
 
@@ -9,7 +10,7 @@ import gradio as gr
 from ..join import join_urls, qr_svg
 from ..network import is_loopback
 
-__all__ = ["build", "join_address", "join_html", "join_handler"]
+__all__ = ["build", "join_address", "join_html", "join_handler", "page_url"]
 
 
 def build() -> gr.HTML:
@@ -54,8 +55,38 @@ def join_handler(served_urls: tuple[str, ...]):
     (Gradio passes the request to a parameter annotated ``gr.Request``.)"""
 
     def show_join(request: gr.Request) -> str:
-        scheme = request.headers.get("x-forwarded-proto") or request.url.scheme
-        page_url = f"{scheme}://{request.headers.get('host', '127.0.0.1')}/"
-        return join_html(join_address(page_url, served_urls))
+        headers = request.headers
+        try:
+            url = page_url(headers.get("x-forwarded-proto"), headers.get("host"), request.url.scheme)
+        except ValueError as error:
+            note = f'<div class="tm-join-note">{escape(str(error))}</div>'
+            return note + (join_html(served_urls[0]) if served_urls else "")
+        return join_html(join_address(url, served_urls))
 
     return show_join
+
+
+HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
+"""A Host header: a name or an address (IPv6 in brackets), and an optional port; nothing else."""
+
+
+def page_url(forwarded_proto: str | None, host: str | None, scheme: str) -> str:
+    """The address the browser opened this page at, from its request's headers. A proxy's X-Forwarded-Proto counts
+    only when it says http or https (the first of a list); a Host header that is not a host name or address, with
+    an optional port, is a ValueError with a message for the person."""
+    proto = (forwarded_proto or "").split(",")[0].strip().lower()
+    scheme = proto if proto in ("http", "https") else scheme
+    host = "127.0.0.1" if host is None else host.strip()
+    valid = HOST.fullmatch(host) is not None
+    if valid:
+        try:
+            urlsplit(f"{scheme}://{host}/").port  # an IPv6 address that does not parse, a port over 65535
+        except ValueError:
+            valid = False
+    if not valid:
+        shown = host if len(host) <= 80 else host[:80] + "..."
+        raise ValueError(
+            f"The address this page was opened at ({shown!r}) is not a valid host name, so no link to share can be "
+            "made from it. Open the page by the address the server printed at start."
+        )
+    return f"{scheme}://{host}/"
