@@ -8,8 +8,6 @@ Two tabs of one browser share the key, and so share one session: both show and c
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import time
 from pathlib import Path
 
@@ -33,34 +31,29 @@ def build(app: AppContext):
     """The browser's key (localStorage) and the small "saved" line; (None, None) when autosave is off."""
     if app.autosaver is None:
         return None, None
-    secret = page_secret(app.autosaver.store.folder)
-    key = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=secret)
+    wrap = storage_passphrase(app.autosaver.store.folder)
+    key = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=wrap)
     saved = gr.HTML(elem_id="saved")
     return key, saved
 
 
-def page_secret(folder: Path) -> str:
-    """The secret Gradio wraps the browser's key with in localStorage. It must outlive a server restart, and be
-    the same for every app process sharing ``folder``, or a browser's key could not be read back, so it is kept
-    in the folder (made once, atomically)."""
-    path = Path(folder) / "page-secret"
+STORAGE_PASSPHRASE = "teachable-browser-key"
+"""What Gradio wraps the browser's key with in localStorage. Gradio sends it to every visitor in the page's config,
+so it cannot be a secret and is not one: the browser key itself (256 random bits, kept in that browser and sent only
+to this server) is what guards a person's saved work. A fixed value reads back after a restart and on every app
+process that shares the data folder."""
+LEGACY_SECRET = "page-secret"
+"""Earlier versions made a random passphrase per data folder (served to every visitor just the same); where that
+file exists it is still used, so that browsers which stored their key with it find their work again."""
+
+
+def storage_passphrase(folder: Path) -> str:
+    """The passphrase for the browser's key: :data:`STORAGE_PASSPHRASE`, or a data folder's legacy one."""
     try:
-        text = path.read_text().strip()
-        if len(text) >= 32:
-            return text
-    except OSError:
-        pass
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".page-secret.{secrets.token_hex(8)}")
-    temporary.write_text(secrets.token_urlsafe(32))
-    os.chmod(temporary, 0o600)
-    try:
-        os.link(temporary, path)  # the first process to get here wins; the others read its secret
-    except FileExistsError:
-        pass
-    finally:
-        temporary.unlink()
-    return path.read_text().strip()
+        legacy = (Path(folder) / LEGACY_SECRET).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return STORAGE_PASSPHRASE
+    return legacy if len(legacy) >= 32 else STORAGE_PASSPHRASE
 
 
 def open_session(app: AppContext, session: Session, page: PageState, key) -> tuple[Session, str]:
