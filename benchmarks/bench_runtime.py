@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from teachable.assets import CLASS_SAMPLES  # noqa: E402
 from teachable.backbones import load_backbone  # noqa: E402
 from teachable.frames import load_image  # noqa: E402
 from teachable.runtime import OrtForward, export_bytes  # noqa: E402
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
 
     backbone = load_backbone("efficientnet_lite0", device="cpu", runtime="torch")
     frame_taps = [backbone.grid_tap, backbone.embedding_tap]
-    photos = sorted((ROOT / "assets" / "samples").glob("*/*.jpg"))
+    photos = sorted(CLASS_SAMPLES.glob("*/*.jpg"))
     samples = np.stack([backbone.prepare(load_image(path)) for path in photos])
     frame = samples[:1]
     all_taps = [*frame_taps, "logits"]

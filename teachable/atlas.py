@@ -9,9 +9,10 @@ An icon is an input image optimised so that the tap's activations point along a 
 
 The objective is Lucid's cosine-weighted direction: ``dot(a, d) * max(cos(a, d), 0.1) ** 2`` averaged over the
 tap's cells. Directions are the tap's channels plus "typical" directions: k-means centres of activation vectors of
-real photos (``assets/``).
+real photos (the bundled sample photos, :mod:`teachable.assets`).
 
-``teachable atlas icons --backbone NAME`` runs :func:`make_icons` and writes ``assets/icons/NAME.TAP.npz``.
+``teachable atlas icons --backbone NAME`` runs :func:`make_icons` and writes ``NAME.TAP.npz`` into
+``teachable/assets/icons/`` (or, for a read-only install, the per-user folder; see :func:`teachable.assets.icon_file`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ __all__ = [
     "make_icons",
     "typical_directions",
     "render_directions",
-    "icon_path",
     "direction_scores",
     "build_atlas",
     "Atlas",
@@ -41,10 +41,6 @@ __all__ = [
 # Square root of the colour correlation of natural images (Lucid's color_correlation_svd_sqrt).
 COLOUR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 COLOUR_SQRT = COLOUR_SQRT / COLOUR_SQRT.norm(dim=0).max()
-
-
-def icon_path(assets: Path, backbone: str, tap: str) -> Path:
-    return assets / "icons" / f"{backbone}.{tap}.npz"
 
 
 def _fourier_image(spectrum: torch.Tensor, size: int, decay: float = 1.0) -> torch.Tensor:

@@ -6,12 +6,14 @@ Every subcommand exits non-zero with a one-line ``teachable: error: ...`` messag
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .backbones import DEFAULT_BACKBONE, BackboneError, available_backbones, load_backbone, load_backbone_or_default
 from .folder import FolderError, import_folder, partial_path
@@ -20,11 +22,18 @@ from .inference import InferenceError
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
 from .project import MAX_CLASSES, Project, ProjectError
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    import gradio as gr
+
+__all__ = ["main", "hosted_app"]
 
 
 class CLIError(Exception):
     """A problem with the user's input: printed as one line, exit status 2."""
+
+
+CLI_ERRORS = (CLIError, FolderError, ProjectError, BackboneError, KNNError, ImageError, InferenceError)
+"""The user-facing errors each command turns into one line."""
 
 
 def _warn(message: str) -> None:
@@ -185,28 +194,30 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_atlas_icons(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .atlas import icon_path, make_icons
-    from .assets import ASSETS
+    from .assets import icon_output, sample_photos
+    from .atlas import make_icons
 
     backbone = load_backbone(args.backbone, args.device)
     tap = args.tap or backbone.grid_tap
     if not backbone.tap(tap).is_spatial:
         raise CLIError(f"Tap {tap!r} is not spatial; icons need a feature map.")
-    photos = sorted(p for p in ASSETS.rglob("*.jpg"))
+    photos = sample_photos()
     if not photos:
-        raise CLIError(f"No photos under {ASSETS} to find typical directions in.")
+        raise CLIError("The bundled sample photos are missing (teachable/assets); reinstall teachable.")
     total = backbone.tap(tap).channels + args.typical
     with tqdm(total=total, desc=f"Icons for {backbone.name}/{tap}", unit="icon", disable=args.quiet) as bar:
         icons = make_icons(
             backbone, [load_image(p) for p in photos], tap, typical=args.typical, steps=args.steps, progress=bar.update
         )
-    output = Path(args.output) if args.output else icon_path(ASSETS, backbone.name, tap)
+    output = Path(args.output) if args.output else icon_output(backbone.name, tap)
+    output.parent.mkdir(parents=True, exist_ok=True)
     icons.save(output)
     print(f"Saved {len(icons.icons)} icons to {output}.")
     return 0
 
 
-def cmd_app(args: argparse.Namespace) -> int:
+def prepare_app(args: argparse.Namespace) -> tuple[gr.Blocks, Callable[[], object]]:
+    """The page for `teachable app`'s arguments, built but not served, and the call that serves it."""
     import datetime as dt
 
     from .certs import CertificateError, ensure_certificate, load_certificate, machine_names
@@ -231,20 +242,27 @@ def cmd_app(args: argparse.Namespace) -> int:
     self_signed = https and certificate.self_signed
     print(startup_message(join_urls(args.host, args.port, https), https, self_signed=self_signed), flush=True)
 
-    from .webapp import launch
+    from .webapp import prepare, serve
 
-    launch(
-        host=args.host,
-        port=args.port,
-        share=args.share,
-        backbone=args.backbone,
-        device=args.device,
-        compile_mode=args.compile,
-        runtime=args.runtime,
-        ssl_certfile=str(certificate.certfile) if https else None,
-        ssl_keyfile=str(certificate.keyfile) if https else None,
-    )
+    demo = prepare(args.host, args.port, args.backbone, args.device, args.compile, args.runtime, https=https)
+    certfile, keyfile = (str(certificate.certfile), str(certificate.keyfile)) if https else (None, None)
+    return demo, functools.partial(serve, demo, args.host, args.port, args.share, False, None, certfile, keyfile)
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    _demo, start = prepare_app(args)
+    start()
     return 0
+
+
+def hosted_app(argv: list[str]) -> tuple[gr.Blocks, Callable[[], object]]:
+    """`python app.py ARGS`: the page built at import (Gradio's reload mode looks for it) and the call that serves
+    it. A bad argument or setting ends the program with the same one-line error as `teachable app`."""
+    args = _parsed(["app", *argv])
+    try:
+        return prepare_app(args)
+    except CLI_ERRORS as error:
+        sys.exit(f"teachable: error: {error}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -394,7 +412,7 @@ def _add_atlas(commands) -> None:
     icons.add_argument("--tap", help="spatial tap (default: the backbone's grid tap)")
     icons.add_argument("--typical", type=int, default=32, help="k-means directions of real photos to add")
     icons.add_argument("--steps", type=_int_at_least(1), default=160, help="optimisation steps per icon")
-    icons.add_argument("-o", "--output", help="default: assets/icons/BACKBONE.TAP.npz")
+    icons.add_argument("-o", "--output", help="default: teachable/assets/icons/BACKBONE.TAP.npz, or the per-user folder if that is read-only")
     icons.add_argument("-q", "--quiet", action="store_true")
     icons.set_defaults(run=cmd_atlas_icons)
 
@@ -463,21 +481,24 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _parsed(argv: list[str] | None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if args.command == "app":  # a server says what it runs on (device, dtype and why) and when sessions are freed
         logging.getLogger("teachable").setLevel(logging.INFO)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parsed(argv)
     try:
         return args.run(args)
-    except (CLIError, FolderError, ProjectError, BackboneError, KNNError, ImageError, InferenceError) as error:
+    except CLI_ERRORS as error:
         print(f"teachable: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("teachable: interrupted", file=sys.stderr)
         return 130
-
 
 if __name__ == "__main__":
     sys.exit(main())

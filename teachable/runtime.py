@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 RUNTIMES = ("torch", "onnxruntime", "auto")
 AUTO_MIN_SPEEDUP = 1.3
 OPSET = 17
-SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
 
 
 class RuntimeChoiceError(ValueError):
@@ -231,6 +230,8 @@ class OrtForward:
         except (OSError, ValueError, KeyError, TypeError):
             pass
         use, why, figures = self._measure()
+        if figures.get("same_labels") is None:  # nothing was measured: ask again next time
+            return use, why
         try:
             _write_atomically(path, json.dumps({"use": use, "why": why, **figures}).encode())
         except OSError:
@@ -238,12 +239,17 @@ class OrtForward:
         return use, why
 
     def _measure(self, repeats: int = 8) -> tuple[bool, str, dict]:
+        from .assets import CLASS_SAMPLES
         from .frames import load_image
 
         backbone = self.backbone
         frame_taps = list(dict.fromkeys([backbone.grid_tap, backbone.embedding_tap]))
-        photos = sorted(SAMPLES.glob("*/*.jpg"))
-        images = np.stack([backbone.prepare(load_image(p)) for p in photos]) if photos else None
+        photos = sorted(CLASS_SAMPLES.glob("*/*.jpg"))
+        if not photos:
+            why = f"auto: no sample photos under {CLASS_SAMPLES} to check ONNX Runtime's labels against, so torch"
+            log.warning("%s; reinstall teachable to get them back.", why)
+            return False, why, {"same_labels": None}
+        images = np.stack([backbone.prepare(load_image(p)) for p in photos])
         with torch.inference_mode():
             torch_logits = backbone.forward_taps(backbone.to_tensor(images), ["logits"])["logits"].numpy()
         ort_logits = self.run(images, ["logits"])["logits"].numpy()

@@ -254,7 +254,7 @@ def test_uploaded_video_plays_through_the_same_frame_function(server, tmp_path):
         "..%2F..%2F..%2F..%2Fetc%2Fpasswd",
         "%2Fetc%2Fpasswd",
         str(Path(__file__).resolve()),  # the app's own source tree
-        str(Path(__file__).resolve().parent.parent / "assets" / "demo_project.zip"),
+        str(Path(__file__).resolve().parent.parent / "teachable" / "assets" / "demo_project.zip"),
     ],
 )
 def test_file_route_serves_nothing_outside_its_folders(server, path):

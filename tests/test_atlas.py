@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from teachable.activations import GridIcons
-from teachable.atlas import direction_scores, icon_path, render_directions
-from teachable.webapp import ASSETS
+from teachable.assets import ASSETS
+from teachable.atlas import direction_scores, render_directions
 
 OPTIMISED_SIZE = 128  # the icons are optimised at this size and stored smaller
 
 
 @pytest.fixture(scope="module")
 def shipped(backbone):
-    return GridIcons.load(icon_path(ASSETS, backbone.name, backbone.grid_tap))
+    return GridIcons.load(ASSETS / "icons" / f"{backbone.name}.{backbone.grid_tap}.npz")
 
 
 def test_shipped_icons_describe_the_grid_tap(shipped, backbone):

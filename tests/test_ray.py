@@ -16,6 +16,7 @@ import pytest
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
+from teachable.assets import CLASS_SAMPLES  # noqa: E402
 from teachable.folder import import_folder, partial_path  # noqa: E402
 from teachable.inference import InferenceError, LocalRunner  # noqa: E402
 from teachable.project import Project  # noqa: E402
@@ -34,7 +35,7 @@ from .serving import app_process, free_port  # noqa: E402
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "assets" / "samples"
+SAMPLES = CLASS_SAMPLES
 TAPS = ("blocks.4", "pool")
 REPLICAS = 2
 

@@ -10,9 +10,10 @@ import torch
 
 from teachable.backbones import BackboneError, load_backbone
 from teachable.frames import load_image
+from teachable.assets import CLASS_SAMPLES
 from teachable.runtime import OrtForward, runtime_setting
 
-SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
+SAMPLES = CLASS_SAMPLES
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ on the page, never stack traces.
 
 from ..assets import ASSETS, DEMO_PROJECT, SAMPLES
 from .page import build_app, load_icons
-from .server import launch, serve
+from .server import launch, prepare, serve
 from .settings import ServerSettings
 
-__all__ = ["build_app", "serve", "launch", "load_icons", "ServerSettings", "ASSETS", "DEMO_PROJECT", "SAMPLES"]
+__all__ = ["build_app", "prepare", "serve", "launch", "load_icons", "ServerSettings", "ASSETS", "DEMO_PROJECT", "SAMPLES"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import tempfile
 import time
@@ -140,5 +141,15 @@ def remove_older_than(folders, seconds: float) -> None:
 
 
 def files_folder() -> Path:
-    """The folder Gradio serves files from (chosen before the page is built)."""
-    return Path(tempfile.gettempdir()) / "teachable-gradio"
+    """The folder Gradio serves files from (chosen before the page is built): one per user of this computer, made
+    private to them, so a second person's app on a shared machine does not meet a folder it cannot write to. If
+    someone else already holds that name, a fresh private folder is used instead."""
+    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    folder = Path(tempfile.gettempdir()) / f"teachable-gradio-{user}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if folder.is_symlink() or (hasattr(os, "getuid") and folder.stat().st_uid != os.getuid()):
+            raise PermissionError(f"{folder} belongs to someone else")
+        return folder
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="teachable-gradio-"))

@@ -14,7 +14,7 @@ from ..views import CSS
 from .page import PAGE_CSS, PAGE_SCRIPT, build_app
 from .settings import ServerSettings
 
-__all__ = ["serve", "launch"]
+__all__ = ["prepare", "serve", "launch"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,23 @@ def serve(
     return demo
 
 
+def prepare(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    backbone: str = DEFAULT_BACKBONE,
+    device: str | None = "auto",
+    compile_mode: str | None = None,
+    runtime: str | None = None,
+    https: bool = False,
+) -> gr.Blocks:
+    """Read the settings, load the backbone once and build the page (not served yet: see :func:`serve`)."""
+    settings = ServerSettings.from_env()
+    threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()  # numba JIT off the frame path
+    model, warning = load_backbone_or_default(backbone, device, compile_mode, runtime)
+    served = tuple(join_urls(host, port, https=https))
+    return build_app(model, warning, settings=settings, served_urls=served)
+
+
 def launch(
     host: str = "127.0.0.1",
     port: int = 7860,
@@ -67,10 +84,6 @@ def launch(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
 ) -> gr.Blocks:
-    """Read the settings, load the backbone once and serve the page."""
-    settings = ServerSettings.from_env()
-    threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()  # numba JIT off the frame path
-    model, warning = load_backbone_or_default(backbone, device, compile_mode, runtime)
-    served = tuple(join_urls(host, port, https=ssl_certfile is not None))
-    demo = build_app(model, warning, settings=settings, served_urls=served)
-    return serve(demo, host, port, share, prevent_thread_lock, settings, ssl_certfile, ssl_keyfile)
+    """Build the page (:func:`prepare`) and serve it."""
+    demo = prepare(host, port, backbone, device, compile_mode, runtime, https=ssl_certfile is not None)
+    return serve(demo, host, port, share, prevent_thread_lock, None, ssl_certfile, ssl_keyfile)

@@ -15,9 +15,11 @@ So the page takes the model and the runtime from ``model.js`` and ``ort/runtime.
 onnxruntime-web as bytes (``env.wasm.wasmBinary``, a ``Uint8Array`` model) and as a blob URL
 (``env.wasm.wasmPaths.mjs``), and nothing is fetched from the network when it runs.
 
-onnxruntime-web comes from its npm package, pinned (:data:`ORT_WEB_VERSION`) and checked against the registry's
-sha512: ``npm pack`` fetches it once into the cache folder (``make`` does it on install; the export does it when the
-cache is empty), or ``TEACHABLE_ORT_WEB`` names a downloaded ``onnxruntime-web-<version>.tgz``.
+onnxruntime-web ships inside this package (``webexport/ort/``, package data, the ``.wasm`` compressed with xz), so
+every install route has it and nothing is fetched when a page is written: a wheel, a Space (the repository is the
+app) and an offline laptop alike. Each file is checked against its pinned sha256 when it is read. The files come
+from the npm package, pinned (:data:`ORT_WEB_VERSION`) and checked against the registry's sha512:
+``python -m teachable.webexport --vendor`` (``npm pack``, then extract) refreshes them when the pin moves.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import lzma
 import os
 import shutil
 import subprocess
@@ -32,12 +35,29 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-__all__ = ["ORT_WEB_VERSION", "WebExportError", "ort_web_tarball", "write_page", "fetch_ort_web"]
+__all__ = [
+    "ORT_WEB_VERSION",
+    "WebExportError",
+    "bundled_ort_files",
+    "fetch_ort_web",
+    "vendor_ort_web",
+    "write_page",
+]
 
 ORT_WEB_VERSION = "1.30.0"
 ORT_WEB_INTEGRITY = "sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7svNc4rKY3jL02Vb7QmRMDs1SigqR4CXAfKYQ=="
 """The npm registry's integrity of onnxruntime-web-1.30.0.tgz; a tarball that does not match is refused."""
-ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
+ORT_FILES = {
+    "ort.wasm.min.js": "faece07e84faa9001f5104bbe4e5c70861d06cb2376a0dea1fa0ad33a67adc81",
+    "ort-wasm-simd-threaded.wasm": "3398c10d07d229bd91b364548e130e0e51a8e5704b88c7c083ebbeb78842dee2",
+    "ort-wasm-simd-threaded.mjs": "e13f7f94fc51b4ca72b12faeb1ee95f4ace6dfbc8939bc718aabdc0a27c4299b",
+    "package.json": "16f69f755509990539aeb1c8445884960e91adcacab2e8dca8e44ee43601df5c",  # name, version, licence (MIT)
+}
+"""The onnxruntime-web files the page needs (``dist/`` of the npm package, and its package.json), with the sha256 of
+each as the pinned tarball holds it."""
+BUNDLED_ORT = Path(__file__).with_name("ort")
+COMPRESSED = (".wasm",)
+"""Files stored xz-compressed in :data:`BUNDLED_ORT` (the .wasm: 14.2 MB as shipped, 2.2 MB compressed)."""
 TEMPLATE = Path(__file__).with_name("index.html")
 
 
@@ -63,44 +83,62 @@ def fetch_ort_web(folder: Path | None = None) -> Path:
         return target
     npm = shutil.which("npm")
     if npm is None:
-        raise WebExportError(
-            f"The web page needs onnxruntime-web {ORT_WEB_VERSION} from npm, and npm is not installed. Install "
-            f"Node.js, or download onnxruntime-web-{ORT_WEB_VERSION}.tgz and set TEACHABLE_ORT_WEB to its path."
-        )
+        raise WebExportError(f"npm is needed to fetch onnxruntime-web {ORT_WEB_VERSION}, and it is not installed.")
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        done = subprocess.run(
-            [npm, "pack", f"onnxruntime-web@{ORT_WEB_VERSION}", "--pack-destination", scratch, "--silent"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        command = [npm, "pack", f"onnxruntime-web@{ORT_WEB_VERSION}", "--pack-destination", scratch, "--silent"]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            raise WebExportError(f"npm pack onnxruntime-web@{ORT_WEB_VERSION} gave no answer in 120 s (no network?).")
         packed = Path(scratch) / target.name
         if done.returncode or not packed.is_file():
-            raise WebExportError(f"npm pack onnxruntime-web@{ORT_WEB_VERSION} failed: {done.stderr.strip()[-500:]}")
+            said = (done.stderr.strip() or done.stdout.strip())[-500:] or f"exit status {done.returncode}, no message"
+            raise WebExportError(f"npm pack onnxruntime-web@{ORT_WEB_VERSION} failed: {said}")
         if _integrity(packed) != ORT_WEB_INTEGRITY:
             raise WebExportError(f"{packed.name} from npm does not match its pinned sha512; it was not used.")
         packed.replace(target)
     return target
 
 
-def ort_web_tarball() -> Path:
-    """The onnxruntime-web package to copy from: ``$TEACHABLE_ORT_WEB``, the cache, or fetched into the cache."""
-    named = os.environ.get("TEACHABLE_ORT_WEB")
-    if named:
-        path = Path(named)
-        if not path.is_file():
-            raise WebExportError(f"TEACHABLE_ORT_WEB names {path}, which is not a file.")
-        if _integrity(path) != ORT_WEB_INTEGRITY:
-            raise WebExportError(f"{path} is not onnxruntime-web {ORT_WEB_VERSION} (its sha512 differs).")
-        return path
-    return fetch_ort_web()
-
-
-def _ort_files(tarball: Path) -> dict[str, bytes]:
+def tarball_ort_files(tarball: Path) -> dict[str, bytes]:
+    """The files of :data:`ORT_FILES` as the pinned npm tarball holds them (its sha512 is checked first)."""
+    if _integrity(tarball) != ORT_WEB_INTEGRITY:
+        raise WebExportError(f"{tarball} is not onnxruntime-web {ORT_WEB_VERSION} (its sha512 differs).")
     with tarfile.open(tarball, "r:gz") as archive:
-        files = {name: archive.extractfile(f"package/dist/{name}").read() for name in ORT_FILES}
-        files["package.json"] = archive.extractfile("package/package.json").read()  # name, version, licence (MIT)
+        members = {name: "package/package.json" if name == "package.json" else f"package/dist/{name}" for name in ORT_FILES}
+        return {name: archive.extractfile(member).read() for name, member in members.items()}
+
+
+def vendor_ort_web(tarball: Path, folder: Path = BUNDLED_ORT) -> Path:
+    """Write :data:`ORT_FILES` from the pinned tarball into ``folder`` (the package's own copy by default)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in tarball_ort_files(tarball).items():
+        if name.endswith(COMPRESSED):
+            (folder / f"{name}.xz").write_bytes(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
+        else:
+            (folder / name).write_bytes(data)
+    return folder
+
+
+def bundled_ort_files(folder: Path = BUNDLED_ORT) -> dict[str, bytes]:
+    """The onnxruntime-web files shipped in this package, each checked against its pinned sha256."""
+    files = {}
+    for name, sha256 in ORT_FILES.items():
+        path = folder / (f"{name}.xz" if name.endswith(COMPRESSED) else name)
+        try:
+            data = path.read_bytes()
+            data = lzma.decompress(data) if path.suffix == ".xz" else data
+        except (OSError, lzma.LZMAError) as error:
+            raise WebExportError(
+                f"onnxruntime-web {ORT_WEB_VERSION} is missing or damaged in this install ({path}: {error}); "
+                "reinstall teachable, or in a checkout run `python -m teachable.webexport --vendor`."
+            ) from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise WebExportError(
+                f"{path} is not onnxruntime-web {ORT_WEB_VERSION}'s {name} (its sha256 differs); reinstall teachable."
+            )
+        files[name] = data
     return files
 
 
@@ -114,7 +152,7 @@ def script_json(value) -> str:
 def write_page(model: bytes, metadata: dict, folder: str | Path) -> Path:
     """Write the static page for an exported model (bytes and :func:`teachable.export.read_metadata`-style dict)."""
     folder = Path(folder)
-    ort = _ort_files(ort_web_tarball())
+    ort = bundled_ort_files()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ort").mkdir(exist_ok=True)
     for name, data in ort.items():
