@@ -17,6 +17,7 @@ import datetime as dt
 import ipaddress
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 VALID_FOR = dt.timedelta(days=365)
 RENEW_WITHIN = dt.timedelta(days=30)
 CERT_NAME, KEY_NAME, LOCK_NAME = "cert.pem", "key.pem", ".lock"
+MAX_PEM_BYTES = 1 << 20
+"""Largest certificate or key file read: a certificate with its chain is a few KB, so this is generous."""
 
 
 class CertificateError(Exception):
@@ -96,6 +99,7 @@ def ensure_certificate(
     moment = _utc(now)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _keep_private(directory)
         with filelock.FileLock(str(directory / LOCK_NAME), timeout=30):
             certfile, keyfile = directory / CERT_NAME, directory / KEY_NAME
             reason = _why_renew(certfile, keyfile, wanted, moment)
@@ -125,6 +129,8 @@ def _why_renew(certfile: Path, keyfile: Path, wanted: list[str], now: dt.datetim
     """Why the stored pair cannot be reused, or None if it can."""
     if not certfile.exists() and not keyfile.exists():
         return "none was made yet"
+    if certfile.is_symlink() or keyfile.is_symlink():
+        return "the stored one is a link to another file"  # replaced by files of its own, the link's target untouched
     try:
         cert, _ = _read_pair(certfile, keyfile)
     except CertificateError as error:
@@ -136,9 +142,27 @@ def _why_renew(certfile: Path, keyfile: Path, wanted: list[str], now: dt.datetim
     missing = sorted(set(wanted) - set(_names_of(cert)))
     if missing:
         return f"the stored one lacks {', '.join(missing)}"
-    if keyfile.stat().st_mode & 0o077:
-        keyfile.chmod(0o600)  # a copy or restore may have loosened it; the key stays private
+    _make_owner_only(keyfile)  # a copy or restore may have loosened it; the key stays private
     return None
+
+
+def _keep_private(directory: Path) -> None:
+    """The certificate folder is its owner's alone: one that others may read or write (an existing 0777 folder,
+    which ``mkdir``'s mode does not change) is tightened to 0700."""
+    if directory.stat().st_mode & 0o077:
+        log.info("Making %s readable by its owner only (it was %o).", directory, directory.stat().st_mode & 0o777)
+        directory.chmod(0o700)
+
+
+def _make_owner_only(path: Path) -> None:
+    """``chmod 600`` on ``path`` itself, never on what a link put in its place points to."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        status = os.fstat(descriptor)
+        if stat.S_ISREG(status.st_mode) and status.st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
 
 
 def _make_self_signed(names: list[str], now: dt.datetime) -> tuple[bytes, bytes]:
@@ -193,14 +217,21 @@ def _read_pair(certfile: Path, keyfile: Path) -> tuple[x509.Certificate, object]
 
 
 def _read(path: Path, what: str) -> bytes:
+    """The file's bytes, read only up to :data:`MAX_PEM_BYTES` (a link to /dev/zero is not read forever)."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_PEM_BYTES + 1)
     except FileNotFoundError:
         raise CertificateError(f"The {what} file {path} does not exist.") from None
     except IsADirectoryError:
         raise CertificateError(f"The {what} file {path} is a folder, not a file.") from None
     except OSError as error:
         raise CertificateError(f"Cannot read the {what} file {path} ({error.strerror or error}).") from None
+    if len(data) > MAX_PEM_BYTES:
+        raise CertificateError(
+            f"The {what} file {path} is over {MAX_PEM_BYTES // 2**20} MB; a {what} in PEM format is a few KB."
+        )
+    return data
 
 
 def _describe(certfile: Path, keyfile: Path, cert: x509.Certificate, key: object, *, self_signed: bool) -> Certificate:

@@ -203,3 +203,42 @@ def test_a_server_with_the_certificate_is_trusted_for_localhost(tmp_path):
                 trusting.wrap_socket(raw, server_hostname="elsewhere.test")
     finally:
         demo.close()
+
+
+def test_an_existing_open_folder_is_made_owner_only(tmp_path):
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    folder.chmod(0o777)
+    ensure_certificate(folder, names=NAMES, now=START)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_a_stored_key_that_is_a_link_is_replaced_and_its_target_left_alone(tmp_path):
+    made = ensure_certificate(tmp_path / "certs", names=NAMES, now=START)
+    elsewhere = tmp_path / "someone-elses.pem"
+    elsewhere.write_bytes(made.keyfile.read_bytes())
+    elsewhere.chmod(0o644)
+    made.keyfile.unlink()
+    made.keyfile.symlink_to(elsewhere)
+    again = ensure_certificate(tmp_path / "certs", names=NAMES, now=START)
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o644  # not chmod-ed through the link
+    assert not again.keyfile.is_symlink() and stat.S_IMODE(again.keyfile.stat().st_mode) == 0o600
+    assert again.serial != made.serial
+
+
+def test_a_stored_certificate_linked_to_dev_zero_is_replaced_without_reading_it(tmp_path):
+    made = ensure_certificate(tmp_path, names=NAMES, now=START)
+    made.certfile.unlink()
+    made.certfile.symlink_to("/dev/zero")
+    again = ensure_certificate(tmp_path, names=NAMES, now=START)
+    assert not again.certfile.is_symlink() and again.serial != made.serial
+
+
+def test_a_users_huge_certificate_is_read_with_a_limit(tmp_path):
+    made = ensure_certificate(tmp_path, names=NAMES, now=START)
+    with pytest.raises(CertificateError, match="over 1 MB"):
+        load_certificate("/dev/zero", made.keyfile)
+    huge = tmp_path / "huge.pem"
+    huge.write_bytes(made.certfile.read_bytes() + b"\n" * (2 << 20))
+    with pytest.raises(CertificateError, match="over 1 MB"):
+        load_certificate(huge, made.keyfile)
