@@ -15,6 +15,10 @@ the same composited image (same background):
 * ``flip``: the prepared frame mirrored left-right;
 * ``zoom``: the central 80 % square of the composited image (a step closer);
 * ``shift``: an 85 % square in the bottom-right corner (the object moved up-left, still whole).
+
+*Camera-like copies* (``camera_copies``) stand for the frames one hold of the record button stores of a view: each
+is a square crop of 90-100 % of the image's side, moved by up to 4 % of the side from the centre, with its
+brightness scaled by 0.85-1.15 (seeded per image).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ CANVAS_SCALE = 1.4
 TEXTURES = ("brick", "grass", "gravel")
 VIEWS = ("flip", "zoom", "shift")
 CROPS = {"zoom": (0.8, 0.5), "shift": (0.85, 1.0)}
+JITTER_SCALE = (0.9, 1.0)
+JITTER_SHIFT = 0.04
+JITTER_BRIGHTNESS = (0.85, 1.15)
 """View name -> (side of the square crop as a fraction of the image's, where it sits: 0.5 centre, 1.0 bottom-right)."""
 
 
@@ -45,6 +52,8 @@ class Features:
     background: str
     views: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     """Extra views of every image (view name -> tap -> vectors, rows as in ``by_tap``)."""
+    copies: dict[str, np.ndarray] = field(default_factory=dict)
+    """Camera-like copies of every image: tap -> ``images x copies x channels``."""
 
 
 def read_folder(folder: Path) -> tuple[list[Path], list[str]]:
@@ -103,27 +112,54 @@ def view_of(rgb: np.ndarray, view: str, backbone) -> np.ndarray:
     return backbone.prepare(rgb[top : top + side, left : left + side])
 
 
+def jittered(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One camera-like copy of ``rgb``: a slightly smaller square, slightly off centre, slightly brighter or darker."""
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    crop = int(round(side * rng.uniform(*JITTER_SCALE)))
+    top, left = ((size - crop) / 2 + rng.uniform(-1, 1) * JITTER_SHIFT * side for size in (height, width))
+    top, left = int(round(np.clip(top, 0, height - crop))), int(round(np.clip(left, 0, width - crop)))
+    image = rgb[top : top + crop, left : left + crop].astype(np.float32) * rng.uniform(*JITTER_BRIGHTNESS)
+    return np.clip(image, 0, 255).round().astype(np.uint8)
+
+
 def embed_folder(
-    folder: Path, taps: list[str], background: str = "grey", backbone=None, views: tuple[str, ...] = ()
+    folder: Path,
+    taps: list[str],
+    background: str = "grey",
+    backbone=None,
+    views: tuple[str, ...] = (),
+    camera_copies: int = 0,
 ) -> Features:
     """Every image of ``folder`` through the backbone once, every tap read in the same pass (batch 1); each of
-    ``views`` is one more pass per image."""
+    ``views`` is one more pass per image, and so is each of ``camera_copies`` jittered copies."""
     from teachable.backbones import load_backbone, pooled
 
     backbone = backbone or load_backbone("efficientnet_lite0", device="cpu")
     paths, labels = read_folder(folder)
     rng = np.random.default_rng(0)
     rows: dict[str, dict[str, list[np.ndarray]]] = {view: {tap: [] for tap in taps} for view in ("", *views)}
-    for path in paths:
+    copies: dict[str, list[np.ndarray]] = {tap: [] for tap in taps}
+    for index, path in enumerate(paths):
         rgb = composite(path, background, rng)
         for view in rows:
             image = (view_of(rgb, view, backbone) if view else backbone.prepare(rgb))[None]
             outputs = backbone.run(image, taps)
             for tap in taps:
                 rows[view][tap].append(pooled(outputs[tap])[0])
+        if camera_copies:
+            jitter_rng = np.random.default_rng([index, 27])  # the same copies whatever else is embedded
+            images = np.stack([backbone.prepare(jittered(rgb, jitter_rng)) for _ in range(camera_copies)])
+            outputs = {tap: [] for tap in taps}
+            for image in images:
+                for tap, value in backbone.run(image[None], taps).items():
+                    outputs[tap].append(pooled(value)[0])
+            for tap in taps:
+                copies[tap].append(np.stack(outputs[tap]))
     stacked = {
         view: {tap: np.stack(vectors).astype(np.float32) for tap, vectors in by_tap.items()}
         for view, by_tap in rows.items()
     }
     by_tap = stacked.pop("")
-    return Features(by_tap, np.asarray(labels), tuple(dict.fromkeys(labels)), background, stacked)
+    copied = {tap: np.stack(vectors).astype(np.float32) for tap, vectors in copies.items() if vectors}
+    return Features(by_tap, np.asarray(labels), tuple(dict.fromkeys(labels)), background, stacked, copied)

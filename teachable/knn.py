@@ -8,9 +8,9 @@ square root, then unit length; scale-free, so it works on the stored unit vector
 unit mean of its mapped examples, kept as a running sum so adding an example costs O(D). ``label`` is the class
 whose prototype is most similar to the frame; that similarity is the prediction's ``score``.
 
-**Unknown rule.** The boundary is calibrated on the project itself: every example's own leave-one-out score (its
-similarity to its class's prototype made without it) is computed, and the boundary is the ``strictness``-quantile
-of those scores. Strictness 0.2 means: a frame is "not sure" when it matches its best class less well than the
+**Unknown rule.** The boundary is calibrated on the project itself: every example's own score (its similarity to
+its class's prototype made without its *take*, see below) is computed, and the boundary is the
+``strictness``-quantile of those scores. Strictness 0.2 means: a frame is "not sure" when it matches its best class less well than the
 least typical fifth of the project's own examples match theirs. With fewer than ``MIN_CALIBRATION_SCORES`` such
 scores (one example per class), ``FALLBACK_BOUNDARY`` is used. ``unknown`` is ``score < boundary``; ``label`` is
 still the best class, so the page can say "not sure, best guess: cup".
@@ -18,6 +18,16 @@ still the best class, so the page can say "not sure, best guess: cup".
 On the development set (benchmarks/results/fewshot.md) the square root and the prototypes raise few-shot accuracy
 over the kNN vote on the same ``pool`` embedding, and the calibrated boundary separates untaught objects better than
 the fixed similarity 0.4, which no longer suits a project whose classes are broad.
+
+**Takes.** Every example belongs to a take: the frames of one hold of the record button, or one uploaded or
+imported image (``add(..., takes=...)``; by default each example is a take of its own). A take's frames are
+near-copies of one another, so scoring an example against a prototype that still holds them measures how well the
+class recognises a copy, not a new view: a held recording raised the boundary from 0.54-0.58 to 0.63-0.64 and made
+the live page "not sure" about twice as many correctly guessed photos. So every leave-one-out figure here (the
+examples' own scores, the boundary, ``leave_one_out``, ``others_nearest``) leaves the whole take out. A class
+recorded in one take has no own scores (nothing is left when its take is out); with fewer than
+``MIN_CALIBRATION_SCORES`` own scores in the project the boundary is ``FALLBACK_BOUNDARY``. Examples saved before
+takes existed get theirs from :func:`near_copy_takes`.
 
 ``rule="knn"`` keeps the former rule: the k nearest examples vote with weight ``exp(similarity / temperature)``
 and ``threshold`` is a plain cosine similarity below which the frame is unknown.
@@ -51,7 +61,18 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-__all__ = ["KNNClassifier", "Prediction", "Neighbour", "Evaluation", "KNNError", "normalise", "mapped", "RULES"]
+__all__ = [
+    "KNNClassifier",
+    "Prediction",
+    "Neighbour",
+    "Evaluation",
+    "KNNError",
+    "normalise",
+    "mapped",
+    "near_copy_takes",
+    "RULES",
+    "NEAR_COPY_SIMILARITY",
+]
 
 DEFAULT_K = 5
 RULES = ("prototype", "knn")
@@ -83,6 +104,12 @@ PROBE_FRACTION = 1 / 16
 """Share of the IVF lists each query visits (at least MIN_PROBES): recall >= 0.99 on the benchmark data."""
 MIN_PROBES = 16
 TRAINING_POINTS_PER_LIST = 40
+NEAR_COPY_SIMILARITY = 0.93
+"""Cosine similarity (of the stored vectors) from which two examples of a class count as near-copies of one view,
+for :func:`near_copy_takes`. Measured on the development set at ``pool`` (benchmarks/results/fewshot_camera.md):
+a photo and its camera-like copies (up to 4 % shift, 90-100 % crop, 0.85-1.15 brightness, as the frames of one
+hold differ) have a median similarity of 0.96-0.97 and a 5th percentile of 0.92-0.94; no two distinct photos of
+one category reach 0.90 (the most similar pair: 0.89 on grey, 0.82 on texture)."""
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +141,34 @@ def mapped(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     rooted = np.sign(vectors) * np.sqrt(np.abs(vectors))
     return rooted / np.maximum(np.linalg.norm(rooted, axis=-1, keepdims=True), 1e-12)
+
+
+def near_copy_takes(vectors: np.ndarray, labels: list[str], similarity: float = NEAR_COPY_SIMILARITY) -> np.ndarray:
+    """A take number per row for examples that came without one (saved before takes existed, or a batch of
+    uploads): examples of one class at least ``similarity`` alike (cosine) share a take, and so do the examples
+    linked through such pairs; every other example is a take of its own. Numbers run from 0 in row order."""
+    vectors = normalise(vectors)
+    labels = np.asarray(labels, dtype=object)
+    parent = np.arange(len(vectors))
+
+    def root(row: int) -> int:
+        while parent[row] != row:
+            parent[row] = parent[parent[row]]
+            row = parent[row]
+        return row
+
+    for label in dict.fromkeys(labels):
+        rows = np.flatnonzero(labels == label)
+        for start in range(0, len(rows), 1024):  # a block of rows against the class at a time
+            block = rows[start : start + 1024]
+            pairs = np.argwhere(np.triu(vectors[block] @ vectors[rows].T >= similarity, k=start + 1))
+            for i, j in pairs:
+                parent[root(block[i])] = root(rows[j])
+    roots = np.array([root(row) for row in range(len(vectors))], dtype=np.int64)
+    _, first_rows, takes = np.unique(roots, return_index=True, return_inverse=True)
+    order = np.empty(len(first_rows), dtype=np.int64)
+    order[np.argsort(first_rows)] = np.arange(len(first_rows))
+    return order[takes.reshape(-1)]  # numbered in the order of each take's first row
 
 
 def to_stored_precision(vectors: np.ndarray) -> np.ndarray:
@@ -236,6 +291,8 @@ class KNNClassifier:
         self._buffer = np.zeros((0, dim), dtype=np.float32)  # grows by doubling, so adding one is O(1)
         self._vectors = self._buffer[:0]  # the stored rows; rows already there are never written again
         self._labels: list[str] = []
+        self._takes: list[int] = []  # the take of each row (see add)
+        self._next_take = 0
         self._classes: tuple[str, ...] | None = None  # cached; reset by every change of labels
         self._flat: faiss.Index | None = None  # exact index, rebuilt lazily after a removal
         self._approximate: faiss.Index | None = None  # set by the background builder once ready
@@ -246,6 +303,8 @@ class KNNClassifier:
         self._gpu_resources = None
         self._sums: dict[str, np.ndarray] | None = None  # per class: sum of mapped vectors; None: recompute
         self._counts: dict[str, int] = {}
+        self._take_rows: dict[tuple[str, int], list[int]] = {}  # (class, take) -> its rows; rebuilt with the sums
+        self._take_sums: dict[tuple[str, int], np.ndarray] = {}  # (class, take) -> sum of its mapped vectors
         self._own_scores: np.ndarray | None = None  # leave-one-out scores of a sample of rows; None: recompute
         self._boundaries: dict[float, float] = {}  # strictness -> boundary, for the current own scores
 
@@ -274,6 +333,7 @@ class KNNClassifier:
         )
         fresh._buffer = self._vectors.copy()  # its own buffer: both may append
         fresh._vectors, fresh._labels = fresh._buffer, list(self._labels)
+        fresh._takes, fresh._next_take = list(self._takes), self._next_take
         fresh._centroids = copy.deepcopy(self._centroids, memo) if self._centroids is not None else None
         return fresh
 
@@ -284,6 +344,16 @@ class KNNClassifier:
     @property
     def labels(self) -> tuple[str, ...]:
         return tuple(self._labels)
+
+    @property
+    def takes(self) -> tuple[int, ...]:
+        """The take of each example: examples recorded together (one hold, one uploaded image) share one."""
+        return tuple(self._takes)
+
+    def new_take(self) -> int:
+        """A take number no example has yet (for a recording about to start)."""
+        self._next_take += 1
+        return self._next_take - 1
 
     @property
     def vectors(self) -> np.ndarray:
@@ -304,7 +374,9 @@ class KNNClassifier:
         """``"flat"`` (exact) or ``"ivf"`` (approximate): the index that answers the next query."""
         return "ivf" if self._approximate is not None else "flat"
 
-    def add(self, embeddings: np.ndarray, labels: list[str] | str) -> None:
+    def add(self, embeddings: np.ndarray, labels: list[str] | str, takes: list[int] | int | None = None) -> None:
+        """Add examples. ``takes``: the take of each (a list), of all of them (a number, e.g. from
+        :meth:`new_take`), or None: each a take of its own."""
         vectors = to_stored_precision(normalise(embeddings))
         labels = [labels] * len(vectors) if isinstance(labels, str) else list(labels)
         if vectors.shape[1] != self.dim:
@@ -313,6 +385,7 @@ class KNNClassifier:
             raise KNNError(f"Got {len(vectors)} embeddings but {len(labels)} labels.")
         if any(not isinstance(label, str) or not label for label in labels):
             raise KNNError("Every example needs a non-empty class name.")
+        takes = self._checked_takes(takes, len(vectors))
         with self._lock:
             size = len(self._vectors) + len(vectors)
             if size > len(self._buffer):
@@ -322,11 +395,23 @@ class KNNClassifier:
             self._buffer[len(self._vectors) : size] = vectors
             self._vectors = self._buffer[:size]
             self._labels.extend(labels)
+            self._takes.extend(takes)
+            self._next_take = max(self._next_take, max(takes, default=-1) + 1)
             self._classes = None
-            self._add_to_prototypes(vectors, labels)
+            self._add_to_prototypes(vectors, labels, takes)
             for index in (self._flat, self._approximate):
                 if index is not None:
                     index.add(vectors)
+
+    def _checked_takes(self, takes: list[int] | int | None, count: int) -> list[int]:
+        if takes is None:
+            return list(range(self._next_take, self._next_take + count))
+        takes = [takes] * count if isinstance(takes, (int, np.integer)) and not isinstance(takes, bool) else list(takes)
+        if len(takes) != count:
+            raise KNNError(f"Got {count} embeddings but {len(takes)} takes.")
+        if any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0 for t in takes):
+            raise KNNError("A take is a whole number, 0 or more.")
+        return [int(t) for t in takes]
 
     def remove(self, indices: list[int] | np.ndarray) -> None:
         """Remove examples by row. Rows after them move up."""
@@ -338,6 +423,7 @@ class KNNClassifier:
         with self._lock:
             self._buffer = self._vectors = np.ascontiguousarray(self._vectors[keep])
             self._labels = [label for label, kept in zip(self._labels, keep) if kept]
+            self._takes = [take for take, kept in zip(self._takes, keep) if kept]
             self._classes = None
             self._forget_prototypes()
             self._flat = self._approximate = None
@@ -365,9 +451,11 @@ class KNNClassifier:
     # ----------------------------------------------------------------- prototypes and the boundary
     def _forget_prototypes(self) -> None:
         self._sums, self._counts, self._own_scores = None, {}, None
+        self._take_rows, self._take_sums = {}, {}
 
-    def _add_to_prototypes(self, vectors: np.ndarray, labels: list[str]) -> None:
-        """Add new rows to the running class sums (O(D) per example); the boundary is recomputed on next use."""
+    def _add_to_prototypes(self, vectors: np.ndarray, labels: list[str], takes: list[int]) -> None:
+        """Add new rows to the running class sums (O(D) per example) and to their takes' rows; the boundary is
+        recomputed on next use."""
         self._own_scores = None
         if self._sums is None:
             return  # rebuilt from all rows on next use
@@ -376,6 +464,10 @@ class KNNClassifier:
             mine = np.fromiter((name == label for name in labels), bool, len(labels))
             self._sums[label] = self._sums.get(label, np.zeros(self.dim, np.float32)) + rows[mine].sum(axis=0)
             self._counts[label] = self._counts.get(label, 0) + int(mine.sum())
+        first = len(self) - len(labels)
+        for offset, key in enumerate(zip(labels, takes)):
+            self._take_rows.setdefault(key, []).append(first + offset)
+            self._take_sums.pop(key, None)  # summed again when next needed
 
     def _class_sums(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         """Per class, the sum of its mapped vectors and its number of examples (rebuilt after a removal)."""
@@ -389,7 +481,16 @@ class KNNClassifier:
                     mine = labels[chunk] == label
                     self._sums[label] = self._sums.get(label, np.zeros(self.dim, np.float32)) + rows[mine].sum(axis=0)
                     self._counts[label] = self._counts.get(label, 0) + int(mine.sum())
+            self._take_rows, self._take_sums = {}, {}
+            for row, key in enumerate(zip(self._labels, self._takes)):
+                self._take_rows.setdefault(key, []).append(row)
         return self._sums, self._counts
+
+    def _take_sum(self, key: tuple[str, int]) -> np.ndarray:
+        """The sum of the mapped vectors of one class's examples in one take (kept until the take grows)."""
+        if key not in self._take_sums:
+            self._take_sums[key] = mapped(self._vectors[self._take_rows[key]]).sum(axis=0)
+        return self._take_sums[key]
 
     def prototypes(self) -> tuple[tuple[str, ...], np.ndarray]:
         """The classes with examples and their prototypes (unit mean of the mapped vectors), one row each."""
@@ -400,17 +501,27 @@ class KNNClassifier:
         matrix = np.stack([sums[name] for name in names])
         return names, matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
-    def own_scores(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """Leave-one-out score of each example in ``rows`` (default: all): its mapped vector's similarity to its
-        class's prototype made without it. NaN for the only example of its class."""
+    def own_scores(self, rows: np.ndarray | None = None, leave_take_out: bool = True) -> np.ndarray:
+        """Leave-the-take-out score of each example in ``rows`` (default: all): its mapped vector's similarity to
+        its class's prototype made without its take (it and the examples recorded with it), i.e. how well the class
+        recognises a new view like it. NaN when its take is all of its class.
+
+        ``leave_take_out=False``: the former leave-one-out score (only the example itself left out)."""
         rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
         sums, counts = self._class_sums()
-        labels = [self._labels[row] for row in rows]
         vectors = mapped(self._vectors[rows])
-        others = np.stack([sums[label] for label in labels]) - vectors if len(rows) else vectors
+        left_out = vectors.copy()
+        left_out_count = np.ones(len(rows), dtype=np.int64)
+        for position, row in enumerate(rows):
+            key = (self._labels[row], self._takes[row])
+            if leave_take_out and len(self._take_rows[key]) > 1:
+                left_out[position] = self._take_sum(key)
+                left_out_count[position] = len(self._take_rows[key])
+        labels = [self._labels[row] for row in rows]
+        others = np.stack([sums[label] for label in labels]) - left_out if len(rows) else vectors
         norms = np.linalg.norm(others, axis=1)
         scores = (vectors * others).sum(axis=1) / np.maximum(norms, 1e-12)
-        alone = np.array([counts[label] < 2 for label in labels], dtype=bool)
+        alone = np.array([counts[label] for label in labels], dtype=np.int64) <= left_out_count
         scores[alone | (norms < 1e-6)] = np.nan
         return scores
 
@@ -566,20 +677,25 @@ class KNNClassifier:
         return self._nearest_class(similarities[0], indices[0], scores, names, classes)
 
     def others_nearest(self, k: int = DEFAULT_K) -> tuple[np.ndarray, np.ndarray]:
-        """For every example, its nearest *other* examples: ``(similarities, rows)``, each ``N x min(k, N - 1)``.
+        """For every example, its nearest examples of *other takes*: ``(similarities, rows)``, each
+        ``N x min(k, N - largest take)``. (When one take holds every example, only the example itself is left out.)
 
-        One FAISS search of ``k + 1``; each example itself is dropped by row, not by rank, since exact
-        duplicates may rank it second.
+        One FAISS search of ``k`` plus the largest take; an example's take-mates are dropped by take, not by rank,
+        since exact duplicates may rank it second.
         """
-        width = min(k, len(self) - 1)
-        similarities, indices = self._search(self._vectors, width + 1)
-        keep = indices != np.arange(len(self))[:, None]
-        keep[keep.sum(axis=1) > width, -1] = False  # itself was not among them: drop the last instead
+        takes = np.asarray(self._takes, dtype=np.int64)
+        largest = int(np.unique(takes, return_counts=True)[1].max())
+        if largest == len(self):
+            takes, largest = np.arange(len(self)), 1
+        width = min(k, len(self) - largest)
+        similarities, indices = self._search(self._vectors, min(width + largest, len(self)))
+        keep = (indices >= 0) & (takes[np.maximum(indices, 0)] != takes[:, None])
+        keep &= np.cumsum(keep, axis=1) <= width  # the nearest ``width`` of the rest
         return similarities[keep].reshape(len(self), width), indices[keep].reshape(len(self), width)
 
     def leave_one_out(self, k: int = DEFAULT_K, classes: tuple[str, ...] = ()) -> Evaluation:
-        """Classify every example by the others (see :meth:`others_nearest`). ``classes`` orders the confusion
-        matrix (classes without examples are left out)."""
+        """Classify every example by the examples of the other takes (see :meth:`others_nearest` and
+        :meth:`own_scores`). ``classes`` orders the confusion matrix (classes without examples are left out)."""
         if len(self.classes) < 2:
             raise KNNError("Leave-one-out needs examples of at least two classes.")
         if len(self) < 3:
@@ -599,9 +715,13 @@ class KNNClassifier:
         return Evaluation(classes, tuple(self._labels), tuple(predicted), confusion, confidences)
 
     def _prototype_leave_one_out(self, classes: tuple[str, ...]) -> list[Prediction]:
-        """Every example against the prototypes, its own class's made without it (no neighbours reported)."""
+        """Every example against the prototypes, its own class's made without its take (no neighbours reported).
+        An example whose take is all of its class can only be checked against its take-mates: its class is made
+        without just itself."""
         names, prototypes = self.prototypes()
         own = self.own_scores()
+        whole_class = np.flatnonzero(np.isnan(own))
+        own[whole_class] = self.own_scores(whole_class, leave_take_out=False)
         column = {name: i for i, name in enumerate(names)}
         results = []
         for start in range(0, len(self), 8192):

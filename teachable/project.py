@@ -1,12 +1,13 @@
 """A project: named classes and their examples, and the one-file ``.zip`` format they are saved in.
 
-An example is a thumbnail (the centre crop the backbone saw, as JPEG), its embedding, where it came from and when
-it was added. The project also records which backbone, tap and preprocessing made the embeddings, so a file from
+An example is a thumbnail (the centre crop the backbone saw, as JPEG), its embedding, where it came from, when
+it was added and its take (the examples recorded with it share one; see teachable/knn.py). The project also records which backbone, tap and preprocessing made the embeddings, so a file from
 another backbone is recognised on load and can be re-embedded from its thumbnails.
 
-File layout (format version 1)::
+File layout (format version 2)::
 
-    manifest.json     format version, backbone, tap, preprocessing, classes, one record per example
+    manifest.json     format version, backbone, tap, preprocessing, classes, one record per example (class,
+                      thumbnail, source, added_at, take)
     embeddings.npy    float16 (N, D) unit vectors (float32 is read too), row i belongs to manifest example i;
                       loaded with allow_pickle=False
     thumbs/NNNNNN.jpg one JPEG per example
@@ -14,6 +15,9 @@ File layout (format version 1)::
 Loading never extracts anything to disk: members are read by their exact manifest names, after the archive's
 names, sizes, compression ratios and counts have been checked. Saving writes a temporary file beside the target
 and renames it over the target, so a crash mid-save leaves the previous file intact.
+
+Format version 1 (before takes) still loads: its examples' takes come from ``knn.near_copy_takes`` (examples of a
+class that are near-copies of each other share one), and the next save writes version 2.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .frames import ImageError, decode_image, shrink_jpeg, standard_thumbnail
-from .knn import KNNClassifier, KNNError, Prediction
+from .knn import KNNClassifier, KNNError, Prediction, near_copy_takes
 
 __all__ = [
     "Project",
@@ -49,7 +53,10 @@ __all__ = [
     "check_class_name",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 1 has no takes."""
+MAX_TAKE = 2**53
 MAX_CLASS_NAME = 64
 MAX_CLASSES = 50
 """Default limit on a project's classes (the app reads ``TEACHABLE_MAX_CLASSES``). Views that compare every class
@@ -249,8 +256,18 @@ class Project:
         return found
 
     # ----------------------------------------------------------------- examples
-    def add_examples(self, label: str, embeddings: np.ndarray, thumbnails: list[bytes], source: str = "") -> None:
-        """Add examples of an existing class. Embeddings and thumbnails are validated before anything changes."""
+    def add_examples(
+        self,
+        label: str,
+        embeddings: np.ndarray,
+        thumbnails: list[bytes],
+        source: str = "",
+        take: int | list[int] | None = None,
+    ) -> None:
+        """Add examples of an existing class. Embeddings and thumbnails are validated before anything changes.
+
+        ``take``: the take they belong to (one number, e.g. from :meth:`new_take`, or one per example); None:
+        each example a take of its own."""
         label = self._require_class(label)
         try:
             embeddings = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
@@ -265,11 +282,20 @@ class Project:
             if len(thumbnail) > MAX_THUMBNAIL_BYTES:
                 raise ProjectError(f"A thumbnail is {len(thumbnail):,} bytes; the limit is {MAX_THUMBNAIL_BYTES:,}.")
         try:
-            self.classifier.add(_direction_safe(embeddings), label)
+            self.classifier.add(_direction_safe(embeddings), label, take)
         except KNNError as error:
             raise ProjectError(str(error)) from None
         now = time.time()
         self.examples.extend(Example(label, thumb, source, now, self._new_uid()) for thumb in thumbnails)
+
+    def new_take(self) -> int:
+        """A take number no example has yet: pass it to every :meth:`add_examples` of one recording."""
+        return self.classifier.new_take()
+
+    @property
+    def takes(self) -> tuple[int, ...]:
+        """The take of each example."""
+        return self.classifier.takes
 
     def _new_uid(self) -> int:
         self._next_uid += 1
@@ -330,7 +356,7 @@ class Project:
                 progress(start + len(chunk), len(self.examples))
         classifier = KNNClassifier(dim, self.classifier.threshold, self.classifier.temperature)
         if vectors:
-            classifier.add(np.concatenate(vectors), [e.label for e in self.examples])
+            classifier.add(np.concatenate(vectors), [e.label for e in self.examples], list(self.takes))
         self.backbone, self.tap = backbone.name, tap
         self.preprocessing = _preprocessing_of(backbone)
         self.classifier = classifier
@@ -351,8 +377,9 @@ class Project:
                     "thumbnail": f"thumbs/{i:06d}.jpg",
                     "source": e.source,
                     "added_at": e.added_at,
+                    "take": take,
                 }
-                for i, e in enumerate(self.examples)
+                for i, (e, take) in enumerate(zip(self.examples, self.takes))
             ],
         }
 
@@ -524,7 +551,7 @@ def _read_archive(archive: zipfile.ZipFile, name: str, max_examples: int | None,
     """Check the members, the manifest and the limits, then read embeddings and thumbnails (in that order)."""
     _check_members(archive, name)
     fields = _read_manifest(archive, name)
-    backbone, tap, dim, preprocessing, classes, records = fields
+    version, backbone, tap, dim, preprocessing, classes, records = fields
     if len(classes) > max_classes:
         raise ProjectError(f"{name} has {len(classes):,} classes; the limit is {max_classes:,}.")
     if max_examples is not None and len(records) > max_examples:
@@ -539,15 +566,29 @@ def _read_archive(archive: zipfile.ZipFile, name: str, max_examples: int | None,
     for i, (record, member) in enumerate(zip(records, members)):
         project.examples.append(_read_example(archive, name, project, i, record, member, side))
     if records:
+        labels = [example.label for example in project.examples]
         try:
-            project.classifier.add(embeddings, [example.label for example in project.examples])
+            takes = _read_takes(records, name) if version >= 2 else near_copy_takes(embeddings, labels)
+            project.classifier.add(embeddings, labels, list(takes))
         except KNNError as error:
             raise ProjectError(f"{name}: {error}") from None
     return project
 
 
-def _read_manifest(archive: zipfile.ZipFile, name: str) -> tuple[str, str, int, dict, list, list]:
-    """backbone, tap, embedding_dim, preprocessing, classes and example records, each checked for its type."""
+def _read_takes(records: list[dict], name: str) -> list[int]:
+    """The take of each example record; a record without one is a take of its own."""
+    takes = [record.get("take") for record in records]
+    for index, take in enumerate(takes):
+        if take is not None and (isinstance(take, bool) or not isinstance(take, int) or not 0 <= take < MAX_TAKE):
+            raise ProjectError(f"{name}: example {index} has a take of {_shown(take)}; it must be a whole number.")
+    unused = max((take for take in takes if take is not None), default=-1) + 1
+    own = iter(range(unused, unused + len(takes)))
+    return [next(own) if take is None else take for take in takes]
+
+
+def _read_manifest(archive: zipfile.ZipFile, name: str) -> tuple[int, str, str, int, dict, list, list]:
+    """format version, backbone, tap, embedding_dim, preprocessing, classes and example records, each checked for
+    its type."""
     try:
         manifest = json.loads(_read_member(archive, "manifest.json", name, MAX_MANIFEST_BYTES))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
@@ -555,9 +596,10 @@ def _read_manifest(archive: zipfile.ZipFile, name: str) -> tuple[str, str, int, 
     if not isinstance(manifest, dict) or manifest.get("format") != "teachable-project":
         raise ProjectError(f"{name} is not a teachable project (its manifest has no 'teachable-project' format).")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise ProjectError(
-            f"{name} has format version {_shown(version)}; this version of teachable reads version {FORMAT_VERSION}."
+            f"{name} has format version {_shown(version)}; this version of teachable reads versions "
+            f"{READABLE_VERSIONS[0]} to {READABLE_VERSIONS[-1]}."
         )
     try:
         backbone, tap, dim = _text(manifest["backbone"]), _text(manifest["tap"]), manifest["embedding_dim"]
@@ -579,7 +621,7 @@ def _read_manifest(archive: zipfile.ZipFile, name: str) -> tuple[str, str, int, 
         json.dumps(preprocessing, allow_nan=False, ensure_ascii=False).encode("utf-8")
     except (ValueError, TypeError):
         raise ProjectError(f"{name}: manifest.json has a wrong preprocessing (not plain text and numbers).") from None
-    return backbone, tap, dim, preprocessing, classes, records
+    return version, backbone, tap, dim, preprocessing, classes, records
 
 
 def _text(value: object, limit: int = 200) -> str:

@@ -27,7 +27,7 @@ from .cache import KeyedCache
 from .coach import Hint, Review, review
 from .frames import ImageError, decode_image, encode_jpeg
 from .inference import FrameRunner, LocalRunner
-from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction
+from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction, near_copy_takes
 from .project import MAX_CLASSES, BackboneMismatch, Project
 from .projection import METHODS, EmbeddingMap, place
 from .summary import ChannelStats, channel_stats, class_summary, compare_classes, top_examples
@@ -138,6 +138,8 @@ class Session:
         self.max_examples = max_examples
         self.record_interval = 1.0 / record_per_second
         self.recording: str | None = None
+        self.take: int | None = None
+        """The take the frames being recorded join (one per hold of the record button)."""
         self.recorded_this_take = 0
         self._last_recorded_at = -np.inf
         self._smoothed: dict[str, float] = {}
@@ -149,6 +151,7 @@ class Session:
         self.trail: deque[np.ndarray] = deque(maxlen=12)
         self.tray = HelpTray()
         """Recent live frames it was unsure about, for the person to label with one click."""
+        self._tray_checked_at: tuple | None = None  # the state_key the tray's items were last predicted at
         self._positions: KeyedCache[np.ndarray] = KeyedCache()
         self._factors: np.ndarray | None = None
         self._atlas: KeyedCache = KeyedCache()
@@ -195,6 +198,7 @@ class Session:
         prediction = self.project.predict(embedding, self.k)
         confidences = self._smooth(prediction.confidences) if live else prediction.confidences
         if live and not self.recording:
+            self._drop_explained_from_tray()
             self._offer_to_tray(prediction, embedding, square, now)
         map_point = self._map_point(prediction, live) if self.views_on else None
         views = self._live_views(prediction, square, grid_activation, map_point)
@@ -207,7 +211,7 @@ class Session:
         due = now - self._last_recorded_at >= self.record_interval - 1e-6  # tolerance for clock rounding
         if not (self.recording and due and self._has_room()):
             return False
-        self.project.add_examples(self.recording, embedding[None], [encode_jpeg(square)], "webcam")
+        self.project.add_examples(self.recording, embedding[None], [encode_jpeg(square)], "webcam", self.take)
         self._last_recorded_at = now
         self.recorded_this_take += 1
         return True
@@ -217,6 +221,18 @@ class Session:
         reason = uncertainty(prediction, filled)
         if reason and self.tray.wants(now):
             self.tray.offer(embedding, encode_jpeg(square), prediction.label, reason, now)
+
+    def _drop_explained_from_tray(self) -> None:
+        """After the examples or settings changed: drop the tray's frames the classifier is now sure about."""
+        key = self.state_key()
+        if not len(self.tray) or key == self._tray_checked_at:
+            return
+        self._tray_checked_at = key
+        self.project.classifier.threshold = self.threshold
+        filled = sum(1 for count in self.project.counts().values() if count)
+        self.tray.drop_explained(
+            lambda item: uncertainty(self.project.predict(item.embedding, self.k), filled) is not None
+        )
 
     def _map_point(self, prediction: Prediction, live: bool) -> np.ndarray:
         rows = np.array([n.index for n in prediction.neighbours])
@@ -354,7 +370,7 @@ class Session:
     def _has_room(self) -> bool:
         if len(self.project) < self.max_examples:
             return True
-        self.recording = None
+        self.recording = self.take = None
         return False
 
     # ----------------------------------------------------------------- recording and examples
@@ -365,12 +381,14 @@ class Session:
         if len(self.project) >= self.max_examples:
             raise SessionError(self._full_message())
         self.recording = label
+        self.take = self.project.new_take()
         self.recorded_this_take = 0
         self._last_recorded_at = -np.inf
 
     @exclusive
     def stop_recording(self) -> int:
-        self.recording = None
+        """End the take; returns how many frames it recorded."""
+        self.recording = self.take = None
         return self.recorded_this_take
 
     # ----------------------------------------------------------------- classes
@@ -500,12 +518,15 @@ class Session:
     @exclusive
     def add_images(self, label: str, images: list[tuple[str, bytes]]) -> tuple[int, list[str]]:
         """Add uploaded images (name, encoded bytes) to a class. Returns how many were added and one message per
-        file that was refused; refused files change nothing."""
+        file that was refused; refused files change nothing.
+
+        Each image is a take of its own (uploads are usually distinct photos), except that images of one upload
+        that are near-copies of each other (``knn.near_copy_takes``, e.g. a burst) share a take."""
         if label not in self.project.classes:
             raise SessionError(f"There is no class named {label!r}.")
-        added, problems = 0, []
+        accepted, problems = [], []
         for name, data in images:
-            if len(self.project) >= self.max_examples:
+            if len(self.project) + len(accepted) >= self.max_examples:
                 problems.append(self._full_message())
                 break
             try:
@@ -514,10 +535,14 @@ class Session:
                 problems.append(str(error))
                 continue
             tap = self.project.tap
-            embedding = pooled(self.runner.run(square[None], [tap], caller=id(self))[tap])
-            self.project.add_examples(label, embedding, [encode_jpeg(square)], name)
-            added += 1
-        return added, problems
+            embedding = pooled(self.runner.run(square[None], [tap], caller=id(self))[tap])[0]
+            accepted.append((name, embedding, encode_jpeg(square)))
+        if accepted:
+            groups = near_copy_takes(np.stack([embedding for _, embedding, _ in accepted]), [label] * len(accepted))
+            takes = [self.project.new_take() for _ in range(int(groups.max()) + 1)]
+            for (name, embedding, jpeg), group in zip(accepted, groups):
+                self.project.add_examples(label, embedding[None], [jpeg], name, takes[group])
+        return len(accepted), problems
 
     def touch(self) -> None:
         """Mark the session as in use (frames and classifications do this themselves)."""
@@ -538,7 +563,7 @@ class Session:
 
     def _forget_examples(self) -> None:
         """After the project was replaced or emptied: drop everything computed from its examples."""
-        self.recording = None
+        self.recording = self.take = None
         self._smoothed, self._channel_cache = {}, {}
         self._atlas.clear()
         self._review.clear()

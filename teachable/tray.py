@@ -3,13 +3,15 @@ teach it the answer.
 
 A frame enters the tray when it came out unknown, or when its top two classes were close. Frames enter at most
 once per ``min_interval`` seconds and not when they look like the newest frame already there, so a person holding
-something still does not fill the tray with copies of one view.
+something still does not fill the tray with copies of one view. Once the examples change, frames the classifier is
+now sure about leave the tray (``drop_explained``): the classes explain them, so there is nothing left to ask.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,6 +93,15 @@ class HelpTray:
                 self.version += 1
                 return item
         return None
+
+    def drop_explained(self, still_unsure: Callable[[TrayItem], bool]) -> int:
+        """Remove the items ``still_unsure`` says the classifier is now sure about; returns how many went."""
+        kept = [item for item in self._items if still_unsure(item)]
+        dropped = len(self._items) - len(kept)
+        if dropped:
+            self._items = deque(kept, maxlen=self.size)
+            self.version += 1
+        return dropped
 
     def clear(self) -> None:
         if self._items:
