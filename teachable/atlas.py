@@ -147,9 +147,8 @@ def make_icons(
 
     tap = tap or backbone.grid_tap
     channels = backbone.tap(tap).channels
-    directions = np.concatenate(
-        [np.eye(channels, dtype=np.float32), typical_directions(backbone, tap, images, typical)]
-    )
+    typical_ones = [typical_directions(backbone, tap, images, typical)] if typical else []
+    directions = np.concatenate([np.eye(channels, dtype=np.float32), *typical_ones])
     kinds = tuple([f"channel {i}" for i in range(channels)] + [f"typical {i}" for i in range(typical)])
     rendered = render_directions(backbone, tap, directions, steps=steps, progress=progress)
     small = np.stack([cv2.resize(icon, (icon_size, icon_size), interpolation=cv2.INTER_AREA) for icon in rendered])

@@ -410,9 +410,11 @@ def _add_atlas(commands) -> None:
     icons = _with_device(atlas_commands.add_parser("icons", help="make the activation-grid icons for a backbone"))
     icons.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones())
     icons.add_argument("--tap", help="spatial tap (default: the backbone's grid tap)")
-    icons.add_argument("--typical", type=int, default=32, help="k-means directions of real photos to add")
+    icons.add_argument("--typical", type=_int_at_least(0), default=32, help="k-means directions of real photos to add")
     icons.add_argument("--steps", type=_int_at_least(1), default=160, help="optimisation steps per icon")
-    icons.add_argument("-o", "--output", help="default: teachable/assets/icons/BACKBONE.TAP.npz, or the per-user folder if that is read-only")
+    icons.add_argument(
+        "-o", "--output", help="default: teachable/assets/icons/BACKBONE.TAP.npz (a per-user folder if read-only)"
+    )
     icons.add_argument("-q", "--quiet", action="store_true")
     icons.set_defaults(run=cmd_atlas_icons)
 

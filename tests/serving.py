@@ -23,15 +23,21 @@ def free_port() -> int:
 
 @contextmanager
 def app_process(
-    env: dict[str, str], timeout: float = 180, port: int | None = None, log: Path | None = None
+    env: dict[str, str],
+    timeout: float = 180,
+    port: int | None = None,
+    log: Path | None = None,
+    command: list[str] | None = None,
+    cwd: Path = ROOT,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Run `python app.py` on a loopback port (a free one by default; CPU), wait until it answers, and stop it
-    afterwards (if it is still running). ``log``: a file for its output (default: discarded)."""
+    """Run `python app.py` (or ``command``, which gets ``--port`` and ``--device cpu`` added) in ``cwd`` on a
+    loopback port (a free one by default), wait until it answers, and stop it afterwards (if it is still running).
+    ``log``: a file for its output (default: discarded)."""
     port = port or free_port()
     output = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--device", "cpu"],
-        cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        [*(command or [sys.executable, "app.py"]), "--port", str(port), "--device", "cpu"],
+        cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
