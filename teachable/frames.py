@@ -8,6 +8,9 @@ models; the target size comes from the backbone.
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import cv2
@@ -19,6 +22,10 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "MIN_SIDE",
     "MAX_PIXELS",
+    "LIVE_MAX_PIXELS",
+    "DECODE_BYTES_PER_PIXEL",
+    "DecodeBudget",
+    "image_size",
     "as_rgb_uint8",
     "load_image",
     "decode_image",
@@ -33,6 +40,12 @@ MIN_SIDE = 16
 """Smaller frames carry too little to classify; they are refused rather than blown up."""
 MAX_PIXELS = 50_000_000
 """Decoded-size limit (about 7000x7000). Larger files are refused before decoding (decompression-bomb guard)."""
+LIVE_MAX_PIXELS = 4_000_000
+"""Decoded-size limit for a live camera frame (the page asks for 640x480; 2560x1440 still fits). Frames come many
+times a second from every camera at once, so they get a far lower limit than an upload."""
+DECODE_BYTES_PER_PIXEL = 10
+"""Peak memory of decoding one image here, per pixel: the decoder's buffers, PIL's RGB image and the array made from
+it (measured: a 7050x7050 PNG peaked at +479 MB, 9.6 bytes a pixel; +858 MB before the decode made fewer copies)."""
 MAX_FILE_BYTES = 50 * 1024 * 1024
 """Largest image file or upload that is read at all."""
 DECODED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
@@ -57,6 +70,46 @@ limit_pil_decoding()
 
 class ImageError(ValueError):
     """An image or frame that cannot be used, with a message a person can act on."""
+
+
+class DecodeBudget:
+    """Memory for decoding, shared by the whole server: each decode reserves what it will take (from the image's
+    header, before any pixel is decoded) and waits while others hold the rest, so however many people send large
+    images at once, their decodes together stay within ``total_bytes``.
+
+    A decode that needs more than the whole budget is refused at once; one that cannot start within ``wait``
+    seconds is refused with a message to try again.
+    """
+
+    def __init__(self, total_bytes: int, wait: float = 10.0) -> None:
+        self.total_bytes = int(total_bytes)
+        self.wait = wait
+        self._in_use = 0
+        self._changed = threading.Condition()
+
+    @property
+    def in_use(self) -> int:
+        with self._changed:
+            return self._in_use
+
+    @contextmanager
+    def reserve(self, nbytes: int, what: str = "The image") -> Iterator[None]:
+        nbytes = int(nbytes)
+        if nbytes > self.total_bytes:
+            raise ImageError(
+                f"{what} would take {nbytes / 2**20:.0f} MB to decode; this server decodes at most "
+                f"{self.total_bytes / 2**20:.0f} MB at once. Use a smaller image."
+            )
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._in_use + nbytes <= self.total_bytes, timeout=self.wait):
+                raise ImageError("The server is busy decoding other people's large files; try again in a moment.")
+            self._in_use += nbytes
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_use -= nbytes
+                self._changed.notify_all()
 
 
 def as_rgb_uint8(frame: np.ndarray) -> np.ndarray:
@@ -97,18 +150,18 @@ def as_rgb_uint8(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def _open_checked(source: io.BytesIO | Path, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode ``source`` after checking, from its header alone, that it has at most ``max_pixels`` pixels."""
+def _open_checked(
+    source: io.BytesIO | Path, name: str, max_pixels: int = MAX_PIXELS, budget: DecodeBudget | None = None
+) -> np.ndarray:
+    """Decode ``source`` after checking, from its header alone, that it has at most ``max_pixels`` pixels; with a
+    ``budget``, the decode first reserves its memory there."""
     try:
         with Image.open(source, formats=DECODED_FORMATS) as image:
             if image.width * image.height > max_pixels:
                 raise ImageError(f"{name} is {image.width}x{image.height}; the limit is {max_pixels:,} pixels.")
-            image.seek(0)  # first frame of an animated GIF/WebP
-            image = ImageOps.exif_transpose(image)
-            if image.mode == "I;16" or image.mode.startswith("I;16"):
-                array = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
-                return as_rgb_uint8(array)
-            return as_rgb_uint8(np.asarray(image.convert("RGB")))
+            cost = image.width * image.height * DECODE_BYTES_PER_PIXEL
+            with budget.reserve(cost, name) if budget is not None else nullcontext():
+                return _decode(image)
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -119,8 +172,36 @@ def _open_checked(source: io.BytesIO | Path, name: str, max_pixels: int = MAX_PI
         raise ImageError(f"{name} could not be decoded: {error}") from None
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file into RGB uint8, honouring EXIF orientation. Raises :class:`ImageError` on any problem."""
+def _decode(image: Image.Image) -> np.ndarray:
+    """An opened image's first frame as RGB uint8, turned as its EXIF says, with as few full-size copies as can be:
+    PIL's decoded image and one array (the EXIF turn is done on the array, in place of two more PIL copies)."""
+    image.seek(0)  # first frame of an animated GIF/WebP
+    orientation = image.getexif().get(0x0112, 1)
+    if image.mode.startswith("I;16"):
+        array = as_rgb_uint8((np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8))
+    else:
+        array = as_rgb_uint8(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
+    return _orient(array, orientation)
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an ``HxWx3`` array."""
+    turns = {3: 2, 6: 3, 8: 1, 5: 1, 7: 3}  # quarter turns anticlockwise
+    if orientation in (2, 4, 5, 7):
+        array = array[:, ::-1] if orientation in (2, 5, 7) else array[::-1]
+    if orientation in turns:
+        array = np.rot90(array, turns[orientation])
+    return np.ascontiguousarray(array) if orientation != 1 else array
+
+
+def load_image(
+    path: str | Path, max_pixels: int = MAX_PIXELS, budget: DecodeBudget | None = None, name: str | None = None
+) -> np.ndarray:
+    """Read an image file into RGB uint8, honouring EXIF orientation. Raises :class:`ImageError` on any problem.
+
+    The size in pixels is read from the header and checked against ``max_pixels`` before decoding; with a
+    ``budget``, the decode waits for its share of the server's decoding memory. ``name``: how messages call it.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path} does not exist or is not a file.")
@@ -129,14 +210,17 @@ def load_image(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path} is empty (0 bytes).")
     if size > MAX_FILE_BYTES:
         raise ImageError(f"{path} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB.")
-    return _open_checked(path, str(path))
+    return _open_checked(path, name or str(path), max_pixels, budget)
 
 
-def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(
+    data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS, budget: DecodeBudget | None = None
+) -> np.ndarray:
     """Decode encoded image bytes (JPEG, PNG, ...) into RGB uint8.
 
     The byte size is checked against ``MAX_FILE_BYTES`` and the pixel size, read from the header, against
-    ``max_pixels`` before anything is decoded, so a small file that claims a huge image costs nothing.
+    ``max_pixels`` before anything is decoded, so a small file that claims a huge image costs nothing. With a
+    ``budget``, the decode waits for its share of the server's decoding memory.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ImageError(f"{name} must be the bytes of an image file, not {type(data).__name__}.")
@@ -144,7 +228,16 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS)
         raise ImageError(f"{name} is empty (0 bytes).")
     if len(data) > MAX_FILE_BYTES:
         raise ImageError(f"{name} is {len(data) / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB.")
-    return _open_checked(io.BytesIO(data), name, max_pixels)
+    return _open_checked(io.BytesIO(data), name, max_pixels, budget)
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` of encoded image bytes, read from the header alone; None when it is not a readable image."""
+    try:
+        with Image.open(io.BytesIO(data), formats=DECODED_FORMATS) as image:
+            return image.width, image.height
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return None
 
 
 def center_square(rgb: np.ndarray, size: int) -> np.ndarray:

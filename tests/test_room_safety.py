@@ -51,3 +51,152 @@ def test_a_folder_from_an_earlier_version_keeps_its_passphrase_so_stored_keys_re
     assert storage_passphrase(tmp_path) == STORAGE_PASSPHRASE
     (tmp_path / "page-secret").write_text("x" * 43 + "\n")
     assert storage_passphrase(tmp_path) == "x" * 43
+
+
+# ---------------------------------------------------------------------------------------------- decoding budgets
+def png_bytes(width: int, height: int) -> bytes:
+    """A PNG of one colour: a few KB that decode to ``width * height * 3`` bytes."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (40, 90, 160)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def data_url(data: bytes) -> dict:
+    import base64
+
+    return {"url": "data:image/png;base64," + base64.b64encode(data).decode("ascii")}
+
+
+def peak_growth_mb(code: str) -> float:
+    """Peak resident memory that ``code`` adds, run in a fresh Python process after teachable's imports."""
+    import subprocess
+    import sys
+
+    script = (
+        "import resource, numpy, cv2, PIL.Image, teachable.frames, teachable.video\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"{code}\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_live_frame_over_the_live_limit_is_refused_from_its_header(backbone):
+    """Live frames come many times a second from everyone: 4 megapixels at most, read from the header before
+    decoding (an upload may have up to 50)."""
+    import weakref
+    from types import SimpleNamespace
+
+    from teachable.session import Session
+    from teachable.webapp.context import PageState
+    from teachable.webapp.live import on_frame
+
+    app = SimpleNamespace(live_sessions=weakref.WeakSet(), autosaver=None)
+    session = Session(backbone)
+    panel, *_ = on_frame(app, data_url(png_bytes(2500, 2000)), session, PageState())
+    assert "2500x2000" in panel and "4,000,000 pixels" in panel
+    panel, *_ = on_frame(app, data_url(png_bytes(640, 480)), session, PageState())
+    assert "No examples yet" in panel  # an ordinary frame still goes through
+
+
+def test_decoding_an_image_just_under_the_limit_costs_a_bounded_multiple_of_its_pixels(tmp_path):
+    """A 162 KB PNG of 7050x7050 cost about 17 bytes a pixel to decode (several full-size copies): now at most
+    DECODE_BYTES_PER_PIXEL, the figure the decoding budget reserves."""
+    from teachable.frames import DECODE_BYTES_PER_PIXEL
+
+    path = tmp_path / "big.png"
+    path.write_bytes(png_bytes(4000, 4000))
+    growth = peak_growth_mb(f"teachable.frames.load_image({str(path)!r})")
+    assert growth < 4000 * 4000 * DECODE_BYTES_PER_PIXEL / 2**20, f"{growth:.0f} MB"
+
+
+def test_decodes_wait_for_their_share_of_the_budget_and_one_too_large_is_refused():
+    import threading
+    import time
+
+    from teachable.frames import DecodeBudget, ImageError
+
+    budget = DecodeBudget(100, wait=0.3)
+    with pytest.raises(ImageError, match="would take .* MB to decode"):
+        with budget.reserve(101):
+            pass
+    order, held = [], []
+
+    def second() -> None:
+        held.append(budget.reserve(60))
+        held[0].__enter__()
+        order.append("second")
+
+    with budget.reserve(60):
+        worker = threading.Thread(target=second)
+        worker.start()
+        time.sleep(0.1)
+        order.append("first done")
+    worker.join(timeout=5)
+    assert order == ["first done", "second"] and budget.in_use == 60
+    with pytest.raises(ImageError, match="busy decoding"):  # the rest never comes free within the wait
+        with budget.reserve(60):
+            pass
+    held[0].__exit__(None, None, None)
+    assert budget.in_use == 0
+
+
+def test_uploads_hold_the_servers_decoding_budget(tmp_path, backbone):
+    from teachable.frames import DecodeBudget, ImageError
+    from teachable.session import Session
+    from teachable.webapp.classes import tool, uploader
+    from teachable.webapp.decoding import uploaded_image
+
+    path = tmp_path / "wide.png"
+    path.write_bytes(png_bytes(2000, 1500))  # 3 megapixels: about 30 MB to decode
+    small = DecodeBudget(8 * 2**20, wait=0.1)
+    with pytest.raises(ImageError, match="would take 29 MB to decode"):
+        uploaded_image({"path": str(path)}, small)
+    session = Session(backbone)
+    *_, status = tool(uploader(small))(session, "Class 1", [str(path)])
+    assert not len(session.project)
+    *_, status = tool(uploader(DecodeBudget(64 * 2**20)))(session, "Class 1", [str(path)])
+    assert "Added 1 image" in status and len(session.project) == 1
+
+
+@pytest.fixture(scope="module")
+def huge_frame_video(tmp_path_factory) -> str:
+    """A small MJPEG .avi whose 3 frames are 6000x5000 each (30 megapixels, 90 MB decoded)."""
+    import cv2
+    import numpy as np
+
+    path = str(tmp_path_factory.mktemp("video") / "huge.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 5, (6000, 5000))
+    for value in (0, 100, 200):
+        writer.write(np.full((5000, 6000, 3), value, np.uint8))
+    writer.release()
+    return path
+
+
+def test_a_video_with_huge_frames_is_refused_from_its_container_before_decoding(huge_frame_video):
+    from teachable.frames import ImageError
+    from teachable.video import sampled_frames
+
+    with pytest.raises(ImageError, match="6000x5000; the limit is"):
+        next(sampled_frames(huge_frame_video, 0.1))
+    growth = peak_growth_mb(
+        f"try:\n    next(teachable.video.sampled_frames({huge_frame_video!r}, 0.1))\nexcept ValueError:\n    pass"
+    )
+    assert growth < 40, f"{growth:.0f} MB"  # one decoded frame alone is 90 MB
+
+
+def test_video_plays_are_bounded_and_images_reach_the_app_undecoded(backbone):
+    from teachable.webapp import ServerSettings, build_app
+
+    demo = build_app(backbone, settings=ServerSettings(video_plays=3))
+    by_name = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name}
+    assert by_name["play_video"].concurrency_limit == 3
+    assert not by_name["classify"].preprocess
+    streams = [fn for fn in demo.fns.values() if any(event == "stream" for _, event in fn.targets)]
+    assert streams and not any(fn.preprocess for fn in streams)

@@ -8,11 +8,13 @@ written to a hidden textbox, which ``run_command`` carries out. Holding the butt
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
+from ..frames import DECODE_BYTES_PER_PIXEL, MAX_PIXELS, DecodeBudget, image_size
 from ..session import Session, SessionError
 from ..views import class_cards_html, message_html, strip_html, tray_html
 from .context import PageState
@@ -175,14 +177,23 @@ def clear_class(session: Session, selected, _name):
     return f"Removed {session.clear_class(selected)} example(s) of '{selected}'."
 
 
-def upload_into_class(session: Session, selected, files):
-    if not selected:
-        raise SessionError("Select a class first.")
-    if not files:
-        raise SessionError("Choose one or more image files first.")
-    images = [(Path(f).name, Path(f).read_bytes()) for f in files]
-    added, problems = session.add_images(selected, images)
-    return "; ".join([f"Added {added} image(s) to '{selected}'.", *problems])
+def uploader(budget: DecodeBudget | None):
+    """The "Add images" action. The files are decoded one at a time, so it holds the decoding memory of its largest
+    image (read from the headers) in the server's shared ``budget`` while it adds them."""
+
+    def upload_into_class(session: Session, selected, files):
+        if not selected:
+            raise SessionError("Select a class first.")
+        if not files:
+            raise SessionError("Choose one or more image files first.")
+        images = [(Path(f).name, Path(f).read_bytes()) for f in files]
+        sizes = [image_size(data) or (0, 0) for _, data in images]
+        largest = min(max(width * height for width, height in sizes), MAX_PIXELS)  # larger ones are refused unread
+        with budget.reserve(largest * DECODE_BYTES_PER_PIXEL, "The largest image") if budget else nullcontext():
+            added, problems = session.add_images(selected, images)
+        return "; ".join([f"Added {added} image(s) to '{selected}'.", *problems])
+
+    return upload_into_class
 
 
 def remove_picked_example(session: Session, _selected, row):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ..activations import GridIcons
 from ..autosave import Autosaver
 from ..backbones import Backbone
+from ..frames import DecodeBudget
 from ..inference import FrameRunner
 from ..session import Session
 from .settings import ServerSettings
@@ -35,6 +36,12 @@ class AppContext:
     """Keeps each browser's project on disk (None: autosave is off)."""
     sessions_by_key: weakref.WeakValueDictionary = field(default_factory=weakref.WeakValueDictionary)
     """Browser key -> its live session, so a second tab or a reload of the same browser picks up the same one."""
+    decode_budget: DecodeBudget | None = None
+    """Memory for decoding uploaded images, shared by everyone (from ``settings.decode_budget_mb``)."""
+
+    def __post_init__(self) -> None:
+        if self.decode_budget is None:
+            object.__setattr__(self, "decode_budget", DecodeBudget(self.settings.decode_budget_mb * 2**20))
 
     def new_session(self) -> Session:
         return Session(

@@ -31,6 +31,7 @@ from ..views import (
     tray_html,
 )
 from .context import AppContext, PageState
+from .decoding import camera_frame, uploaded_image
 from .errors import USER_ERRORS, message_of, shows_errors
 from .saving import FRAME_SAVE_INTERVAL, autosave
 
@@ -173,7 +174,18 @@ def frame_outputs(result: FrameResult, session: Session, page: PageState) -> tup
 
 # ---------------------------------------------------------------------------------------------- handlers
 def on_frame(app: AppContext, frame, session: Session, page: PageState):
-    """One camera frame: the frame outputs, then the session (outputting it marks the session as active)."""
+    """One camera frame, as the camera's raw value (see decoding.py) or an RGB array: the frame outputs, then the
+    session (outputting it marks the session as active)."""
+    try:
+        frame = camera_frame(frame)
+    except USER_ERRORS as error:
+        app.live_sessions.add(session)
+        return message_html(message_of(error)), *[gr.skip()] * 6, session
+    return show_frame(app, frame, session, page)
+
+
+def show_frame(app: AppContext, frame: np.ndarray | None, session: Session, page: PageState):
+    """An RGB frame (the camera's or a video's) through the session: the frame outputs, then the session."""
     app.live_sessions.add(session)
     if frame is None:
         return *[gr.skip()] * 7, session
@@ -189,6 +201,7 @@ def on_frame(app: AppContext, frame, session: Session, page: PageState):
 def classify(app: AppContext, image, session: Session, page: PageState):
     """A still image (the Image tab and the ``classify`` API): the prediction, details as JSON, and the views."""
     app.live_sessions.add(session)
+    image = uploaded_image(image, app.decode_budget)
     if image is None:
         raise gr.Error("Choose an image to classify.")
     result = session.step(image, live=False)
@@ -211,7 +224,7 @@ def play_video(app: AppContext, video_path, session: Session, page: PageState):
     every = app.settings.stream_every
     for frame in sampled_frames(video_path, every):
         started = time.monotonic()
-        yield on_frame(app, frame, session, page)
+        yield show_frame(app, frame, session, page)
         time.sleep(max(0.0, every - (time.monotonic() - started)))
 
 

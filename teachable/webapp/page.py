@@ -231,7 +231,7 @@ def _wire(app, session, page, demo, panels: Panels) -> None:
         button.click(class_panel.tool(action), named, tools, api_name=action.__name__).then(*review)
     classes.picker.input(class_panel.class_tools, [session, classes.picker], tools, show_progress="hidden")
     classes.upload_button.click(
-        class_panel.tool(class_panel.upload_into_class), [session, classes.picker, classes.uploads], tools
+        class_panel.tool(class_panel.uploader(app.decode_budget)), [session, classes.picker, classes.uploads], tools
     ).then(*review)
     classes.remove_button.click(
         class_panel.tool(class_panel.remove_picked_example), [session, classes.picker, hood.example_row], tools
@@ -289,18 +289,21 @@ def _wire_live(app, session, page, panels: Panels, review) -> None:
         time_limit=app.settings.stream_time_limit,
         concurrency_limit=None,
         show_progress="hidden",
+        preprocess=False,  # decoded by live.on_frame, with the live frame limit checked first
     )
     view_outputs = [
         camera.prediction, camera.details, camera.neighbours, views.map_points, views.map_live, views.grid, session
     ]  # fmt: skip
     camera.classify_button.click(
-        functools.partial(live.classify, app), [camera.still, session, page], view_outputs, api_name="classify"
+        functools.partial(live.classify, app), [camera.still, session, page], view_outputs, api_name="classify",
+        preprocess=False,  # decoded by live.classify, within the server's decoding budget
     )
     camera.play_button.click(
         functools.partial(live.play_video, app),
         [camera.video, session, page],
         [*frame_outputs, session],
-        concurrency_limit=None,
+        concurrency_limit=app.settings.video_plays,
+        concurrency_id="play-video",
         show_progress="hidden",
         api_name="play_video",
     )

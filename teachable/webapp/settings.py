@@ -38,6 +38,13 @@ class ServerSettings:
     stream_every: float = 0.1
     """TEACHABLE_STREAM_EVERY: seconds between the frames a browser sends while the camera streams. Each frame is
     about 100 KB upstream, so 0.2 halves what a big room sends over its Wi-Fi (docs/SCALING.md)."""
+    decode_budget_mb: int = 1024
+    """TEACHABLE_DECODE_MB: memory that decoding uploaded images may take at once, over all people together. A decode
+    reserves its share from the image's header first and waits (up to 10 s) while others hold the rest; an image
+    that alone needs more is refused. About 10 bytes a pixel: a 50-megapixel image takes 500 MB."""
+    video_plays: int = 2
+    """TEACHABLE_VIDEO_PLAYS: videos played through the classifier at once, over all people together; more wait in
+    Gradio's queue. Each holds up to one decoded 4K frame (about 25 MB) at a time."""
     stream_time_limit: int = 30 * 60
     """A stream is closed after this; clicking the camera button again resumes it."""
     autosave: AutosaveSettings | None = None
@@ -70,6 +77,8 @@ class ServerSettings:
             max_upload_mb=read("TEACHABLE_MAX_UPLOAD_MB", defaults.max_upload_mb, int),
             max_classes=read("TEACHABLE_MAX_CLASSES", defaults.max_classes, int),
             stream_every=read("TEACHABLE_STREAM_EVERY", defaults.stream_every, float),
+            decode_budget_mb=read("TEACHABLE_DECODE_MB", defaults.decode_budget_mb, int),
+            video_plays=read("TEACHABLE_VIDEO_PLAYS", defaults.video_plays, int),
             autosave=_autosave_settings(environ),
         )
 
