@@ -74,9 +74,11 @@ class HelpTray:
         """Keep a frame if enough time has passed and it is not the same view as the newest one."""
         if now - self._last_added_at < self.min_interval:
             return False
+        embedding = np.asarray(embedding, dtype=np.float32)
+        embedding = embedding / max(float(np.linalg.norm(embedding)), 1e-12)  # compared by cosine similarity
         if self._items and float(self._items[0].embedding @ embedding) >= SAME_VIEW_SIMILARITY:
             return False
-        self._items.appendleft(TrayItem(next(self._ids), thumbnail, np.array(embedding), guess, reason))
+        self._items.appendleft(TrayItem(next(self._ids), thumbnail, embedding, guess, reason))
         self._last_added_at = now
         self.version += 1
         return True

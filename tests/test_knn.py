@@ -1,7 +1,9 @@
+import copy
+
 import numpy as np
 import pytest
 
-from teachable.knn import MAX_BOUNDARY, KNNClassifier, KNNError, normalise
+from teachable.knn import MAX_BOUNDARY, KNNClassifier, KNNError, near_copy_takes, normalise
 
 
 def clustered(rng, classes=3, per_class=20, dim=64, spread=0.6):
@@ -422,3 +424,159 @@ def test_near_copies_of_one_view_do_not_make_their_own_object_unknown():
 def test_unknown_rule_is_refused():
     with pytest.raises(KNNError, match="prototype"):
         KNNClassifier(3, rule="svm")
+
+
+# ----------------------------------------------------------------- takes
+def brute_take_out_scores(stored, labels, takes):
+    """Reference: each example against the mean of its class's mapped vectors from other takes (NaN if none)."""
+    rows, labels, takes = brute_mapped(stored.astype(np.float64)), np.asarray(labels), np.asarray(takes)
+    scores = []
+    for i in range(len(rows)):
+        rest = np.flatnonzero((labels == labels[i]) & (takes != takes[i]))
+        mean = rows[rest].mean(axis=0) if len(rest) else None
+        scores.append(rows[i] @ mean / np.linalg.norm(mean) if len(rest) else np.nan)
+    return np.array(scores)
+
+
+def recorded_views(rng, classes=3, views_per_class=8, copies=4, dim=64, spread=1.5, jitter=0.01):
+    """Each class a few distinct views (non-negative and peaked, like pooled ReLU6 features), each view recorded as
+    ``copies`` near-copies in one take: vectors, labels, takes, and the one-vector-per-view project's vectors and
+    labels, and a function that makes new views of a class."""
+    centres = np.abs(rng.normal(size=(classes, dim)))
+
+    def new_views(count, of_class):
+        return np.abs(centres[of_class] + spread * rng.normal(size=(count, dim))) ** 4
+
+    views = np.stack([new_views(views_per_class, c) for c in range(classes)])
+    copies_of = views[:, :, None] * np.abs(1 + jitter * rng.normal(size=(classes, views_per_class, copies, dim)))
+    labels = [f"class{c}" for c in range(classes) for _ in range(views_per_class * copies)]
+    takes = [c * views_per_class + v for c in range(classes) for v in range(views_per_class) for _ in range(copies)]
+    once_labels = [f"class{c}" for c in range(classes) for _ in range(views_per_class)]
+    vectors = copies_of.reshape(-1, dim).astype(np.float32)
+    return vectors, labels, takes, views.reshape(-1, dim).astype(np.float32), once_labels, new_views
+
+
+def test_near_copies_in_a_take_inflate_the_boundary_only_when_each_copy_is_scored_alone():
+    """The live page's failure: a held recording stores near-copies of each view. Scored one example at a time,
+    each copy still has its near-copies in the class, so the boundary rises; leaving the take out brings it back
+    to what the same views give when each is taught once."""
+    rng = np.random.default_rng(21)
+    vectors, labels, takes, once, once_labels, new_views = recorded_views(rng)
+    fitted_once = KNNClassifier(64)
+    fitted_once.add(once, once_labels)
+    per_example = KNNClassifier(64)
+    per_example.add(vectors, labels)  # every copy a take of its own: the former leave-one-out
+    by_take = KNNClassifier(64)
+    by_take.add(vectors, labels, takes)
+    assert per_example.boundary < MAX_BOUNDARY  # the cap does not hide the difference
+    assert per_example.boundary > fitted_once.boundary + 0.05
+    assert by_take.boundary == pytest.approx(fitted_once.boundary, abs=0.02)
+    # new views of a class that it recognises with takes, but calls "not sure" when near-copies set the boundary
+    predictions = [by_take.predict(view) for view in new_views(40, 0)]
+    rescued = [p for p in predictions if p.label == "class0" and by_take.boundary <= p.score < per_example.boundary]
+    assert len(rescued) >= 4
+
+
+def test_take_out_scores_equal_brute_force_and_a_whole_class_take_has_none():
+    rng = np.random.default_rng(22)
+    vectors, labels = clustered(rng, dim=16, spread=1.2)
+    takes = list(rng.integers(0, 6, size=len(labels)))
+    labels[-5:] = ["lonely"] * 5
+    takes[-5:] = [99] * 5  # a class recorded in one take
+    knn = KNNClassifier(16)
+    knn.add(vectors, labels, takes)
+    expected = brute_take_out_scores(knn.vectors, labels, takes)
+    np.testing.assert_allclose(knn.own_scores(), expected, atol=1e-5)
+    assert np.isnan(knn.own_scores()[-5:]).all()
+    finite = np.sort(expected[np.isfinite(expected)])
+    assert knn.boundary == pytest.approx(min(np.quantile(finite, 0.2), MAX_BOUNDARY), abs=1e-5)
+    np.testing.assert_allclose(knn.own_scores(leave_take_out=False), brute_take_out_scores(
+        knn.vectors, labels, np.arange(len(labels))), atol=1e-5)
+
+
+def test_prototype_leave_one_out_leaves_the_take_out():
+    rng = np.random.default_rng(23)
+    vectors, labels = clustered(rng, dim=8, spread=1.5)
+    takes = [i // 4 for i in range(len(labels))]  # takes of 4 consecutive examples (one class each)
+    knn = KNNClassifier(8)
+    knn.add(vectors, labels, takes)
+    stored, labels_array, takes_array = knn.vectors.astype(np.float64), np.asarray(labels), np.asarray(takes)
+    expected = []
+    for i in range(len(labels)):
+        keep = takes_array != takes_array[i]
+        names, others = list(dict.fromkeys(labels)), brute_mapped(stored[keep])
+        frame = brute_mapped(stored[i : i + 1])[0]
+        scores = []
+        for name in names:
+            rows = others[labels_array[keep] == name] if name == labels[i] else brute_mapped(stored[labels_array == name])
+            mean = rows.mean(axis=0)
+            scores.append(frame @ mean / np.linalg.norm(mean))
+        expected.append(names[int(np.argmax(scores))])
+    assert list(knn.leave_one_out().predicted_labels) == expected
+    per_example = KNNClassifier(8)
+    per_example.add(vectors, labels)
+    assert knn.leave_one_out().accuracy <= per_example.leave_one_out().accuracy
+
+
+def test_a_class_recorded_in_one_take_is_checked_against_its_take_mates():
+    knn = KNNClassifier(3)
+    knn.add([[1, 0, 0], [0.9, 0.1, 0], [0.95, 0, 0.05]], "cup", knn.new_take())
+    knn.add([[0, 1, 0], [0.1, 0.9, 0], [0, 0.95, 0.05]], "hand", knn.new_take())
+    assert np.isnan(knn.own_scores()).all() and knn.boundary == pytest.approx(0.6)  # nothing to calibrate on
+    assert knn.leave_one_out().accuracy == 1.0
+
+
+def test_others_nearest_skips_take_mates_and_the_knn_rule_leaves_takes_out():
+    rng = np.random.default_rng(24)
+    vectors, labels = clustered(rng, dim=8, spread=1.5)
+    takes = [i // 3 for i in range(len(labels))]
+    knn = KNNClassifier(8, rule="knn")
+    knn.add(vectors, labels, takes)
+    similarities, rows = knn.others_nearest(k=5)
+    brute = knn.vectors @ knn.vectors.T
+    for row in range(len(labels)):
+        allowed = np.flatnonzero(np.asarray(takes) != takes[row])
+        nearest = allowed[np.argsort(-brute[row, allowed], kind="stable")[:5]]
+        np.testing.assert_allclose(similarities[row], brute[row, nearest], atol=1e-5)
+        assert not set(rows[row]) & set(np.flatnonzero(np.asarray(takes) == takes[row]))
+    expected = [
+        brute_force_vote(knn, vectors, labels, v, 5, exclude=np.flatnonzero(np.asarray(takes) == takes[i]))
+        for i, v in enumerate(knn.vectors)
+    ]
+    assert list(knn.leave_one_out(k=5).predicted_labels) == expected
+
+
+def test_near_copy_takes_join_near_copies_of_one_class_only():
+    base = np.eye(4, dtype=np.float32)
+    vectors = np.stack([base[0], base[1], base[0] + 0.01 * base[1], base[2], base[0], base[2] + 0.5 * base[3]])
+    labels = ["a", "a", "a", "a", "b", "a"]
+    takes = near_copy_takes(vectors, labels)
+    assert list(takes) == [0, 1, 0, 2, 3, 4]  # rows 0 and 2 are near-copies; row 4 is the same vector in "b"
+    chain = np.stack([np.cos(a) * base[0] + np.sin(a) * base[1] for a in (0.0, 0.3, 0.6, 0.9)])
+    assert len(set(near_copy_takes(chain, ["a"] * 4, similarity=0.95))) == 1  # linked through neighbours
+    assert len(set(near_copy_takes(chain, ["a"] * 4, similarity=0.99))) == 4
+
+
+def test_takes_survive_changes_and_copies_and_new_takes_are_fresh():
+    rng = np.random.default_rng(25)
+    vectors, labels = clustered(rng, spread=1.0)
+    knn = KNNClassifier(vectors.shape[1])
+    takes = [i // 5 for i in range(len(labels))]
+    for vector, label, take in zip(vectors, labels, takes):  # one at a time, predicting in between
+        knn.add(vector, label, take)
+        knn.predict(vector)
+    assert knn.new_take() == max(takes) + 1 and knn.new_take() == max(takes) + 2
+    knn.remove([0, 7, 33])
+    knn.relabel(3, "class2")
+    knn.add(vectors[:2], "class1")  # each its own, fresh take
+    assert knn.takes[-2:] == (max(takes) + 3, max(takes) + 4)
+    fresh = KNNClassifier(vectors.shape[1])
+    fresh.add(knn.vectors, list(knn.labels), list(knn.takes))
+    np.testing.assert_allclose(knn.own_scores(), fresh.own_scores(), atol=1e-5)
+    assert knn.boundary == pytest.approx(fresh.boundary, abs=1e-6)
+    copied = copy.deepcopy(knn)
+    assert copied.takes == knn.takes and copied.new_take() == knn.new_take()
+    with pytest.raises(KNNError, match="take"):
+        knn.add(vectors[:2], "class1", [1])
+    with pytest.raises(KNNError, match="take"):
+        knn.add(vectors[:1], "class1", -1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from teachable.frames import decode_image, encode_jpeg
-from teachable.project import MAX_CLASSES, BackboneMismatch, Project, ProjectError
+from teachable.project import FORMAT_VERSION, MAX_CLASSES, BackboneMismatch, Project, ProjectError
 
 from .conftest import photo, views
 
@@ -390,3 +390,67 @@ def test_an_old_manifest_with_unnormalised_labels_still_loads(real_project):
         },
     )
     assert Project.load(spaced).counts() == {"cat": 5, "caf\u00e9": 5}
+
+
+# ----------------------------------------------------------------- takes
+def project_with_takes(seed=0, dim=32):
+    """Two classes, each recorded in three takes of four near-copies of one view, plus one single example."""
+    rng = np.random.default_rng(seed)
+    project = Project("efficientnet_lite0", "pool", dim, classes=["cup", "hand"])
+    thumbnail = encode_jpeg(np.full((224, 224, 3), 128, np.uint8))
+    for name in project.classes:
+        centre = np.abs(rng.normal(size=dim))
+        for _ in range(3):
+            view = np.abs(centre + rng.normal(size=dim)) ** 4
+            copies = view * np.abs(1 + 0.01 * rng.normal(size=(4, dim)))
+            project.add_examples(name, copies, [thumbnail] * 4, "webcam", project.new_take())
+        project.add_examples(name, np.abs(centre + rng.normal(size=(1, dim))) ** 4, [thumbnail], "upload")
+    return project, rng
+
+
+def test_takes_are_saved_and_loaded_and_predictions_stay_identical():
+    project, rng = project_with_takes()
+    assert len(set(project.takes)) == 8 and project.takes[:4] == (project.takes[0],) * 4
+    loaded = Project.load(project.to_bytes())
+    assert loaded.manifest()["format_version"] == FORMAT_VERSION == 2
+    assert loaded.takes == project.takes
+    assert loaded.classifier.boundary == project.classifier.boundary
+    for query in np.abs(rng.normal(size=(10, 32))) ** 4:
+        assert loaded.predict(query, 5) == project.predict(query, 5)
+    again = Project.load(loaded.to_bytes())
+    assert again.takes == project.takes and again.new_take() == project.new_take()
+
+
+def test_format_1_files_load_with_takes_from_near_copies():
+    project, rng = project_with_takes()
+
+    def version_1(manifest):
+        examples = [{k: v for k, v in record.items() if k != "take"} for record in manifest["examples"]]
+        return {**manifest, "format_version": 1, "examples": examples}
+
+    loaded = Project.load(rewrite(project.to_bytes(), manifest=version_1))
+    # the near-copies of each view share a take again (numbered afresh), the single uploads are their own
+    regrouped = {take: [i for i, t in enumerate(loaded.takes) if t == take] for take in dict.fromkeys(loaded.takes)}
+    original = {take: [i for i, t in enumerate(project.takes) if t == take] for take in dict.fromkeys(project.takes)}
+    assert sorted(regrouped.values()) == sorted(original.values())
+    assert loaded.classifier.boundary == pytest.approx(project.classifier.boundary, abs=1e-6)
+    for query in np.abs(rng.normal(size=(5, 32))) ** 4:
+        assert loaded.predict(query, 5) == project.predict(query, 5)
+    assert Project.load(loaded.to_bytes()).takes == loaded.takes  # saved as version 2 from then on
+
+
+def test_a_missing_take_is_its_own_and_a_bad_take_is_refused():
+    project, _ = project_with_takes()
+
+    def edit(change):
+        def manifest(m):
+            m["examples"] = [change(i, dict(record)) for i, record in enumerate(m["examples"])]
+            return m
+
+        return rewrite(project.to_bytes(), manifest=manifest)
+
+    dropped = Project.load(edit(lambda i, r: {k: v for k, v in r.items() if not (i == 0 and k == "take")}))
+    assert dropped.takes[0] not in dropped.takes[1:] and dropped.takes[1:] == project.takes[1:]
+    for bad in ("3", -1, 1.5, True, 2**60, [1]):
+        with pytest.raises(ProjectError, match="example 2 has a take"):
+            Project.load(edit(lambda i, r, bad=bad: {**r, "take": bad} if i == 2 else r))

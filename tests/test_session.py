@@ -122,3 +122,44 @@ def test_project_round_trip_through_the_session(trained, backbone):
     assert "Loaded 8 examples in 2 classes" in message
     frame = photo("chelsea")
     assert other.step(frame).prediction == trained.step(frame).prediction
+
+
+def test_each_hold_of_the_record_button_is_one_take(trained):
+    takes = trained.project.takes
+    assert len(set(takes[:4])) == 1 and len(set(takes[4:])) == 1 and takes[0] != takes[4]
+    assert trained.take is None  # closed by stop_recording
+    record(trained, "cat", views(photo("chelsea"), 3, seed=7), start=20)
+    assert len(set(trained.project.takes[8:])) == 1 and trained.project.takes[8] not in takes
+    reloaded = Session(trained.backbone)
+    reloaded.load_project(trained.project_bytes())
+    record(reloaded, "cat", views(photo("chelsea"), 2, seed=8), start=30)
+    assert reloaded.project.takes[:11] == trained.project.takes and reloaded.project.takes[11] not in takes
+
+
+def test_uploads_are_a_take_each_unless_they_are_near_copies(backbone):
+    session = Session(backbone, ("cat", "coffee"))
+    cat, coffee = encode_jpeg(photo("chelsea")), encode_jpeg(photo("coffee"))
+    added, _ = session.add_images("cat", [("a.jpg", cat), ("b.jpg", coffee), ("again.jpg", cat)])
+    takes = session.project.takes
+    assert added == 3 and takes[0] == takes[2] and len(set(takes)) == 2
+    session.add_images("cat", [("c.jpg", cat)])
+    assert session.project.takes[3] not in takes  # another upload: another take
+
+
+def test_the_tray_drops_frames_the_classes_now_explain(backbone):
+    session = Session(backbone, ("cat", "coffee"))
+    for label, name in [("cat", "chelsea"), ("coffee", "coffee")]:
+        session.add_images(label, [(f"{i}.jpg", encode_jpeg(v)) for i, v in enumerate(views(photo(name), 3, 1))])
+    session.tray.min_interval = 0.0
+    session.step(photo("rocket"), now=1.0)
+    session.step(photo("astronaut"), now=2.0)
+    rocket, astronaut = sorted(session.tray.items, key=lambda item: item.id)
+    version = session.tray.version
+    session.step(photo("chelsea"), now=3.0)  # nothing changed: the tray stays as it is
+    assert session.tray.version == version and len(session.tray) == 2
+    session.add_class("rocket")
+    session.add_images("rocket", [(f"{i}.jpg", encode_jpeg(v)) for i, v in enumerate(views(photo("rocket"), 3, 2))])
+    session.step(photo("chelsea"), now=4.0)
+    assert rocket.id not in [item.id for item in session.tray.items]
+    assert session.tray.version > version
+    assert astronaut.id in [item.id for item in session.tray.items]  # still unexplained
