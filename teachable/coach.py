@@ -1,7 +1,9 @@
 """The data coach: leave-one-out evaluation of a project and plain-words hints about its examples.
 
 With a kNN there is no training run to wait for: every example can be classified by all the others at once
-(one FAISS search), after every change. ``review`` turns that into
+(one FAISS search), after every change. "The others" are the examples of other takes (``KNNClassifier.takes``):
+the frames recorded in the same hold are near-copies of it, and would make every check look easier than a new
+view is. An example whose take is all of its class is checked against its take-mates (nothing else is left). ``review`` turns that into
 
 * the evaluation (accuracy overall and per class, confusion matrix), with each example's leave-one-out prediction
   and the confidence it got;
@@ -10,9 +12,9 @@ With a kNN there is no training run to wait for: every example can be classified
 Rules and thresholds (all similarities are cosine, in the embedding the project uses):
 
 ============== =================================================================================================
-mislabelled    its nearest other example and more than half of its k nearest belong to one other class
+mislabelled    its nearest example of another take and more than half of its k nearest belong to one other class
                -> move it there
-outlier        its nearest other example is less similar than ``OUTLIER_SIMILARITY`` -> remove it
+outlier        its nearest example of another take is less similar than ``OUTLIER_SIMILARITY`` -> remove it
 duplicate      a same-class example more similar than ``DUPLICATE_SIMILARITY`` came earlier -> remove the copy
 too few        a class with fewer than ``MIN_EXAMPLES`` examples
 imbalance      the largest class has more than ``IMBALANCE_RATIO`` times the examples of the smallest

@@ -14,7 +14,7 @@ The graph takes an ``image`` (uint8 ``H x W x 3`` RGB, any size) and does what t
 
    * ``prototype`` (the default): signed square root and unit length, similarity to each class prototype (a
      ``classes x D`` initializer), "unknown" below the project's calibrated boundary (computed once here, for the
-     chosen strictness), confidences ``exp(score / temperature)`` shares with a virtual unknown class;
+     chosen strictness, from the examples' leave-the-take-out scores as the page computes it), confidences ``exp(score / temperature)`` shares with a virtual unknown class;
    * ``knn``: the example matrix (``N x D`` initializer) is searched for the ``k`` nearest, they vote with weight
      ``exp(similarity / temperature)``, "unknown" below the fixed similarity threshold.
 

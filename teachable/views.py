@@ -241,9 +241,10 @@ def map_points_html(project: Project, positions: np.ndarray, method: str, fittin
 
 
 def outside_reach(project: Project) -> np.ndarray:
-    """Per example: whether it lies outside its class's reach, i.e. its own leave-one-out score (against its class
-    without it) is under the "not sure" boundary, so a frame like it would not be recognised. Only the prototype
-    rule has a per-class reach; a class's only example is inside it."""
+    """Per example: whether it lies outside its class's reach, i.e. its own score (against its class without its
+    take, ``KNNClassifier.own_scores``) is under the "not sure" boundary, so a new view like it would not be
+    recognised. Only the prototype rule has a per-class reach; an example whose take is all of its class is inside
+    it."""
     classifier = project.classifier
     if classifier.rule != "prototype" or len(project) == 0:
         return np.zeros(len(project), bool)

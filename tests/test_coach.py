@@ -163,3 +163,20 @@ def test_planted_spread_out_class_is_reported_and_tight_ones_are_not():
     assert spread[0].fix is None and all(labels_row >= 24 for labels_row in spread[0].examples)
     clean = review(classifier(tight, labels), ["cup", "hand"])
     assert "spread" not in kinds(clean)
+
+
+def test_a_whole_take_recorded_into_the_wrong_class_is_flagged():
+    """Frames of one hold are each other's nearest examples; only with the take left out do the hints see the class
+    they look like."""
+    vectors, labels = clusters()
+    rng = np.random.default_rng(3)
+    hand_like = vectors[12] + 0.01 * rng.normal(size=(4, vectors.shape[1])).astype(np.float32)
+    flagged = {}
+    one_take = list(range(36)) + [36] * 4  # every other example a take of its own
+    for rule, takes in (("alone", None), ("take", one_take)):
+        knn = KNNClassifier(vectors.shape[1])
+        knn.add(np.concatenate([vectors, hand_like]), labels + ["cup"] * 4, takes)
+        hints = review(knn, ["cup", "hand", "nothing"]).hints
+        flagged[rule] = {row for h in hints if h.kind == "mislabelled" and h.move_to == "hand" for row in h.examples}
+    assert flagged["alone"] == set()
+    assert flagged["take"] == {36, 37, 38, 39}

@@ -335,3 +335,27 @@ def test_the_map_shows_each_class_reach_and_the_examples_outside_it():
     assert html.count('class="tm-reach"') == 2
     assert html.count('class="tm-outside"') == 1 and 'data-index="24"><title>cup #24: outside' in html
     assert "tm-map-legend" in html
+
+
+def test_a_view_recorded_as_one_take_of_near_copies_is_outside_the_reach_it_would_be_outside_alone():
+    """Near-copies of an odd view, recorded in one take, keep each other inside the reach when each is scored
+    alone; left out with its take, the view is outside, as a single example of it would be."""
+    from teachable.project import Project
+    from teachable.views import outside_reach
+
+    rng = np.random.default_rng(2)
+    thumbnail = encode_jpeg(np.full((32, 32, 3), 100, np.uint8))
+    odd = np.zeros(64, np.float32)
+    odd[:3] = 1.0
+    outside = {}
+    for rule, take in (("alone", lambda project: None), ("take", lambda project: project.new_take())):
+        names = ["cup", "hand", "pen", "mug", "key", "fork"]  # enough examples that the odd take is under a fifth
+        project = Project("efficientnet_lite0", "pool", 64, classes=names)
+        for name in names:
+            tight = np.abs(rng.random(64) + 0.05 * rng.normal(size=(12, 64)))
+            project.add_examples(name, tight.astype(np.float32), [thumbnail] * 12)
+        copies = (odd * np.abs(1 + 0.01 * rng.normal(size=(16, 64)))).astype(np.float32)
+        project.add_examples("cup", copies, [thumbnail] * 16, take=take(project))
+        outside[rule] = outside_reach(project)
+    assert not outside["alone"][-16:].any()
+    assert outside["take"][-16:].all() and not outside["take"][12:72].any()  # the odd view, and no other class
