@@ -43,9 +43,10 @@ MAX_PIXELS = 50_000_000
 LIVE_MAX_PIXELS = 4_000_000
 """Decoded-size limit for a live camera frame (the page asks for 640x480; 2560x1440 still fits). Frames come many
 times a second from every camera at once, so they get a far lower limit than an upload."""
-DECODE_BYTES_PER_PIXEL = 10
-"""Peak memory of decoding one image here, per pixel: the decoder's buffers, PIL's RGB image and the array made from
-it (measured: a 7050x7050 PNG peaked at +479 MB, 9.6 bytes a pixel; +858 MB before the decode made fewer copies)."""
+DECODE_BYTES_PER_PIXEL = 12
+"""Peak memory of decoding one image here, per pixel, with room to spare: the decoder's buffers, PIL's RGB image and
+the array made from it (measured: a 7050x7050 PNG peaked at +479 MiB, 10.1 bytes a pixel; 858 MiB, 18 bytes a
+pixel, before the decode made fewer copies)."""
 MAX_FILE_BYTES = 50 * 1024 * 1024
 """Largest image file or upload that is read at all."""
 DECODED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")

@@ -308,13 +308,30 @@ class Session:
         if icons_gone or self.grid_mode == "attribution" and not self._attribution_possible():
             self.grid_mode = "factors"
 
-    @exclusive
     def set_embedding_tap(self, tap: str, progress=None) -> str:
-        """Embed at another depth: every example is re-embedded from its thumbnail, and the map starts afresh."""
+        """Embed at another depth: every example is re-embedded from its thumbnail, and the map starts afresh.
+
+        The re-embedding (minutes for a large project) works on a copy, outside the session's lock, so the page's
+        frames, commands and reloads are answered meanwhile; the copy takes the project's place only if its
+        examples did not change in between (else nothing changes, and the message says to pick the layer again).
+        """
         self.backbone.tap(tap)
-        if tap == self.project.tap:
-            return f"The embedding already comes from {tap}."
-        self.project.reembed(self.backbone, progress, tap=tap)
+        with self.lock:
+            if tap == self.project.tap:
+                return f"The embedding already comes from {tap}."
+            before, project = self._examples_key(), copy.deepcopy(self.project)
+        project.reembed(self.backbone, progress, tap=tap)
+        with self.lock:
+            if self._examples_key() != before:
+                raise SessionError("The examples changed while they were re-embedded; pick the layer again.")
+            self.project = project
+            return self._after_reembedding(tap)
+
+    def _examples_key(self) -> tuple:
+        labels = tuple(example.label for example in self.project.examples)
+        return tuple(self.project.uids), labels, tuple(self.project.classes), self.project.tap
+
+    def _after_reembedding(self, tap: str) -> str:
         self.set_map_method(self.map.method, fresh=True)
         self._smoothed = {}
         self.tray.clear()  # its embeddings were read at the old tap

@@ -77,7 +77,9 @@ def build() -> ClassHandles:
 def run_command(session: Session, page: PageState, command: str):
     """Carry out one command from the cards; returns the cards, the tray, a status line and the session."""
     try:
-        note = _carry_out(session, _parse(command))
+        with session.lock:  # held only for the few milliseconds of a command
+            parts = _parse(command)
+            note = "" if _out_of_order(page, parts) else _carry_out(session, parts[:-1])
     except USER_ERRORS as error:
         note = str(error)  # message_html escapes it
         gr.Warning(message_of(error))
@@ -89,8 +91,9 @@ def run_command(session: Session, page: PageState, command: str):
 
 
 def _parse(command: str) -> list:
-    """``[verb, *arguments, timestamp]`` as JSON, written by the page's script. The textbox's length limit is only
-    the browser's, so it is checked here too, before the JSON is read."""
+    """``[verb, *arguments, timestamp]`` as JSON, written by the page's script; the timestamp makes repeated commands
+    distinct and orders a record and its stop. The textbox's length limit is only the browser's, so it is checked
+    here too, before the JSON is read."""
     if isinstance(command, str) and len(command) > MAX_COMMAND_LENGTH:
         raise SessionError(f"The page sent a command over {MAX_COMMAND_LENGTH} characters; nothing was changed.")
     try:
@@ -99,7 +102,20 @@ def _parse(command: str) -> list:
         parts = None
     if not isinstance(parts, list) or len(parts) < 2 or not isinstance(parts[0], str):
         raise SessionError("The page sent a command it does not know; reload the page.")
-    return parts[:-1]  # the timestamp only makes repeated commands distinct
+    return parts
+
+
+def _out_of_order(page: PageState, parts: list) -> bool:
+    """Whether a record or stop was overtaken by a later one of the same page. Commands of different people (and
+    of one person) run side by side, so a press and its release can arrive in either order; the page's time stamp
+    (the last element) puts them back in order."""
+    stamp = parts[-1]
+    if parts[0] not in ("record", "stop") or isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+        return False
+    if stamp <= page.last_take_command:
+        return True
+    page.last_take_command = stamp
+    return False
 
 
 def _carry_out(session: Session, parts: list) -> str:

@@ -67,6 +67,8 @@ class PageState:
     saved_state: tuple | None = None
     """``Session.state_key()`` when the last autosave was asked for."""
     saved_asked_at: float = 0.0
+    last_take_command: float = float("-inf")
+    """The page's time stamp on the latest record or stop carried out: an older one arriving later is dropped."""
 
     def redraw_everything(self) -> None:
         self.layout_key = self.cards_key = self.neighbours_key = None

@@ -221,8 +221,7 @@ def _wire(app, session, page, demo, panels: Panels) -> None:
         [classes.cards, classes.tray, classes.status, session],
         show_progress="hidden",
         trigger_mode="multiple",
-        concurrency_limit=1,
-        concurrency_id="class-command",
+        concurrency_limit=None,  # one slot for the server made everyone wait behind one person's commands
     ).then(*review)
     named = [session, classes.picker, classes.name]
     for button, action in zip(

@@ -41,7 +41,7 @@ class ServerSettings:
     decode_budget_mb: int = 1024
     """TEACHABLE_DECODE_MB: memory that decoding uploaded images may take at once, over all people together. A decode
     reserves its share from the image's header first and waits (up to 10 s) while others hold the rest; an image
-    that alone needs more is refused. About 10 bytes a pixel: a 50-megapixel image takes 500 MB."""
+    that alone needs more is refused. Reserved at 12 bytes a pixel: a 50-megapixel image takes 600 MB."""
     video_plays: int = 2
     """TEACHABLE_VIDEO_PLAYS: videos played through the classifier at once, over all people together; more wait in
     Gradio's queue. Each holds up to one decoded 4K frame (about 25 MB) at a time."""
