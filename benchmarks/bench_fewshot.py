@@ -42,11 +42,23 @@ Options beyond the default:
   mirror's features at each tap: two forward passes per frame.
 
 The shipped ``KNNClassifier`` check always runs on the plain ``pool`` features (no augmentation).
+
+``--camera N`` measures instead how the page's own calibration holds when examples are *recorded like the camera*:
+every taught photo enters the project as N camera-like copies (fewshot_data.jittered: small shift, scale and
+brightness changes, as the frames of one held record button differ) that form one take; queries are the plain
+photos. On the same splits it reports, for the shipped ``KNNClassifier`` (class decision unchanged) and for other
+"not sure" scores (the similarity to the decided class's prototype in another feature space, calibrated the same
+way), each calibrated *before* (per-example leave-one-out, near-copies stay in) and *after* (leave the take out):
+closed-set accuracy, "not sure" on correctly guessed known photos, known accuracy, unknown recall, the AUROC of
+the margin over all episodes and the mean AUROC of the score within an episode. A project fitted once per photo
+(no copies) is the reference. It also reports how alike a photo and its copies are, against distinct photos of one
+class (the figures behind ``knn.NEAR_COPY_SIMILARITY``). Writes ``fewshot_camera.json`` / ``.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -62,10 +74,12 @@ from fewshot_data import Features, embed_folder  # noqa: E402
 
 from teachable.knn import (  # noqa: E402
     DEFAULT_K,
+    DEFAULT_STRICTNESS,
     DEFAULT_TEMPERATURE,
     FALLBACK_BOUNDARY,
     MAX_BOUNDARY,
     MIN_CALIBRATION_SCORES,
+    NEAR_COPY_SIMILARITY,
     KNNClassifier,
 )
 
@@ -423,6 +437,193 @@ def view_similarity(features: Features) -> dict[str, float]:
     return figures
 
 
+# ------------------------------------------------------------------------------------------------ camera-like enrolment
+CAMERA_TAPS = ("blocks.5", "blocks.6", "pool")
+CAMERA_SCORES = {
+    "pool / sqrt (the shipped score)": ("pool", "sqrt", True),
+    "blocks.6 / centre": ("blocks.6", "centre", False),
+    "blocks.6 / sqrt": ("blocks.6", "sqrt", False),
+    "blocks.5 / centre": ("blocks.5", "centre", False),
+    "pool / centre": ("pool", "centre", False),
+    "blocks.5+pool / l2": ("blocks.5+pool", "l2", False),
+}
+"""Name -> (feature set as in ``stacked``, normalisation, whether the boundary is capped at MAX_BOUNDARY as the app caps it). The class
+decision is always the shipped one (pool / sqrt / prototype); only the "not sure" score and its calibration change.
+``centre``: L2, minus the mean of the project's (taught copies') L2 vectors, L2 again."""
+
+
+def take_out_scores(support: np.ndarray, labels: np.ndarray, takes: np.ndarray) -> np.ndarray:
+    """Each (unit) support row's similarity to its class's mean made without its take; NaN when its take is all of
+    its class. With every row a take of its own, this is the plain leave-one-out score."""
+    scores = np.full(len(support), np.nan)
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        total = support[rows].sum(axis=0)
+        for take in np.unique(takes[rows]):
+            mine = rows[takes[rows] == take]
+            if len(mine) < len(rows):
+                scores[mine] = support[mine] @ unit(total - support[mine].sum(axis=0))
+    return scores
+
+
+@dataclass(frozen=True)
+class CameraEpisode:
+    truth: np.ndarray
+    best: np.ndarray
+    margin: np.ndarray
+    """Score minus boundary: below 0 is "not sure"."""
+    score: np.ndarray
+
+
+def camera_project(features: Features, taught: np.ndarray, spec: str, leave_take_out: bool):
+    """The copies of the taught photos in the feature set ``spec`` (rows photo by photo), their class names and their
+    takes (one per photo after, one per copy before)."""
+    copies = unit(np.concatenate([unit(features.copies[tap][taught]) for tap in spec.split("+")], axis=-1))
+    count = copies.shape[1]
+    takes = np.repeat(np.arange(len(taught)), count) if leave_take_out else np.arange(len(taught) * count)
+    return copies.reshape(-1, copies.shape[2]), np.repeat(features.labels[taught], count), takes
+
+
+def shipped_camera_episode(features: Features, taught, queries, leave_take_out: bool) -> CameraEpisode:
+    """The shipped classifier with camera-like takes (``leave_take_out``) or with every copy its own take."""
+    vectors, labels, takes = camera_project(features, taught, "pool", leave_take_out)
+    classifier = KNNClassifier(vectors.shape[1], approximate_from=None)
+    classifier.add(vectors, list(labels), list(takes))
+    return classified(classifier, features.by_tap["pool"], features.labels, queries)
+
+
+def fitted_once_episode(features: Features, taught, queries) -> CameraEpisode:
+    """The shipped classifier fitted with one plain vector per taught photo (as ``teachable fit`` does)."""
+    classifier = KNNClassifier(features.by_tap["pool"].shape[1], approximate_from=None)
+    classifier.add(features.by_tap["pool"][taught], list(features.labels[taught]))
+    return classified(classifier, features.by_tap["pool"], features.labels, queries)
+
+
+def classified(classifier: KNNClassifier, raw: np.ndarray, labels: np.ndarray, queries) -> CameraEpisode:
+    code = {name: i for i, name in enumerate(classifier.classes)}
+    predictions = [classifier.predict(vector, DEFAULT_K) for vector in raw[queries]]
+    return CameraEpisode(
+        np.array([code.get(name, -1) for name in labels[queries]]),
+        np.array([code[p.label] for p in predictions]),
+        np.array([p.score - p.boundary for p in predictions]),
+        np.array([p.score for p in predictions]),
+    )
+
+
+def scored_camera_episode(features: Features, taught, queries, score: str, leave_take_out: bool) -> CameraEpisode:
+    """The shipped decision (pool / sqrt / prototype of the copies), with the "not sure" score ``score`` (a key of
+    CAMERA_SCORES): the query's similarity to the decided class's prototype in that space, against the
+    strictness-quantile of the copies' own scores there."""
+    vectors, labels, takes = camera_project(features, taught, "pool", leave_take_out)
+    classes = list(dict.fromkeys(labels))
+    codes = np.array([classes.index(name) for name in labels])
+    truth = np.array([classes.index(name) if name in classes else -1 for name in features.labels[queries]])
+    support, query = normalised(vectors, features.by_tap["pool"][queries], "sqrt")
+    best = (query @ prototypes(support, codes, len(classes)).T).argmax(axis=1)
+    tap, normalisation, capped = CAMERA_SCORES[score]
+    raw, _, _ = camera_project(features, taught, tap, leave_take_out)
+    support, query = normalised(raw, stacked(features, tap)[queries], normalisation)
+    scores = (query @ prototypes(support, codes, len(classes)).T)[np.arange(len(queries)), best]
+    own = take_out_scores(support, codes, takes)
+    own = own[np.isfinite(own)]
+    boundary = np.quantile(own, DEFAULT_STRICTNESS) if len(own) >= MIN_CALIBRATION_SCORES else FALLBACK_BOUNDARY
+    boundary = min(boundary, MAX_BOUNDARY) if capped else boundary
+    return CameraEpisode(truth, best, scores - boundary, scores)
+
+
+def camera_open_figures(outcomes: list[CameraEpisode]) -> dict:
+    """open_figures, plus "not sure" on correctly guessed known photos and the mean AUROC of the score within an
+    episode (which no calibration changes)."""
+    figures = open_figures([(e.truth, e.best, e.margin) for e in outcomes])
+    truth, best, margin = (np.concatenate([getattr(e, name) for e in outcomes]) for name in ("truth", "best", "margin"))
+    correct = (truth >= 0) & (truth == best)
+    figures["not_sure_on_correct"] = float((margin[correct] < 0).mean())
+    figures["auroc_within"] = float(np.mean([roc_auc_score(e.truth < 0, -e.score) for e in outcomes]))
+    return figures
+
+
+def copy_similarity(features: Features) -> dict[str, float]:
+    """Cosine similarity (L2 ``pool`` vectors, as the classifier stores them) of each photo with its camera-like
+    copies, and of distinct photos of one class: percentiles, and the share of pairs at NEAR_COPY_SIMILARITY."""
+    plain, copies = unit(features.by_tap["pool"]), unit(features.copies["pool"])
+    with_copies = np.einsum("nd,ncd->nc", plain, copies).ravel()
+    distinct = plain @ plain.T
+    pairs = distinct[(features.labels[:, None] == features.labels[None, :]) & ~np.eye(len(plain), dtype=bool)]
+    figures = {f"photo_copy_p{q}": float(np.percentile(with_copies, q)) for q in (1, 5, 50)}
+    figures |= {f"distinct_same_class_p{q}": float(np.percentile(pairs, q)) for q in (50, 99)}
+    figures["distinct_same_class_max"] = float(pairs.max())
+    figures["photo_copy_share_at_threshold"] = float((with_copies >= NEAR_COPY_SIMILARITY).mean())
+    figures["distinct_share_at_threshold"] = float((pairs >= NEAR_COPY_SIMILARITY).mean())
+    return figures
+
+
+def run_camera_background(features: Features, splits: int) -> dict:
+    """Every camera-mode row on the same splits as the main benchmark."""
+    labels = features.labels
+    closed_draws, episodes = closed_splits(labels, splits), open_splits(labels, splits)
+    runs = {"fitted once per photo (reference)": lambda t, q: fitted_once_episode(features, t, q)}
+    for name, after in (("before: per-example leave-one-out", False), ("after: leave the take out", True)):
+        runs[f"shipped classifier, {name}"] = lambda t, q, after=after: shipped_camera_episode(features, t, q, after)
+    for score in CAMERA_SCORES:
+        for name, after in (("before", False), ("after", True)):
+            runs[f"score {score}, {name}"] = (
+                lambda t, q, score=score, after=after: scored_camera_episode(features, t, q, score, after)
+            )
+    rows = {}
+    for name, run in runs.items():
+        closed = closed_figures(lambda t, q, run=run: dataclasses.astuple(run(t, q)), closed_draws)
+        rows[name] = {"closed": closed, "open": camera_open_figures([run(t, q) for _, t, q in episodes])}
+    return {"rows": rows, "copy_similarity": copy_similarity(features)}
+
+
+CAMERA_HEADER = (
+    "| row | 1-shot | 5-shot | 10-shot | not sure on correct | known acc. | unknown recall | mean | AUROC (margin) "
+    "| AUROC within episode |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def write_camera_results(results: dict, output: Path) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "fewshot_camera.json").write_text(json.dumps(results, indent=1))
+    meta = results["meta"]
+    lines = [
+        "# Calibration with camera-like enrolment",
+        "",
+        f"Data: {meta['folder_name']} ({meta['images']} images). Every taught photo enters the project as "
+        f"{meta['copies']} camera-like copies (one take); queries are the plain photos. {meta['splits']} random "
+        f"splits per number of shots; open set: each class left out in turn, {meta['splits']} draws each, "
+        f"{OPEN_SHOTS} photos per taught class. Backbone {meta['backbone']}, strictness {DEFAULT_STRICTNESS}. "
+        "*Before*: each copy is scored against its class without itself (its near-copies stay in); *after*: "
+        "without its take. \"Not sure on correct\": share of the known photos whose best guess is right that come "
+        "back \"not sure\". The class decision is the shipped one in every row, so the closed set only differs for "
+        "the reference.",
+        "",
+    ]
+    for background, result in results["backgrounds"].items():
+        lines += [f"## Background: {background}", "", CAMERA_HEADER]
+        for name, figures in result["rows"].items():
+            shots = " | ".join(f"{figures['closed'][f'{s}-shot']['mean']:.3f}" for s in SHOTS)
+            o = figures["open"]
+            cells = " | ".join(
+                f"{o[key]:.3f}"
+                for key in ("not_sure_on_correct", "known_accuracy", "unknown_recall", "mean", "auroc", "auroc_within")
+            )
+            lines.append(f"| {name} | {shots} | {cells} |")
+        similarity = result["copy_similarity"]
+        lines += [
+            "",
+            "Cosine similarity at `pool` (L2): a photo and its copies "
+            f"p1 {similarity['photo_copy_p1']:.3f}, p5 {similarity['photo_copy_p5']:.3f}, median "
+            f"{similarity['photo_copy_p50']:.3f}; two distinct photos of one class median "
+            f"{similarity['distinct_same_class_p50']:.3f}, p99 {similarity['distinct_same_class_p99']:.3f}, most "
+            f"alike {similarity['distinct_same_class_max']:.3f}. At the near-copy similarity {NEAR_COPY_SIMILARITY}: "
+            f"{similarity['photo_copy_share_at_threshold']:.1%} of photo-copy pairs, "
+            f"{similarity['distinct_share_at_threshold']:.1%} of distinct pairs.",
+            "",
+        ]
+    (output / "fewshot_camera.md").write_text("\n".join(lines))
+
+
 # ------------------------------------------------------------------------------------------------ report
 TARGETS = (
     "10-shot closed set at least 3 points above the baseline's",
@@ -522,6 +723,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backbone", default="efficientnet_lite0", choices=sorted(TAPS_BY_BACKBONE))
     parser.add_argument("--augment", default="none", choices=list(AUGMENTATIONS))
     parser.add_argument("--query-flip", action="store_true", help="query with the mean of the frame and its mirror")
+    parser.add_argument("--camera", type=int, default=0, metavar="COPIES", help="camera-like enrolment (see above)")
     args = parser.parse_args(argv)
     import torch
 
@@ -532,6 +734,9 @@ def main(argv: list[str] | None = None) -> None:
     augment = AUGMENTATIONS[args.augment]
     views = tuple(dict.fromkeys(augment + (("flip",) if args.query_flip else ())))
     started = time.perf_counter()
+    if args.camera:
+        camera_main(args, backbone, started)
+        return
     results = {"meta": {}, "backgrounds": {}}
     for background in args.background:
         features = embed_folder(args.folder, list(TAPS_BY_BACKBONE[args.backbone]), background, backbone, views)
@@ -561,6 +766,27 @@ def main(argv: list[str] | None = None) -> None:
     stem += ("_qflip" if args.query_flip else "") + ("" if both else "_" + "-".join(args.background))
     write_results(results, args.output, stem)
     print(f"Wrote {args.output / stem}.json and {stem}.md in {results['meta']['seconds']} s")
+
+
+def camera_main(args, backbone, started: float) -> None:
+    results = {"meta": {}, "backgrounds": {}}
+    for background in args.background:
+        features = embed_folder(args.folder, list(CAMERA_TAPS), background, backbone, camera_copies=args.camera)
+        print(f"{background}: embedded {len(features.labels)} images in {time.perf_counter() - started:.0f} s")
+        results["backgrounds"][background] = run_camera_background(features, args.splits)
+    results["meta"] = {
+        "folder_name": args.folder.name,
+        "images": int(len(features.labels)),
+        "classes": list(features.classes),
+        "splits": args.splits,
+        "copies": args.camera,
+        "backbone": backbone.name,
+        "near_copy_similarity": NEAR_COPY_SIMILARITY,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+    }
+    write_camera_results(results, args.output)
+    print(f"Wrote {args.output / 'fewshot_camera'}.json and .md in {results['meta']['seconds']} s")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 from teachable.cli import main as cli_main
 from teachable.frames import encode_jpeg
 from teachable.knn import DEFAULT_K, MAX_BOUNDARY
-from teachable.project import Project
+from teachable.project import FORMAT_VERSION, Project
 
 from .conftest import photo, views
 
@@ -124,7 +124,7 @@ def test_projects_saved_before_the_new_rule_load_and_predict_with_it(tmp_path):
         rows = labels == name
         project.add_examples(name, vectors[rows], [thumbnail] * int(rows.sum()))
     loaded = Project.load(project.to_bytes())
-    assert loaded.manifest()["format_version"] == 1 and loaded.classifier.rule == "prototype"
+    assert loaded.manifest()["format_version"] == FORMAT_VERSION and loaded.classifier.rule == "prototype"
     prediction = loaded.predict(vectors[0], DEFAULT_K)
     assert prediction.label == labels[0] and prediction.boundary == pytest.approx(project.classifier.boundary)
 
@@ -146,3 +146,52 @@ def test_chosen_defaults_beat_the_baseline_on_the_development_set(backbone):
     assert chosen["closed"]["5-shot"]["mean"] > baseline["closed"]["10-shot"]["mean"] - 0.03
     assert chosen["open"]["mean"] > baseline["open"]["mean"] + 0.03
     assert chosen["open"]["auroc"] > baseline["open"]["auroc"]
+
+
+def camera_features(seed=0, classes=4, per_class=14, copies=3, dim=24):
+    """Planted features with camera-like copies: each photo's copies are small multiplicative jitters of it."""
+    from fewshot_data import Features
+
+    rng = np.random.default_rng(seed)
+    centres = np.abs(rng.normal(size=(classes, dim)))
+    # distinct photos: peaked and spread out, so that the boundary is under the cap
+    vectors = np.concatenate([np.abs(c + 1.5 * rng.normal(size=(per_class, dim))) ** 4 for c in centres])
+    labels = np.array([f"c{i}" for i in range(classes) for _ in range(per_class)])
+    jittered = vectors[:, None] * np.abs(1 + 0.02 * rng.normal(size=(len(vectors), copies, dim)))
+    taps = {"pool": vectors, "blocks.6": vectors[:, ::-1].copy(), "blocks.5": vectors ** 2}
+    copied = {"pool": jittered, "blocks.6": jittered[:, :, ::-1].copy(), "blocks.5": jittered ** 2}
+    return Features(taps, labels, tuple(dict.fromkeys(labels)), "grey", {}, copied)
+
+
+def test_take_out_scores_equal_brute_force():
+    vectors, labels = planted(seed=3)
+    support = bench.unit(vectors)
+    takes = np.arange(len(labels)) // 3
+    expected = []
+    for i in range(len(support)):
+        rest = np.flatnonzero((labels == labels[i]) & (takes != takes[i]))
+        mean = support[rest].mean(axis=0)
+        expected.append(support[i] @ mean / np.linalg.norm(mean))
+    np.testing.assert_allclose(bench.take_out_scores(support, labels, takes), expected, atol=1e-6)
+    single = bench.take_out_scores(support, labels, np.zeros(len(labels), int))  # one take per class: nothing left
+    assert np.isnan(single).all()
+
+
+def test_camera_mode_rows_agree_with_the_shipped_classifier_and_the_take_lowers_the_boundary():
+    features = camera_features()
+    episodes = bench.open_splits(features.labels, 2)
+    for after in (False, True):
+        for _, taught, queries in episodes[:4]:
+            shipped = bench.shipped_camera_episode(features, taught, queries, after)
+            numpy_row = bench.scored_camera_episode(features, taught, queries, "pool / sqrt (the shipped score)", after)
+            np.testing.assert_array_equal(shipped.best, numpy_row.best)
+            np.testing.assert_allclose(shipped.margin, numpy_row.margin, atol=2e-3)  # float16 storage
+    _, taught, queries = episodes[0]
+    before = bench.shipped_camera_episode(features, taught, queries, False)
+    after = bench.shipped_camera_episode(features, taught, queries, True)
+    once = bench.fitted_once_episode(features, taught, queries)
+    boundary = lambda e: float(np.median(e.score - e.margin))  # noqa: E731
+    assert boundary(before) > boundary(after) + 0.02
+    assert boundary(after) == pytest.approx(boundary(once), abs=0.03)
+    figures = bench.camera_open_figures([after])
+    assert 0 <= figures["not_sure_on_correct"] <= 1 and 0.5 <= figures["auroc_within"] <= 1
