@@ -11,15 +11,17 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,ray]'
-	# onnxruntime-web for exported web pages, pinned and checked, into the user cache (a warning if npm is missing)
+	# onnxruntime-web ships in the package; its pinned npm tarball, fetched into the cache, lets the tests compare
+	# the two (a warning, and that test skipped, where npm is missing)
 	$(PY) -m teachable.webexport --fetch
 	touch $@
 
-# Debian's Chromium drives the browser tests; Playwright is told to use it and never downloads a browser.
+# Debian's Chromium drives the browser tests (Playwright is told to use it and never downloads a browser); strace
+# watches the app and the CLI for outside requests (tests/test_offline.py).
 browser:
-	@command -v chromium >/dev/null || { \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
-		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver; fi; }
+	@{ command -v chromium && command -v strace; } >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver strace; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver strace; fi; }
 
 run: $(STAMP)
 	$(PY) app.py

@@ -650,6 +650,9 @@ class AutosaveSettings:
     """TEACHABLE_AUTOSAVE_DELAY: seconds from a change to its save (at most one save per key per delay)."""
     enabled: bool = True
     """TEACHABLE_AUTOSAVE: 0, off, false or no turn autosave off."""
+    lasts_restarts: bool = True
+    """False on a Hugging Face Space (``SPACE_ID`` set) whose projects are in its default folder: a Space's disk
+    starts empty after every restart. TEACHABLE_DATA_DIR on a mounted volume keeps them."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "AutosaveSettings":
@@ -674,6 +677,7 @@ class AutosaveSettings:
             max_total_bytes=int(number("TEACHABLE_DATA_MAX_MB", cls.max_total_bytes / 2**20) * 2**20),
             delay=number("TEACHABLE_AUTOSAVE_DELAY", cls.delay),
             enabled=(environ.get("TEACHABLE_AUTOSAVE") or "").strip().lower() not in _OFF,
+            lasts_restarts=bool(folder) or not (environ.get("SPACE_ID") or "").strip(),
         )
 
     def store(self) -> ProjectStore:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,7 +39,7 @@ def app_process(
     output = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [*(command or [sys.executable, "app.py"]), "--port", str(port), "--device", "cpu"],
-        cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT,
+        cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -56,8 +58,8 @@ def app_process(
             time.sleep(1)
         yield url, process
     finally:
-        if process.poll() is None:
-            process.terminate()
+        if process.poll() is None:  # the whole group: a wrapper (strace) and the app under it
+            os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
         if log:
             output.close()

@@ -144,8 +144,9 @@ def test_installed_atlas_icons_and_web_export_need_nothing_from_outside(installe
     assert (work / "page" / "ort" / "ort-wasm-simd-threaded.wasm").stat().st_size > 10_000_000
 
 
-def first_prediction_in_a_browser(url: str, video: Path) -> str:
-    """Open the page, load the demo project, start the fake camera showing a cat; the label it shows first."""
+def first_prediction_in_a_browser(url: str, video: Path) -> tuple[str, str]:
+    """Open the page, load the demo project, start the fake camera showing a cat; the label it shows first, and
+    what the Project panel says about keeping work."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -157,8 +158,8 @@ def first_prediction_in_a_browser(url: str, video: Path) -> str:
             page.get_by_text("Load the demo project").click()
             page.wait_for_selector(".tm-card[data-class='cat']")
             start_camera(page)
-            page.wait_for_selector("#prediction .tm-label[data-label='cat']", timeout=60_000)
-            return page.get_attribute("#prediction .tm-label", "data-label")
+            page.wait_for_selector("#prediction .tm-label[data-label='cat']", timeout=120_000)
+            return page.get_attribute("#prediction .tm-label", "data-label"), page.inner_text("#where-work-is-kept")
         finally:
             browser.close()
 
@@ -174,7 +175,9 @@ def test_installed_app_reaches_a_first_prediction(installed, cat_video, tmp_path
     python, work, env = installed
     log = tmp_path / "app.log"
     with app_process(env, command=[str(python.parent / "teachable"), "app"], cwd=work, log=log) as (url, _):
-        assert first_prediction_in_a_browser(url, cat_video) == "cat"
+        label, kept = first_prediction_in_a_browser(url, cat_video)
+    assert label == "cat"
+    assert "saved on this server as you go" in kept
     assert "Traceback" not in log.read_text(errors="replace")
 
 
@@ -202,7 +205,9 @@ def test_space_build_order_reaches_a_first_prediction(tmp_path, cat_video):
     assert where == str(space / "teachable" / "__init__.py")
     log = tmp_path / "app.log"
     with app_process(env, command=[str(python), "app.py"], cwd=space, log=log) as (url, _):
-        assert first_prediction_in_a_browser(url, cat_video) == "cat"
+        label, kept = first_prediction_in_a_browser(url, cat_video)
+    assert label == "cat"
+    assert "a restart of the Space" in kept and "does not" in kept  # honest: a Space's disk starts empty
     assert "Traceback" not in log.read_text(errors="replace")
 
 
@@ -214,3 +219,12 @@ def test_app_py_keeps_its_page_in_demo_for_gradios_reload_mode(tmp_path):
         timeout=300,
     )  # fmt: skip
     assert done.stdout.strip().splitlines()[-1] == "Blocks", done.stderr[-2000:]
+
+
+def test_space_without_a_mounted_folder_is_told_a_restart_loses_work(tmp_path):
+    from teachable.autosave import AutosaveSettings
+
+    assert AutosaveSettings.from_env({"SPACE_ID": "someone/teachable"}).lasts_restarts is False
+    mounted = {"SPACE_ID": "someone/teachable", "TEACHABLE_DATA_DIR": str(tmp_path)}
+    assert AutosaveSettings.from_env(mounted).lasts_restarts is True
+    assert AutosaveSettings.from_env({}).lasts_restarts is True

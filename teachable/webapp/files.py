@@ -38,8 +38,9 @@ class FileHandles:
     exported_files: gr.File
 
 
-def build() -> FileHandles:
+def build(where_work_is_kept: str) -> FileHandles:
     with gr.Accordion("Project: save, open, demo", open=False, elem_id="project"):
+        gr.Markdown(where_work_is_kept, elem_id="where-work-is-kept")
         with gr.Row():
             save_button = gr.Button("Save project (.zip)")
             saved_file = gr.File(label="Project file", interactive=False)

@@ -18,7 +18,15 @@ from ..session import Session
 from ..views import message_html
 from .context import AppContext, PageState
 
-__all__ = ["build", "open_session", "autosave", "saved_status", "start_over", "FRAME_SAVE_INTERVAL"]
+__all__ = [
+    "build",
+    "open_session",
+    "autosave",
+    "saved_status",
+    "start_over",
+    "where_work_is_kept",
+    "FRAME_SAVE_INTERVAL",
+]
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +117,30 @@ def autosave(app: AppContext, session: Session, page: PageState, min_interval: f
     app.autosaver.changed(page.browser_key, lambda: (project.to_bytes(), settings))
 
 
+def where_work_is_kept(app: AppContext) -> str:
+    """What survives what, in the Project panel's words: honest on a Space, whose disk a restart empties."""
+    settings = app.settings.autosave
+    if app.autosaver is None or settings is None:
+        return "This server keeps nothing: use **Save project** to keep your work as a file."
+    hours = f"{settings.keep_hours:g} hours"
+    if not settings.lasts_restarts:
+        return (
+            "Your work is kept on this Space while it runs: reloading the page brings it back, but a restart of the "
+            f"Space (or {hours} without changes) does not. Use **Save project** to keep a copy."
+        )
+    return (
+        "Your work is saved on this server as you go and comes back when this browser opens the page again "
+        f"(kept for {hours} after the last change). **Save project** gives you a copy to keep."
+    )
+
+
 def saved_status(app: AppContext, page: PageState) -> str:
     """The "saved" line: whether this browser's work is on disk."""
     if app.autosaver is None or page.browser_key is None:
         return ""
     status = app.autosaver.status(page.browser_key)
+    if not status and not app.settings.autosave.lasts_restarts:
+        return '<span class="tm-saved">Kept while this Space runs; <b>Save project</b> to keep a copy.</span>'
     if not status:
         return '<span class="tm-saved">Your work is saved on this server as you go.</span>'
     return f'<span class="tm-saved">✓ {status}</span>' if status.startswith("Saved") else f'<span class="tm-saved">{status}</span>'
