@@ -6,8 +6,11 @@ and a key cannot be guessed. The key is the only credential; whoever has it gets
 
 An :class:`Autosaver` saves in a background thread shortly after each change (``changed`` only marks a key dirty,
 so it costs a few microseconds on the frame path), at most once per ``delay`` seconds per key, and prunes the
-folder now and then: entries older than ``keep_hours`` (by their last save) go first, then the oldest until the
-folder is under its size cap.
+folder now and then: entries older than ``keep_hours`` (by their last save) are removed.
+
+Disk is budgeted when a save is written, never by deleting someone's work: a save larger than a person's share
+(``max_entry_bytes``), or one that would take the folder past its cap (``max_total_bytes``) once expired entries are
+gone, is refused with a :class:`SaveRefused` whose message the page shows; the entry already stored stays as it was.
 
 Stored file layout (``<sha256 hex>.autosave``)::
 
@@ -48,7 +51,9 @@ __all__ = [
     "AutosaveSettings",
     "AutosaveSettingsError",
     "Autosaver",
+    "PEOPLE_PER_CAP",
     "ProjectStore",
+    "SaveRefused",
     "StoredEntry",
     "default_folder",
     "new_key",
@@ -76,6 +81,13 @@ CLOCK_TOLERANCE_SECONDS = 5.0
 save overwrites it rather than waiting for the clock to catch up."""
 MAX_TRACKED_KEYS = 10_000
 """Keys whose last save time an :class:`Autosaver` remembers (the least recently saved are forgotten)."""
+PEOPLE_PER_CAP = 32
+"""Unless set otherwise, each person may keep 1/32 of the folder's cap (64 MB of the default 2048 MB, about six
+times a full 2,000-example project), so the cap holds at least 32 people's largest projects."""
+
+
+class SaveRefused(Exception):
+    """A save that the disk budget does not allow; the message says why, in the person's words."""
 
 
 class AutosaveSettingsError(ValueError):
@@ -129,16 +141,29 @@ class StoredEntry:
 class ProjectStore:
     """Projects and their settings on disk, one file per key, named by the key's SHA-256."""
 
-    def __init__(self, folder: str | Path, keep_hours: float = 72.0, max_total_bytes: int = 2048 * 2**20) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        keep_hours: float = 72.0,
+        max_total_bytes: int = 2048 * 2**20,
+        max_entry_bytes: int | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.keep_hours = float(keep_hours)
         self.max_total_bytes = int(max_total_bytes)
+        self.max_entry_bytes = int(max_entry_bytes or self.max_total_bytes // PEOPLE_PER_CAP)
+        """One person's share: a save larger than this is refused."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         (self.folder / LOCK_FOLDER).mkdir(exist_ok=True, mode=0o700)
         self._thread_locks = [threading.Lock() for _ in range(256)]
+        self._budget_lock = threading.Lock()
+        """Held from a save's budget check to its rename, so this process's saves never overrun the cap together."""
 
     def __repr__(self) -> str:
-        return f"ProjectStore({str(self.folder)!r}, keep_hours={self.keep_hours}, max_total_bytes={self.max_total_bytes})"
+        return (
+            f"ProjectStore({str(self.folder)!r}, keep_hours={self.keep_hours}, "
+            f"max_total_bytes={self.max_total_bytes}, max_entry_bytes={self.max_entry_bytes})"
+        )
 
     def path_of(self, key: str) -> Path:
         """Where ``key``'s project is kept (whether or not it exists). ``key`` must be valid."""
@@ -151,12 +176,36 @@ class ProjectStore:
         """Store ``project_bytes`` (a project's ``to_bytes()``) and ``settings`` (a JSON object) under ``key``.
 
         ``taken_at`` is when the snapshot was taken (default: now). Returns False, writing nothing, when the entry
-        already holds a snapshot taken later. Raises ValueError for an invalid key or settings that are not a JSON
-        object, OSError when the disk refuses."""
+        already holds a snapshot taken later. Raises :class:`SaveRefused` (writing nothing, the stored entry left
+        as it was) when the save is over one person's share or would take the folder past its cap; ValueError for
+        an invalid key or settings that are not a JSON object, OSError when the disk refuses."""
         path = self.path_of(key)
         taken_at = time.time() if taken_at is None else float(taken_at)
         header = _header(project_bytes, settings, taken_at)
-        temporary = self._write_temporary(path, (MAGIC, header, project_bytes))
+        with self._budget_lock:
+            self._check_budget(path, len(MAGIC) + len(header) + len(project_bytes))
+            return self._write(path, (MAGIC, header, project_bytes), taken_at)
+
+    def _check_budget(self, path: Path, size: int) -> None:
+        """Raise SaveRefused unless ``size`` bytes may replace ``path``'s entry. Expired entries are removed first
+        when the folder is full; nobody's live entry ever is."""
+        if size > self.max_entry_bytes:
+            raise SaveRefused(
+                f"Not saved on the server: your project takes {_megabytes(size)}, and each person may keep "
+                f"{_megabytes(self.max_entry_bytes)} here. Use Save project to keep it as a file."
+            )
+
+        def total_after() -> int:
+            return sum(entry.size for entry in self.entries() if entry.path != path) + size
+
+        if total_after() > self.max_total_bytes and (not self.prune() or total_after() > self.max_total_bytes):
+            raise SaveRefused(
+                f"Not saved on the server: its space for saved work ({_megabytes(self.max_total_bytes)}) is full. "
+                "Use Save project to keep your work as a file."
+            )
+
+    def _write(self, path: Path, parts: tuple[bytes, ...], taken_at: float) -> bool:
+        temporary = self._write_temporary(path, parts)
         try:
             with self._locked(path):
                 stored_at = _stored_time(path)
@@ -265,24 +314,18 @@ class ProjectStore:
         return sum(entry.size for entry in self.entries())
 
     def prune(self, now: float | None = None) -> int:
-        """Remove entries last saved more than ``keep_hours`` before ``now``, temporaries of dead saves, then the
-        oldest entries until the folder holds at most ``max_total_bytes``. Returns how many files were removed."""
+        """Remove entries last saved more than ``keep_hours`` before ``now`` and the temporaries of dead saves.
+        Nothing younger is ever removed, however full the folder: the cap is kept by refusing saves instead
+        (:meth:`save`). Returns how many files were removed."""
         now = time.time() if now is None else now
         removed = 0
-        kept = []
+        total = 0
         for entry in self.entries():
             limit = STALE_TEMP_SECONDS if entry.kind == "temporary" else self.keep_hours * 3600
             if now - entry.mtime > limit and self._remove(entry, newer_than=now - limit):
                 removed += 1
             else:
-                kept.append(entry)
-        total = sum(entry.size for entry in kept)
-        for entry in kept:
-            if total <= self.max_total_bytes:
-                break
-            if entry.kind != "temporary" and self._remove(entry, newer_than=entry.mtime):
-                total -= entry.size
-                removed += 1
+                total += entry.size
         if removed:
             log.info("Autosave folder pruned: %d files removed, %.1f MB kept.", removed, total / 2**20)
         return removed
@@ -408,6 +451,10 @@ def _stored_time(path: Path) -> float | None:
         return None
 
 
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:,.1f} MB"
+
+
 def _fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
     try:
@@ -458,6 +505,8 @@ class Autosaver:
         self._dirty: dict[str, _Dirty] = {}
         self._saving: dict[str, int] = {}
         self._last_saved: OrderedDict[str, float] = OrderedDict()
+        self._refused: OrderedDict[str, str] = OrderedDict()
+        """Keys whose latest save the disk budget refused, with the reason to show."""
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="teachable-autosave", daemon=True)
         self._thread.start()
@@ -492,11 +541,19 @@ class Autosaver:
         with self._condition:
             return self._last_saved.get(key)
 
+    def refusal(self, key: str) -> str | None:
+        """Why ``key``'s latest save was refused (see :class:`SaveRefused`), or None when it was not."""
+        with self._condition:
+            return self._refused.get(key)
+
     def status(self, key: str) -> str:
-        """A short line for the page: "Saving…", "Saved at 14:03:12" (the server's local time) or ""."""
+        """A short line for the page: "Saving…", "Saved at 14:03:12" (the server's local time), why the latest
+        save was refused ("Not saved on the server: ...") or ""."""
         with self._condition:
             if key in self._dirty or key in self._saving:
                 return "Saving…"
+            if key in self._refused:
+                return self._refused[key]
             saved = self._last_saved.get(key)
         return time.strftime("Saved at %H:%M:%S", time.localtime(saved)) if saved is not None else ""
 
@@ -507,6 +564,7 @@ class Autosaver:
             while key in self._saving:
                 self._condition.wait()
             self._last_saved.pop(key, None)
+            self._refused.pop(key, None)
         try:
             self.store.delete(key)
         except OSError as error:
@@ -586,10 +644,25 @@ class Autosaver:
                 return None
             project_bytes, settings = taken
             self.store.save(key, project_bytes, settings, taken_at=taken_at)
+            self._note_refusal(key, None)
             return taken_at
+        except SaveRefused as refused:
+            log.info("Autosave %s refused: %s", label, refused)
+            self._note_refusal(key, str(refused))
+            return None
         except Exception as error:  # a failed save must never reach the page or stop the worker
             log.warning("Autosave %s failed: %s: %s", label, type(error).__name__, error, exc_info=True)
             return None
+
+    def _note_refusal(self, key: str, reason: str | None) -> None:
+        with self._condition:
+            if reason is None:
+                self._refused.pop(key, None)
+                return
+            self._refused[key] = reason
+            self._refused.move_to_end(key)
+            while len(self._refused) > MAX_TRACKED_KEYS:
+                self._refused.popitem(last=False)
 
     def _remember(self, key: str, saved: float) -> None:
         self._last_saved[key] = saved
@@ -645,7 +718,8 @@ class AutosaveSettings:
     keep_hours: float = 72.0
     """TEACHABLE_KEEP_HOURS: a project not saved for this long is deleted."""
     max_total_bytes: int = 2048 * 2**20
-    """TEACHABLE_DATA_MAX_MB: past this total, the least recently saved projects are deleted."""
+    """TEACHABLE_DATA_MAX_MB: all saved projects together; a save that would pass it is refused (nothing stored is
+    deleted to make room, except projects past ``keep_hours``)."""
     delay: float = 2.0
     """TEACHABLE_AUTOSAVE_DELAY: seconds from a change to its save (at most one save per key per delay)."""
     enabled: bool = True
@@ -653,6 +727,9 @@ class AutosaveSettings:
     lasts_restarts: bool = True
     """False on a Hugging Face Space (``SPACE_ID`` set) whose projects are in its default folder: a Space's disk
     starts empty after every restart. TEACHABLE_DATA_DIR on a mounted volume keeps them."""
+    max_person_bytes: int | None = None
+    """TEACHABLE_DATA_PERSON_MB: one person's saved project (default: the cap / :data:`PEOPLE_PER_CAP`); a larger
+    one is refused, and the page says so."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "AutosaveSettings":
@@ -675,6 +752,7 @@ class AutosaveSettings:
             folder=Path(folder).expanduser() if folder else default_folder(),
             keep_hours=number("TEACHABLE_KEEP_HOURS", cls.keep_hours),
             max_total_bytes=int(number("TEACHABLE_DATA_MAX_MB", cls.max_total_bytes / 2**20) * 2**20),
+            max_person_bytes=int(number("TEACHABLE_DATA_PERSON_MB", 0) * 2**20) or None,
             delay=number("TEACHABLE_AUTOSAVE_DELAY", cls.delay),
             enabled=(environ.get("TEACHABLE_AUTOSAVE") or "").strip().lower() not in _OFF,
             lasts_restarts=bool(folder) or not (environ.get("SPACE_ID") or "").strip(),
@@ -682,7 +760,7 @@ class AutosaveSettings:
 
     def store(self) -> ProjectStore:
         """The store these settings describe (its folder is made if missing)."""
-        return ProjectStore(self.folder, self.keep_hours, self.max_total_bytes)
+        return ProjectStore(self.folder, self.keep_hours, self.max_total_bytes, self.max_person_bytes)
 
     def autosaver(self, prune_every: float = 600.0) -> Autosaver:
         """An :class:`Autosaver` on :meth:`store`, its worker started."""

@@ -1,4 +1,4 @@
-"""Autosave: keys, the on-disk store (expiry, size cap, damage, two writers, a killed writer) and debounced saving.
+"""Autosave: keys, the on-disk store (expiry, size budgets refused at write time, damage, two writers, a killed writer) and debounced saving.
 
 Everything runs on real files in a temporary folder; the projects are real ``Project`` files with small random
 embeddings and real JPEG thumbnails.
@@ -245,17 +245,62 @@ def test_expiry_counts_from_the_last_save(store):
     assert store.prune() == 0 and store.load(key) == (b"second", {})
 
 
-def test_the_size_cap_drops_the_least_recently_saved_first(tmp_path):
-    store = ProjectStore(tmp_path, keep_hours=100, max_total_bytes=1)
-    keys = [new_key() for _ in range(5)]
-    for index, key in enumerate(keys):
+def test_the_size_cap_refuses_the_new_save_and_never_removes_anyones_stored_work(tmp_path):
+    """A flood of fresh keys used to push the folder past its cap until the next prune removed the oldest entries
+    of everyone (a victim's among them). Now the save that would pass the cap is refused, and every stored entry
+    stays; only entries past keep_hours make room."""
+    keys = [new_key() for _ in range(6)]
+    size = len(autosave.MAGIC) + 200 + len(make_project(6).to_bytes())
+    store = ProjectStore(tmp_path, keep_hours=100, max_total_bytes=int(size * 3.5), max_entry_bytes=size * 2)
+    victim = keys[0]
+    store.save(victim, make_project(6, seed=0).to_bytes(), SETTINGS)
+    age(store.path_of(victim), 1000)  # the oldest: what the old prune removed first
+    for index, key in enumerate(keys[1:3], 1):
         store.save(key, make_project(6, seed=index).to_bytes(), SETTINGS)
-        age(store.path_of(key), 1000 - index * 100)  # keys[0] is the oldest
-    size = store.path_of(keys[0]).stat().st_size
-    store.max_total_bytes = int(size * 3.5)
-    assert store.prune() == 2
-    assert [store.load(key) is not None for key in keys] == [False, False, True, True, True]
+    for index, key in enumerate(keys[3:], 3):
+        with pytest.raises(autosave.SaveRefused, match=r"space for saved work \(0\.\d MB\) is full"):
+            store.save(key, make_project(6, seed=index).to_bytes(), SETTINGS)
+    assert store.prune() == 0
+    assert [store.load(key) is not None for key in keys] == [True, True, True, False, False, False]
     assert store.total_bytes() <= store.max_total_bytes
+    store.save(victim, make_project(7, seed=9).to_bytes(), SETTINGS)  # a person's own entry may still grow
+    age(store.path_of(keys[1]), 101 * 3600)  # past keep_hours: its room goes to the next save
+    store.save(keys[3], make_project(6, seed=3).to_bytes(), SETTINGS)
+    assert store.load(keys[1]) is None and store.load(keys[3]) is not None and store.load(victim) is not None
+
+
+def test_a_save_over_one_persons_share_is_refused_and_their_stored_copy_stays(tmp_path):
+    store = ProjectStore(tmp_path, keep_hours=100, max_total_bytes=10 * 2**20, max_entry_bytes=20_000)
+    assert ProjectStore(tmp_path.parent / f"{tmp_path.name}-default", max_total_bytes=64 * 2**20).max_entry_bytes == 2 * 2**20  # 1/32
+    key = new_key()
+    small = make_project(3).to_bytes()
+    store.save(key, small, SETTINGS)
+    with pytest.raises(autosave.SaveRefused, match="each person may keep 0.0 MB here. Use Save project"):
+        store.save(key, make_project(60).to_bytes(), SETTINGS)
+    assert store.load(key) == (small, SETTINGS)
+    assert stored_files(store) == [store.path_of(key).name]  # no temporary left behind
+
+
+def test_the_autosaver_says_a_save_was_refused_until_one_goes_through(tmp_path):
+    store = ProjectStore(tmp_path, keep_hours=100, max_total_bytes=10 * 2**20, max_entry_bytes=20_000)
+    key, project = new_key(), [make_project(60)]
+    with Autosaver(store, delay=0.05) as saver:
+        saver.changed(key, lambda: (project[0].to_bytes(), SETTINGS))
+        assert wait_until(lambda: saver.refusal(key) is not None, 5)
+        assert saver.status(key).startswith("Not saved on the server: your project takes")
+        assert store.load(key) is None
+        project[0] = make_project(3)  # the person removed examples
+        saver.changed(key, lambda: (project[0].to_bytes(), SETTINGS))
+        assert wait_until(lambda: saver.status(key).startswith("Saved at "), 5)
+        assert saver.refusal(key) is None and store.load(key) is not None
+
+
+def test_settings_name_a_persons_share(tmp_path):
+    chosen = AutosaveSettings.from_env({"TEACHABLE_DATA_MAX_MB": "100", "TEACHABLE_DATA_PERSON_MB": "5"})
+    assert chosen.max_person_bytes == 5 * 2**20
+    assert AutosaveSettings(tmp_path, max_total_bytes=320 * 2**20).store().max_entry_bytes == 10 * 2**20
+    with pytest.raises(AutosaveSettingsError, match="TEACHABLE_DATA_PERSON_MB"):
+        AutosaveSettings.from_env({"TEACHABLE_DATA_PERSON_MB": "lots"})
 
 
 def test_prune_removes_the_temporaries_of_dead_saves_and_old_damaged_files(store):

@@ -52,6 +52,7 @@ PAGE_CSS = """
   padding: 0.6em 1em; text-align: center; font-weight: 600; }
 #tm-reconnect button { margin-left: 0.6em; padding: 0.2em 0.8em; border-radius: 4px; border: none; cursor: pointer; }
 .tm-saved { color: #3b7a3b; font-size: 0.85em; }
+.tm-not-saved { color: #a3341f; font-weight: 600; }
 """
 
 PICK_EXAMPLE_SCRIPT = """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from html import escape
 from pathlib import Path
 
 import gradio as gr
@@ -143,6 +144,8 @@ def saved_status(app: AppContext, page: PageState) -> str:
         return '<span class="tm-saved">Kept while this Space runs; <b>Save project</b> to keep a copy.</span>'
     if not status:
         return '<span class="tm-saved">Your work is saved on this server as you go.</span>'
+    if status.startswith("Not saved"):  # refused by the disk budget: the page says why and what to do
+        return f'<span class="tm-saved tm-not-saved" role="status">{escape(status)}</span>'
     return f'<span class="tm-saved">✓ {status}</span>' if status.startswith("Saved") else f'<span class="tm-saved">{status}</span>'
 
 
