@@ -228,3 +228,28 @@ def test_space_without_a_mounted_folder_is_told_a_restart_loses_work(tmp_path):
     mounted = {"SPACE_ID": "someone/teachable", "TEACHABLE_DATA_DIR": str(tmp_path)}
     assert AutosaveSettings.from_env(mounted).lasts_restarts is True
     assert AutosaveSettings.from_env({}).lasts_restarts is True
+
+
+# ---------------------------------------------------------------------------------------------- onnxruntime-web
+def test_bundled_onnxruntime_web_is_the_pinned_npm_package():
+    """The package's own copy equals the files in the registry's tarball, whose sha512 is pinned."""
+    from teachable.webexport import ORT_WEB_VERSION, bundled_ort_files, cache_folder, tarball_ort_files
+
+    tarball = cache_folder() / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
+    if not tarball.is_file():
+        pytest.skip("the pinned tarball is not in the cache (make fetches it with npm)")
+    assert bundled_ort_files() == tarball_ort_files(tarball)
+
+
+def test_damaged_onnxruntime_web_is_one_line_naming_the_fix(tmp_path):
+    from teachable.webexport import BUNDLED_ORT, WebExportError, bundled_ort_files
+
+    shutil.copytree(BUNDLED_ORT, tmp_path / "ort")
+    loader = tmp_path / "ort" / "ort-wasm-simd-threaded.mjs"
+    loader.write_bytes(loader.read_bytes()[:-1] + b" ")
+    with pytest.raises(WebExportError, match="sha256 differs.*reinstall teachable"):
+        bundled_ort_files(tmp_path / "ort")
+    (tmp_path / "ort" / "ort-wasm-simd-threaded.wasm.xz").unlink()
+    with pytest.raises(WebExportError, match="missing or damaged.*reinstall teachable") as raised:
+        bundled_ort_files(tmp_path / "ort")
+    assert "\n" not in str(raised.value)
