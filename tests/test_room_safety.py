@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -308,3 +309,111 @@ def test_card_commands_share_no_server_wide_slot_and_a_late_record_does_not_undo
     run_command(session, page, '["stop", 20]')
     run_command(session, page, '["record", "Class 1", 10]')  # pressed before the release, arrived after it
     assert session.recording is None
+
+
+# ---------------------------------------------------------------------------------------------- disk budgets
+def test_a_page_keeps_one_saved_project_and_its_files_go_with_the_page(backbone, tmp_path):
+    """Twenty "Save project" clicks used to leave twenty copies for 30 minutes (210 MB for an 11 MB project)."""
+    from teachable.session import Session
+    from teachable.webapp.context import PageState
+    from teachable.webapp.files import save_project
+    from teachable.webapp.served import FileBudget, remove_served
+
+    session, page = Session(backbone), PageState()
+    session.add_class("extra")
+    saved = [save_project(session, page, files_folder=tmp_path, max_age_seconds=600) for _ in range(5)]
+    folders = sorted(path for path in tmp_path.iterdir() if path.name.startswith("project-"))
+    assert [str(folder) for folder in folders] == [str(Path(saved[-1]).parent)]
+    assert Path(saved[-1]).read_bytes() == session.project_bytes()
+    remove_served(page)  # what Gradio calls when it frees the page
+    assert not list(tmp_path.iterdir())
+
+    full = FileBudget(tmp_path, max_total_bytes=1000)
+    (tmp_path / "someone-elses-upload").write_bytes(b"x" * 900)
+    from teachable.session import SessionError
+
+    with pytest.raises(SessionError, match=r"space for files \(0 MB\) is full, so the project file cannot be made"):
+        save_project(session, PageState(), files_folder=tmp_path, max_age_seconds=600, budget=full)
+    assert [path.name for path in tmp_path.iterdir()] == ["someone-elses-upload"]
+
+
+def test_uploads_are_held_to_each_clients_share_and_to_the_folders_cap(tmp_path):
+    """Thirty distinct 19 MB uploads from one anonymous client used to take 570 MB in 6 s, kept 30 minutes."""
+    import asyncio
+
+    import httpx
+
+    from teachable.webapp.served import FileBudget, UploadLimits
+
+    async def accept(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"stored"})
+
+    budget = FileBudget(tmp_path, max_total_bytes=10_000)
+    limits = UploadLimits(accept, budget, per_client_bytes=3_000, window_seconds=60)
+
+    async def upload(client: str, size: int) -> httpx.Response:
+        transport = httpx.ASGITransport(app=limits, client=(client, 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return await http.post("/gradio_api/upload", content=b"x" * size)
+
+    async def scenario() -> list[httpx.Response]:
+        return [
+            await upload("10.0.0.1", 2_000), await upload("10.0.0.1", 2_000),  # the second passes the share
+            await upload("10.0.0.2", 2_000),
+        ]  # fmt: skip
+
+    first, over_share, other = asyncio.run(scenario())
+    assert first.status_code == 200 and other.status_code == 200
+    assert over_share.status_code == 429 and "each person may upload 0 MB" in over_share.text
+    (tmp_path / "big").write_bytes(b"x" * 9_000)
+    budget._measured = None  # walk the folder again now
+    full = asyncio.run(upload("10.0.0.3", 2_000))
+    assert full.status_code == 507 and "space for uploads is full" in full.text
+
+
+def test_exports_run_a_few_at_a_time_one_per_person_and_nobody_waits_behind_a_flood():
+    """Export had one global slot that one person held for 7-22 s per click while others waited behind all of it."""
+    import asyncio
+    import time
+
+    from teachable.session import SessionError
+    from teachable.webapp.served import ExportSlots
+
+    slots = ExportSlots(at_once=1)
+    flooder, victim = object(), object()
+
+    def slow_export() -> str:
+        time.sleep(0.3)
+        return "flood"
+
+    async def scenario():
+        flood = [asyncio.create_task(slots.run(flooder, slow_export)) for _ in range(10)]
+        await asyncio.sleep(0.05)
+        begun = time.monotonic()
+        mine = await slots.run(victim, lambda: "mine")
+        waited = time.monotonic() - begun
+        outcomes = await asyncio.gather(*flood, return_exceptions=True)
+        return mine, waited, outcomes
+
+    mine, waited, outcomes = asyncio.run(scenario())
+    assert mine == "mine" and waited < 0.6, waited  # behind at most the one export already running
+    assert outcomes.count("flood") == 1
+    assert all(isinstance(o, SessionError) and "still being made" in str(o) for o in outcomes if o != "flood")
+
+
+def test_the_export_event_has_no_server_wide_slot_and_a_refused_autosave_shows_on_the_page(backbone, tmp_path):
+    from types import SimpleNamespace
+
+    from teachable.webapp import build_app
+    from teachable.webapp.context import PageState
+    from teachable.webapp.saving import saved_status
+
+    demo = build_app(backbone)
+    export = next(fn for fn in demo.fns.values() if fn.api_name == "export_model")
+    assert export.concurrency_limit is None and export.concurrency_id != "export-model"
+
+    status = "Not saved on the server: your project takes 9.0 MB, and each person may keep 2.0 MB here."
+    app = SimpleNamespace(autosaver=SimpleNamespace(status=lambda key: status), settings=None)
+    line = saved_status(app, PageState(browser_key="k"))
+    assert "tm-not-saved" in line and "each person may keep 2.0 MB" in line

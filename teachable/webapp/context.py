@@ -13,6 +13,7 @@ from ..backbones import Backbone
 from ..frames import DecodeBudget
 from ..inference import FrameRunner
 from ..session import Session
+from .served import ExportSlots, FileBudget
 from .settings import ServerSettings
 
 __all__ = ["AppContext", "PageState"]
@@ -38,10 +39,16 @@ class AppContext:
     """Browser key -> its live session, so a second tab or a reload of the same browser picks up the same one."""
     decode_budget: DecodeBudget | None = None
     """Memory for decoding uploaded images, shared by everyone (from ``settings.decode_budget_mb``)."""
+    file_budget: FileBudget | None = None
+    """Disk for the files served to people (saved projects, exports), all together; None: unbounded."""
+    export_slots: ExportSlots | None = None
+    """Exports running at once, over all people (from ``settings.exports_at_once``)."""
 
     def __post_init__(self) -> None:
         if self.decode_budget is None:
             object.__setattr__(self, "decode_budget", DecodeBudget(self.settings.decode_budget_mb * 2**20))
+        if self.export_slots is None:
+            object.__setattr__(self, "export_slots", ExportSlots(self.settings.exports_at_once))
 
     def new_session(self) -> Session:
         return Session(
@@ -69,6 +76,8 @@ class PageState:
     saved_asked_at: float = 0.0
     last_take_command: float = float("-inf")
     """The page's time stamp on the latest record or stop carried out: an older one arriving later is dropped."""
+    served_files: dict[str, str] = field(default_factory=dict)
+    """The folders of the files made for this page ("project", "export"): one of each, removed with the page."""
 
     def redraw_everything(self) -> None:
         self.layout_key = self.cards_key = self.neighbours_key = None

@@ -14,6 +14,8 @@ import gradio as gr
 
 from ..assets import DEMO_PROJECT
 from ..session import Session, SessionError
+from .errors import USER_ERRORS, message_of
+from .served import ExportSlots, FileBudget, keep_served
 
 __all__ = [
     "FileHandles",
@@ -60,9 +62,16 @@ def build(where_work_is_kept: str) -> FileHandles:
     )
 
 
-def export_model(session: Session, files_folder: Path, max_age_seconds: float) -> list[str]:
+EXPORT_BYTES_ESTIMATE = 64 * 2**20
+"""Room an export asks of the file budget before it starts (one measured 46.5 MB: model and web page)."""
+
+
+def export_model(
+    session: Session, files_folder: Path, max_age_seconds: float, page=None, budget: FileBudget | None = None
+) -> list[str]:
     """The project as ``model.onnx`` (with its strictness and k as set on the page) and, when onnxruntime-web is
-    available, the offline web page as a .zip; each export in a folder of its own under ``files_folder``."""
+    available, the offline web page as a .zip; each export in a folder of its own under ``files_folder``, which
+    replaces the page's previous export."""
     from ..backbones import load_backbone
     from ..export import ExportError, onnx_bytes
     from ..webexport import WebExportError, write_page
@@ -71,6 +80,10 @@ def export_model(session: Session, files_folder: Path, max_age_seconds: float) -
     if not len(project):
         raise SessionError("There is nothing to export yet: record or add examples of at least two classes first.")
     remove_older_than(files_folder.glob("export-*"), max_age_seconds)
+    if page is not None:
+        keep_served(page, "export", None)  # the page's previous export goes before the new one takes room
+    if budget is not None:
+        budget.reserve(EXPORT_BYTES_ESTIMATE, "the exported model")
     try:
         # A CPU float32 copy of the backbone of its own: exporting traces the network, while the app's copy (maybe
         # on a GPU, in float16) goes on serving frames.
@@ -79,6 +92,8 @@ def export_model(session: Session, files_folder: Path, max_age_seconds: float) -
     except ExportError as error:
         raise SessionError(str(error)) from None
     folder = Path(tempfile.mkdtemp(prefix="export-", dir=files_folder))
+    if page is not None:
+        keep_served(page, "export", folder)
     (folder / "model.onnx").write_bytes(model)
     outputs = [str(folder / "model.onnx")]
     try:
@@ -91,32 +106,42 @@ def export_model(session: Session, files_folder: Path, max_age_seconds: float) -
     return outputs
 
 
-def wire_export(session_state, files: FileHandles, files_folder: Path, max_age_seconds: float) -> None:
-    """Connect the export button (called from the page's wiring)."""
-    from .errors import shows_errors
+def wire_export(
+    session_state, page_state, files: FileHandles, files_folder: Path, max_age_seconds: float, slots: ExportSlots,
+    budget: FileBudget | None = None,
+) -> None:  # fmt: skip
+    """Connect the export button (called from the page's wiring). Exports wait for one of the server's ``slots``
+    without holding a thread, one per person at a time (see :class:`ExportSlots`)."""
 
-    def export(session: Session) -> list[str]:
-        return export_model(session, files_folder, max_age_seconds)
+    async def export(session: Session, page) -> list[str]:
+        try:
+            return await slots.run(session, lambda: export_model(session, files_folder, max_age_seconds, page, budget))
+        except USER_ERRORS as error:
+            raise gr.Error(message_of(error)) from None
 
     files.export_button.click(
-        shows_errors(export),
-        session_state,
-        files.exported_files,
-        api_name="export_model",
-        concurrency_limit=1,
-        concurrency_id="export-model",
+        export, [session_state, page_state], files.exported_files, api_name="export_model", concurrency_limit=None
     )
 
 
-def save_project(session: Session, files_folder: Path, max_age_seconds: float) -> str:
-    """Write the project into a folder of its own under ``files_folder`` and return its path.
-
-    Gradio serves a copy from its cache and deletes that on schedule; the original is ours to delete, so older
-    saves are removed first.
-    """
+def save_project(
+    session: Session, page=None, *, files_folder: Path, max_age_seconds: float, budget: FileBudget | None = None
+) -> str:
+    """Write the project into a folder of its own under ``files_folder`` and return its path. The file is made in
+    Gradio's file folder, so Gradio serves it without a copy; it replaces the page's previous save, and saves older
+    than ``max_age_seconds`` are removed."""
     remove_older_than(files_folder.glob("project-*"), max_age_seconds)
+    data = session.project_bytes()
+    if page is not None:
+        keep_served(page, "project", None)  # the page's previous save goes before the new one takes room
+    if budget is not None:
+        budget.reserve(len(data), "the project file")
     folder = Path(tempfile.mkdtemp(prefix="project-", dir=files_folder))
-    return str(session.project.save(folder / "teachable-project.zip"))
+    if page is not None:
+        keep_served(page, "project", folder)
+    path = folder / "teachable-project.zip"
+    path.write_bytes(data)
+    return str(path)
 
 
 def open_project(session: Session, _selected, file) -> str:

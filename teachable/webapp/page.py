@@ -32,7 +32,9 @@ from . import layers as layer_panel
 from . import live
 from . import saving
 from .context import AppContext, PageState
+from .errors import shows_errors
 from .lifecycle import release, start_idle_reaper
+from .served import FileBudget, remove_served
 from .settings import ServerSettings
 
 __all__ = ["build_app", "load_icons", "PAGE_CSS", "PAGE_SCRIPT"]
@@ -153,9 +155,10 @@ def build_app(
     if autosaver is not None:
         atexit.register(autosaver.close)  # what is still waiting is saved when the server stops
         log.info("Autosave keeps each browser's project in %s.", settings.autosave.folder)
+    file_budget = FileBudget(Path(os.environ["GRADIO_TEMP_DIR"]), settings.files_max_mb * 2**20)
     app = AppContext(
         backbone, load_icons(backbone), settings, runner, executor, startup_warning=startup_warning,
-        served_urls=tuple(served_urls), autosaver=autosaver,
+        served_urls=tuple(served_urls), autosaver=autosaver, file_budget=file_budget,
     )  # fmt: skip
     start_idle_reaper(app.live_sessions, settings.idle_seconds)
     age = settings.file_max_age_seconds
@@ -163,7 +166,7 @@ def build_app(
         # Gradio counts time_to_live from the last time the state was an *output*; the frame, classify and review
         # handlers output it, so it measures idleness. Gradio also frees a session an hour after its tab closes.
         session = gr.State(lambda: app.new_session(), time_to_live=settings.idle_seconds, delete_callback=release)
-        page = gr.State(lambda: PageState())
+        page = gr.State(lambda: PageState(), delete_callback=remove_served)
         gr.Markdown(
             "# teachable\nTeach a pretrained network by example: **hold a class's button** while you show it to "
             "the camera, then do the same for another class. The prediction follows at once, with no training step.",
@@ -239,7 +242,7 @@ def _wire(app, session, page, demo, panels: Panels) -> None:
     ).then(*review)
     _wire_hood(app, session, panels, review)
     _wire_layers(app, session, panels, review)
-    _wire_files(app, session, panels, review)
+    _wire_files(app, session, page, panels, review)
 
 
 def _wire_opening(app, session, page, demo, panels: Panels, browser_key, saved) -> None:
@@ -343,15 +346,12 @@ def _wire_layers(app, session, panels: Panels, review) -> None:
     layers.atlas_button.click(layer_panel.build_atlas, session, [layers.atlas, layers.atlas_note], api_name="build_atlas")
 
 
-def _wire_files(app, session, panels: Panels, review) -> None:
+def _wire_files(app, session, page, panels: Panels, review) -> None:
     files, picker, tools = panels.files, panels.classes.picker, panels.class_tools
-    save = functools.partial(
-        file_panel.save_project,
-        files_folder=Path(os.environ["GRADIO_TEMP_DIR"]),
-        max_age_seconds=app.settings.file_max_age_seconds,
-    )
-    files.save_button.click(save, session, files.saved_file, api_name="save_project")
-    file_panel.wire_export(session, files, save.keywords["files_folder"], app.settings.file_max_age_seconds)
+    folder, age = Path(os.environ["GRADIO_TEMP_DIR"]), app.settings.file_max_age_seconds
+    save = functools.partial(file_panel.save_project, files_folder=folder, max_age_seconds=age, budget=app.file_budget)
+    files.save_button.click(shows_errors(save), [session, page], files.saved_file, api_name="save_project")
+    file_panel.wire_export(session, page, files, folder, age, app.export_slots, app.file_budget)
     layers_again = (functools.partial(layer_panel.layers_panel, app), session, panels.layer_outputs)
     files.project_file.upload(
         class_panel.tool(file_panel.open_project), [session, picker, files.project_file], tools, api_name="open_project"

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from ..backbones import DEFAULT_BACKBONE, load_backbone_or_default
 from ..join import join_urls
 from ..projection import warm_up
 from ..views import CSS
 from .page import PAGE_CSS, PAGE_SCRIPT, build_app
+from .served import FileBudget, UploadLimits
 from .settings import ServerSettings
 
 __all__ = ["prepare", "serve", "launch"]
@@ -36,6 +40,13 @@ def serve(
     # reach its decoder whatever its size: FastAPI refuses any request body over the same limit (413), before
     # reading it. The megabyte on top is room for an upload's multipart framing.
     max_body_bytes = (settings.max_upload_mb + 1) * 2**20
+    # Uploads are held to each client's share and to the file folder's cap before their bodies are read.
+    upload_limits = Middleware(
+        UploadLimits,
+        budget=FileBudget(Path(os.environ["GRADIO_TEMP_DIR"]), settings.files_max_mb * 2**20),
+        per_client_bytes=settings.upload_mb_per_client * 2**20,
+        window_seconds=settings.file_max_age_seconds,
+    )
     demo.launch(
         server_name=host,
         server_port=port,
@@ -50,7 +61,7 @@ def serve(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         ssl_verify=ssl_certfile is None,
-        app_kwargs={"max_body_size": max_body_bytes},
+        app_kwargs={"max_body_size": max_body_bytes, "middleware": [upload_limits]},
     )
     return demo
 

@@ -45,6 +45,14 @@ class ServerSettings:
     video_plays: int = 2
     """TEACHABLE_VIDEO_PLAYS: videos played through the classifier at once, over all people together; more wait in
     Gradio's queue. Each holds up to one decoded 4K frame (about 25 MB) at a time."""
+    files_max_mb: int = 2048
+    """TEACHABLE_FILES_MAX_MB: Gradio's file folder (uploads, saved projects, exports and drawn images), all people
+    together. An upload, save or export that would pass it is refused with a message."""
+    upload_mb_per_client: int = 200
+    """TEACHABLE_UPLOAD_MB_PER_CLIENT: what one address may upload within TEACHABLE_FILE_MAX_AGE_SECONDS (the time
+    uploads are kept). Behind a reverse proxy every person has the proxy's address: raise it there."""
+    exports_at_once: int = 2
+    """TEACHABLE_EXPORTS: models exported at once, over all people; one per person at a time, others wait in turn."""
     stream_time_limit: int = 30 * 60
     """A stream is closed after this; clicking the camera button again resumes it."""
     autosave: AutosaveSettings | None = None
@@ -79,6 +87,9 @@ class ServerSettings:
             stream_every=read("TEACHABLE_STREAM_EVERY", defaults.stream_every, float),
             decode_budget_mb=read("TEACHABLE_DECODE_MB", defaults.decode_budget_mb, int),
             video_plays=read("TEACHABLE_VIDEO_PLAYS", defaults.video_plays, int),
+            files_max_mb=read("TEACHABLE_FILES_MAX_MB", defaults.files_max_mb, int),
+            upload_mb_per_client=read("TEACHABLE_UPLOAD_MB_PER_CLIENT", defaults.upload_mb_per_client, int),
+            exports_at_once=read("TEACHABLE_EXPORTS", defaults.exports_at_once, int),
             autosave=_autosave_settings(environ),
         )
 
