@@ -16,7 +16,17 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["EmbeddingMap", "fit_layout", "align", "place", "warm_up", "METHODS", "MIN_UMAP_POINTS", "LAYOUT_SAMPLE"]
+__all__ = [
+    "EmbeddingMap",
+    "fit_layout",
+    "layout_method",
+    "align",
+    "place",
+    "warm_up",
+    "METHODS",
+    "MIN_UMAP_POINTS",
+    "LAYOUT_SAMPLE",
+]
 
 METHODS = ("umap", "pca")
 MIN_UMAP_POINTS = 20
@@ -24,6 +34,10 @@ MIN_UMAP_POINTS = 20
 LAYOUT_SAMPLE = 3000
 """Above this many distinct examples the layout is fitted on a random sample of this many (UMAP on 3,000 takes
 seconds, on 100,000 many minutes) and every other example is placed from its nearest sampled neighbours."""
+MIN_ALIGNMENT_SPREAD = 0.05
+"""An old layout is an alignment target only where the examples it shares with the new one spread over at least
+this share of the new layout's spread. A first fit of identical frames (a still picture, a camera held still) puts
+them all on one spot; aligning to that would scale every later layout down to that spot for good."""
 
 
 def place(neighbour_xy: np.ndarray, similarities: np.ndarray) -> np.ndarray:
@@ -45,6 +59,14 @@ def _pca(vectors: np.ndarray) -> np.ndarray:
     _, _, components = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ components[:2].T
     return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+
+
+def layout_method(distinct: int, method: str) -> str:
+    """What :func:`fit_layout` fits for ``distinct`` distinct vectors when asked for ``method``: ``"umap"``,
+    ``"pca"``, or ``"none"`` (fewer than 3: fixed spots)."""
+    if distinct < 3:
+        return "none"
+    return "pca" if method == "pca" or distinct < MIN_UMAP_POINTS else "umap"
 
 
 def fit_layout(vectors: np.ndarray, method: str = "umap", seed: int = 0, sample: int = LAYOUT_SAMPLE) -> np.ndarray:
@@ -95,11 +117,17 @@ def _umap(vectors: np.ndarray, seed: int) -> np.ndarray:
     return _normalised(reducer.fit_transform(vectors).astype(np.float64))
 
 
+def spread(xy: np.ndarray) -> float:
+    """Root-mean-square distance of the points from their centre (0 for fewer than two points)."""
+    return float(np.sqrt(((xy - xy.mean(axis=0)) ** 2).sum(axis=1).mean())) if len(xy) > 1 else 0.0
+
+
 def align(new: np.ndarray, old: np.ndarray, rows: list[int] | None = None) -> np.ndarray:
     """Rotate/reflect, scale and shift all of ``new`` so that ``new[rows]`` best matches ``old`` (similarity
-    Procrustes); ``rows`` defaults to every row."""
+    Procrustes); ``rows`` defaults to every row. ``new`` is kept as it is when fewer than 3 rows are shared or
+    when ``old`` is degenerate (its points spread less than :data:`MIN_ALIGNMENT_SPREAD` of ``new[rows]``'s)."""
     shared = new if rows is None else new[rows]
-    if len(shared) < 3:
+    if len(shared) < 3 or spread(old) < MIN_ALIGNMENT_SPREAD * spread(shared):
         return new
     new_mean, old_mean = shared.mean(axis=0), old.mean(axis=0)
     a, b = shared - new_mean, old - old_mean
@@ -133,6 +161,9 @@ class EmbeddingMap:
         self._pending_key: tuple | None = None
         self.version = 0
         """Increases each time a new layout lands."""
+        self.shown_method = "none"
+        """What the layout on screen was fitted with (:func:`layout_method`): it can differ from :attr:`method`
+        (too few distinct examples for UMAP yet, or a refit still running)."""
 
     def restarted(self, method: str | None = None) -> "EmbeddingMap":
         """A fresh map (no layout yet) that fits on the same executor, with ``method`` or this map's."""
@@ -162,6 +193,7 @@ class EmbeddingMap:
 
     def _fit(self, key: tuple, uids: list[int], vectors: np.ndarray) -> None:
         xy = fit_layout(vectors, self.method)
+        fitted_with = layout_method(len(np.unique(vectors, axis=0)), self.method)
         with self._lock:
             shared = [i for i, uid in enumerate(uids) if uid in self._xy]
             if len(shared) >= 3:
@@ -169,6 +201,7 @@ class EmbeddingMap:
             self._xy = {uid: point for uid, point in zip(uids, xy)}
             self._fitted_key = key
             self._pending_key = None
+            self.shown_method = fitted_with
             self.version += 1
 
     def positions(self, uids: list[int], vectors: np.ndarray, k: int = 15) -> np.ndarray:

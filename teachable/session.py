@@ -72,10 +72,13 @@ class LiveViews:
     layout_key: tuple
     """Changes exactly when the drawn points must change (a new layout, method, or set of examples)."""
     method: str
+    """The map method the person chose."""
     fitting: bool
     """Whether a new layout is being fitted in the background."""
     trail: tuple[np.ndarray, ...] = ()
     """The live point's recent positions, oldest first."""
+    shown_method: str = "none"
+    """What the layout on screen was fitted with: ``umap``, ``pca`` or ``none`` (see ``projection.layout_method``)."""
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,9 @@ class Session:
         positions = self.map_positions() if len(self.project) else np.zeros((0, 2))
         layout_key = (self.map.version, self.map.method, self.map.fitting, tuple(self.project.uids))
         grid = self._grid_image(prediction, square, grid_activation)
-        return LiveViews(grid, positions, layout_key, self.map.method, self.map.fitting, tuple(self.trail))
+        return LiveViews(
+            grid, positions, layout_key, self.map.method, self.map.fitting, tuple(self.trail), self.map.shown_method
+        )
 
     # ----------------------------------------------------------------- live views
     @exclusive
@@ -371,10 +376,29 @@ class Session:
         return image
 
     def _advice(self, prediction: Prediction) -> str:
-        filled = [name for name, count in self.project.counts().items() if count]
+        return self.next_step()  # an unknown frame says so in its label ("Not sure"), with the best guess
+
+    def next_step(self) -> str:
+        """What a person should do next while fewer than two classes have examples, from the project as it is;
+        empty once there is something to tell apart."""
+        counts = self.project.counts()
+        filled = [name for name, count in counts.items() if count]
+        empty = [name for name, count in counts.items() if not count]
+        if not filled:
+            return "Record a few examples of each class to start."
+        if len(filled) == 1 and empty:
+            return f"Now record some examples of '{empty[0]}', so there is something to tell '{filled[0]}' apart from."
         if len(filled) == 1:
             return f"Only '{filled[0]}' has examples: add a second class to compare against."
-        return ""  # an unknown frame says so in its label ("Not sure"), with the best guess
+        return ""
+
+    def opening_message(self) -> str:
+        """The prediction panel's words before the first frame: the next step, or that the work is ready."""
+        waiting = self.next_step()
+        if waiting:
+            return waiting
+        total, classes = len(self.project), sum(1 for count in self.project.counts().values() if count)
+        return f"{total} examples in {classes} classes are ready: start the camera to see what it recognises."
 
     def _smooth(self, confidences: dict[str, float]) -> dict[str, float]:
         if set(confidences) != set(self._smoothed):

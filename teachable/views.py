@@ -190,20 +190,25 @@ def drawn_rows(count: int, limit: int = MAX_DRAWN_POINTS, seed: int = 0) -> np.n
     return np.sort(np.random.default_rng(seed).choice(count, limit, replace=False))
 
 
-def map_points_html(project: Project, positions: np.ndarray, method: str, fitting: bool) -> str:
+def map_points_html(
+    project: Project, positions: np.ndarray, method: str, fitting: bool, shown_method: str | None = None
+) -> str:
     """The examples as points coloured by class; hovering one shows its class (and thumbnail). Past
-    ``MAX_DRAWN_POINTS`` examples, a sample is drawn over a density image of all of them."""
+    ``MAX_DRAWN_POINTS`` examples, a sample is drawn over a density image of all of them. ``method`` is the one
+    chosen; the caption names ``shown_method``, the one the drawn layout was fitted with (default: ``method``)."""
     colours = [class_colour(i) for i in range(len(project.classes))]
     colour_of = dict(zip(project.classes, colours))
     points = _to_svg(positions) if len(positions) else np.zeros((0, 2))
     rows = drawn_rows(len(points))
     with_thumbnails = len(points) <= MAX_HOVER_THUMBNAILS
     distinct = len(np.unique(project.embeddings, axis=0)) if len(points) else 0
-    shown = "PCA" if method == "pca" or distinct < MIN_UMAP_POINTS else "UMAP"
-    waiting = f" (UMAP from {MIN_UMAP_POINTS} distinct examples)" if method == "umap" and shown == "PCA" else ""
+    shown = {"umap": "UMAP map", "pca": "PCA map"}.get(shown_method or method, "Map")
+    waiting = ""
+    if method == "umap" and shown != "UMAP map":
+        waiting = f" (UMAP from {MIN_UMAP_POINTS} distinct examples)" if distinct < MIN_UMAP_POINTS else ""
     sampled = f", {len(rows):,} drawn over the density of all" if len(rows) < len(points) else ""
     parts = [
-        f'<div class="tm-map-status">{shown} map of {len(points):,} examples{sampled}{waiting}'
+        f'<div class="tm-map-status">{shown} of {len(points):,} examples{sampled}{waiting}'
         f"{' — refitting…' if fitting else ''}</div>",
         f'<svg class="tm-map" viewBox="0 0 {MAP_SIZE} {MAP_SIZE}" width="{MAP_SIZE}" height="{MAP_SIZE}">',
         f'<rect width="{MAP_SIZE}" height="{MAP_SIZE}" fill="#fafafa" stroke="#ddd"/>',
@@ -519,6 +524,8 @@ CSS = """
 .tm-column-title { font-size: 0.85em; color: #555; margin-bottom: 0.2em; }
 .tm-more { font-size: 0.8em; color: #555; padding: 0.2em; }
 .tm-map-legend { font-size: 0.8em; color: #555; max-width: 420px; margin-top: 0.2em; }
+.tm-map, .tm-map-live { max-width: 100%; height: auto; }
+#map-live { width: 100%; }
 .tm-example { display: inline-block; margin: 2px; text-align: center; font-size: 0.7em; }
 .tm-example img { border: 3px solid; border-radius: 4px; object-fit: cover; }
 .tm-mistake img { outline: 3px solid #d00; outline-offset: 1px; }

@@ -83,6 +83,8 @@ def test_reload_closed_tab_second_tab_and_a_killed_server_lose_nothing(data_env,
                 load_demo(page)
                 page.reload()  # an accidental F5
                 wait_for_counts(page, DEMO)
+                # The page says the work is back, not "record a few examples to start".
+                assert "12 examples in 3 classes are ready" in page.inner_text("#prediction")
                 # A second tab of the same browser shares the project: a class added there shows here.
                 other = context.new_page()
                 other.goto(url)

@@ -48,8 +48,20 @@ def test_no_examples_and_one_class_give_messages(backbone):
     assert result.prediction is None and "No examples yet" in result.message
     record(session, "Class 1", [photo("coffee")])
     result = session.step(photo("rocket"))
-    assert "add a second class" in result.message
+    assert "record some examples of 'Class 2'" in result.message  # it exists, empty: no "add a second class"
     assert result.confidences["Class 1"] < 0.5 and result.label == "unknown"
+    session.remove_class("Class 2")
+    assert "add a second class" in session.step(photo("rocket")).message
+
+
+def test_opening_message_follows_what_was_restored(backbone):
+    """After a reload brings work back, the page must not ask to record examples "to start"."""
+    session = Session(backbone, ("cat", "coffee", "Class 3"))
+    assert session.opening_message() == "Record a few examples of each class to start."
+    record(session, "cat", views(photo("chelsea"), 3, seed=1))
+    assert "'coffee'" in session.opening_message()
+    record(session, "coffee", views(photo("coffee"), 3, seed=2), start=10)
+    assert session.opening_message().startswith("6 examples in 2 classes are ready")
 
 
 def test_smoothing_blends_frames(trained):

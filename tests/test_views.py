@@ -8,6 +8,7 @@ import pytest
 import teachable.projection as projection
 from teachable.activations import attribution_map, cell_of_pixel, factor_grid, icon_grid
 from teachable.frames import encode_jpeg
+from teachable.knn import normalise
 from teachable.projection import EmbeddingMap, align, fit_layout, place
 from teachable.session import Session
 
@@ -359,3 +360,22 @@ def test_a_view_recorded_as_one_take_of_near_copies_is_outside_the_reach_it_woul
         outside[rule] = outside_reach(project)
     assert not outside["alone"][-16:].any()
     assert outside["take"][-16:].all() and not outside["take"][12:72].any()  # the odd view, and no other class
+
+
+def test_map_after_a_still_picture_spreads_out_and_stays_spread():
+    """A first fit of identical frames puts them on one spot; later fits must not be aligned (scaled) onto it."""
+    from teachable.projection import spread
+
+    rng = np.random.default_rng(7)
+    still = np.tile(normalise(rng.normal(size=(1, 32))), (10, 1))
+    embedding_map = EmbeddingMap(method="pca")
+    embedding_map.request(list(range(10)), still)
+    embedding_map.wait()
+    assert spread(embedding_map.positions(list(range(10)), still)) == 0
+    assert embedding_map.shown_method == "none"
+    vectors = np.concatenate([still, normalise(rng.normal(size=(20, 32)))])
+    for count in (20, 30):  # two refits in a row, each aligned to the one before
+        embedding_map.request(list(range(count)), vectors[:count])
+        embedding_map.wait()
+        assert spread(embedding_map.positions(list(range(count)), vectors[:count])) > 0.2
+    assert embedding_map.shown_method == "pca"

@@ -136,7 +136,7 @@ def view_outputs(result: FrameResult, session: Session, page: PageState) -> tupl
     points = gr.skip()
     if views.layout_key != page.layout_key:
         page.layout_key = views.layout_key
-        points = map_points_html(session.project, views.positions, views.method, views.fitting)
+        points = map_points_html(session.project, views.positions, views.method, views.fitting, views.shown_method)
     return points, map_live_html(result, views.positions, list(views.trail), session.project), grid
 
 

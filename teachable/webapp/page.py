@@ -23,7 +23,7 @@ from ..activations import GridIcons
 from ..assets import icon_file
 from ..backbones import Backbone
 from ..inference import runner_from_setting
-from ..views import tray_html
+from ..views import message_html, tray_html
 from . import classes as class_panel
 from . import files as file_panel
 from . import hood as hood_panel
@@ -249,7 +249,8 @@ def _wire_opening(app, session, page, demo, panels: Panels, browser_key, saved) 
     """Opening the page restores this browser's work (when autosave is on); then every panel is drawn."""
     views = panels.views
     controls = [views.k, views.threshold, views.smoothing, views.views_toggle, views.map_method]
-    inputs, outputs = [session, page], [*panels.class_tools, panels.classes.tray, *controls, session, page]
+    drawn = [*panels.class_tools, panels.classes.tray, panels.camera.prediction]
+    inputs, outputs = [session, page], [*drawn, *controls, session, page]
     if browser_key is not None:
         inputs, outputs = [*inputs, browser_key], [*outputs, browser_key]
         gr.Timer(2.0).tick(functools.partial(saving.saved_status, app), page, saved, show_progress="hidden")
@@ -268,7 +269,11 @@ def _first_draw(app, session, page: PageState, key=None):
     if app.autosaver is not None:
         session, key = saving.open_session(app, session, page, key)
     page.redraw_everything()
-    drawn = (*class_panel.class_tools(session, None), tray_html(session.tray.items, session.project.classes))
+    drawn = (
+        *class_panel.class_tools(session, None),
+        tray_html(session.tray.items, session.project.classes),
+        message_html(session.opening_message()),  # what was restored, in words, until the first frame
+    )
     controls = (session.k, session.threshold, session.smoothing, session.views_on, session.map.method)
     # The page state is an output too: Gradio keeps a load event's changes to a state only when it is returned.
     return (*drawn, *controls, session, page) if key is None else (*drawn, *controls, session, page, key)
