@@ -417,3 +417,43 @@ def test_the_export_event_has_no_server_wide_slot_and_a_refused_autosave_shows_o
     app = SimpleNamespace(autosaver=SimpleNamespace(status=lambda key: status), settings=None)
     line = saved_status(app, PageState(browser_key="k"))
     assert "tm-not-saved" in line and "each person may keep 2.0 MB" in line
+
+
+# ---------------------------------------------------------------------------------------------- command rate
+def test_a_flood_of_card_commands_is_refused_past_the_pages_rate_but_a_stop_always_goes_through(backbone):
+    """Three sessions sending 300 card commands delayed another person's "add" to 5.85 s: each page now has a
+    rate (10 a second, 20 at once), and what passes it is refused before any work."""
+    import gradio as gr
+
+    from teachable.session import Session
+    from teachable.webapp.classes import TOO_MANY_COMMANDS, run_command
+    from teachable.webapp.context import CommandRate, PageState
+
+    session, page = Session(backbone), PageState()
+    carried, refused = 0, 0
+    for stamp in range(60):
+        try:
+            run_command(session, page, f'["rename", "nope", "x", {stamp}]')
+            carried += 1
+        except gr.Error as error:
+            assert TOO_MANY_COMMANDS in str(error)
+            refused += 1
+    assert carried <= 21 and refused >= 39, (carried, refused)
+    session.start_recording("Class 1")
+    run_command(session, page, '["stop", 2000]')  # past the rate, and still carried out
+    assert session.recording is None
+
+    rate = CommandRate(per_second=10, burst=20, tokens=0, checked_at=0.0)
+    assert not rate.allow(now=0.05)  # half a token
+    assert [rate.allow(now=0.2) for _ in range(3)] == [True, True, False]  # 0.5 + 1.5 tokens
+    assert sum(rate.allow(now=100.0) for _ in range(30)) == 20  # a full bucket after a pause, no more
+
+
+def test_pages_get_the_servers_command_rate(backbone):
+    from teachable.webapp import ServerSettings, build_app
+
+    assert ServerSettings.from_env({"TEACHABLE_COMMANDS_PER_SECOND": "4"}).commands_per_second == 4
+    demo = build_app(backbone, settings=ServerSettings(commands_per_second=4))
+    page_state = next(block for block in demo.blocks.values() if type(block).__name__ == "State" and
+                      callable(block.value) and type(block.value()).__name__ == "PageState")  # fmt: skip
+    assert page_state.value().command_rate.per_second == 4 and page_state.value().command_rate.burst == 8

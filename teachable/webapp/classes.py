@@ -24,6 +24,7 @@ __all__ = ["ClassHandles", "build", "run_command", "class_tools", "CARD_SCRIPT"]
 
 THUMBNAILS_SHOWN = 12
 MAX_COMMAND_LENGTH = 1000
+TOO_MANY_COMMANDS = "Too many clicks at once: wait a moment, then try again."
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,12 @@ def build() -> ClassHandles:
 
 # ---------------------------------------------------------------------------------------------- the cards' commands
 def run_command(session: Session, page: PageState, command: str):
-    """Carry out one command from the cards; returns the cards, the tray, a status line and the session."""
+    """Carry out one command from the cards; returns the cards, the tray, a status line and the session.
+
+    Commands beyond the page's rate are refused before any work (an error, so the review after them is skipped
+    too); a stop never is, or a held record button could not be released."""
+    if not _is_stop(command) and not page.command_rate.allow():
+        raise gr.Error(TOO_MANY_COMMANDS, duration=3)
     try:
         with session.lock:  # held only for the few milliseconds of a command
             parts = _parse(command)
@@ -88,6 +94,10 @@ def run_command(session: Session, page: PageState, command: str):
     page.tray_version = session.tray.version
     cards = class_cards_html(session.project, session.recording, session.recorded_this_take)
     return cards, tray_html(session.tray.items, session.project.classes), message_html(note), session
+
+
+def _is_stop(command: object) -> bool:
+    return isinstance(command, str) and command.startswith('["stop"')
 
 
 def _parse(command: str) -> list:

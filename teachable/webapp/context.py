@@ -3,6 +3,7 @@ per browser."""
 
 from __future__ import annotations
 
+import time
 import weakref
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from ..session import Session
 from .served import ExportSlots, FileBudget
 from .settings import ServerSettings
 
-__all__ = ["AppContext", "PageState"]
+__all__ = ["AppContext", "CommandRate", "PageState"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ class AppContext:
         if self.export_slots is None:
             object.__setattr__(self, "export_slots", ExportSlots(self.settings.exports_at_once))
 
+    def new_page(self) -> "PageState":
+        rate = self.settings.commands_per_second
+        return PageState(command_rate=CommandRate(rate, burst=2 * rate, tokens=2 * rate))
+
     def new_session(self) -> Session:
         return Session(
             self.backbone,
@@ -59,6 +64,25 @@ class AppContext:
             max_classes=self.settings.max_classes,
             runner=self.runner,
         )
+
+
+@dataclass
+class CommandRate:
+    """How many card commands a page may send: ``per_second`` on average, ``burst`` at once (a token bucket)."""
+
+    per_second: float = 10.0
+    burst: float = 20.0
+    tokens: float = 20.0
+    checked_at: float = float("-inf")
+
+    def allow(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        self.tokens = min(self.burst, self.tokens + (now - self.checked_at) * self.per_second)
+        self.checked_at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 @dataclass
@@ -76,6 +100,8 @@ class PageState:
     saved_asked_at: float = 0.0
     last_take_command: float = float("-inf")
     """The page's time stamp on the latest record or stop carried out: an older one arriving later is dropped."""
+    command_rate: CommandRate = field(default_factory=CommandRate)
+    """Card commands beyond this rate are refused (a stop never is), so one page's flood does not slow others."""
     served_files: dict[str, str] = field(default_factory=dict)
     """The folders of the files made for this page ("project", "export"): one of each, removed with the page."""
 

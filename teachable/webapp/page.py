@@ -166,7 +166,7 @@ def build_app(
         # Gradio counts time_to_live from the last time the state was an *output*; the frame, classify and review
         # handlers output it, so it measures idleness. Gradio also frees a session an hour after its tab closes.
         session = gr.State(lambda: app.new_session(), time_to_live=settings.idle_seconds, delete_callback=release)
-        page = gr.State(lambda: PageState(), delete_callback=remove_served)
+        page = gr.State(lambda: app.new_page(), delete_callback=remove_served)
         gr.Markdown(
             "# teachable\nTeach a pretrained network by example: **hold a class's button** while you show it to "
             "the camera, then do the same for another class. The prediction follows at once, with no training step.",
@@ -227,7 +227,7 @@ def _wire(app, session, page, demo, panels: Panels) -> None:
         show_progress="hidden",
         trigger_mode="multiple",
         concurrency_limit=None,  # one slot for the server made everyone wait behind one person's commands
-    ).then(*review)
+    ).success(*review)  # not after a command refused for its rate
     named = [session, classes.picker, classes.name]
     for button, action in zip(
         [classes.add_button, classes.rename_button, classes.delete_button, classes.clear_button], class_panel.TOOLS

@@ -53,6 +53,9 @@ class ServerSettings:
     uploads are kept). Behind a reverse proxy every person has the proxy's address: raise it there."""
     exports_at_once: int = 2
     """TEACHABLE_EXPORTS: models exported at once, over all people; one per person at a time, others wait in turn."""
+    commands_per_second: float = 10.0
+    """TEACHABLE_COMMANDS_PER_SECOND: card commands (record, add, rename, ...) one page may send per second on
+    average, twice that at once; more are refused with a message (a release of the record button never is)."""
     stream_time_limit: int = 30 * 60
     """A stream is closed after this; clicking the camera button again resumes it."""
     autosave: AutosaveSettings | None = None
@@ -90,6 +93,7 @@ class ServerSettings:
             files_max_mb=read("TEACHABLE_FILES_MAX_MB", defaults.files_max_mb, int),
             upload_mb_per_client=read("TEACHABLE_UPLOAD_MB_PER_CLIENT", defaults.upload_mb_per_client, int),
             exports_at_once=read("TEACHABLE_EXPORTS", defaults.exports_at_once, int),
+            commands_per_second=read("TEACHABLE_COMMANDS_PER_SECOND", defaults.commands_per_second, float),
             autosave=_autosave_settings(environ),
         )
 
