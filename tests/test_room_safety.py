@@ -249,7 +249,8 @@ def test_while_one_session_re_embeds_commands_and_page_loads_answer_within_a_sec
     from teachable.autosave import AutosaveSettings
 
     store = AutosaveSettings(folder=tmp_path / "saved").store()
-    app = SimpleNamespace(autosaver=SimpleNamespace(store=store), sessions_by_key={key: busy}, backbone=backbone)
+    saver = SimpleNamespace(store=store, pending=lambda key: False)
+    app = SimpleNamespace(autosaver=saver, sessions_by_key={key: busy}, backbone=backbone)
     seconds = {
         "another person's card command": timed(lambda: run_command(other, PageState(), '["add", 1]')),
         "the busy person's own card command": timed(lambda: run_command(busy, PageState(), '["record", "cat", 2]')),
@@ -370,6 +371,10 @@ def test_uploads_are_held_to_each_clients_share_and_to_the_folders_cap(tmp_path)
     budget._measured = None  # walk the folder again now
     full = asyncio.run(upload("10.0.0.3", 2_000))
     assert full.status_code == 507 and "space for uploads is full" in full.text
+    (tmp_path / "big").unlink()
+    budget._measured = None
+    local = [asyncio.run(upload("127.0.0.1", 2_000)).status_code for _ in range(3)]  # no proxy: the cap only
+    assert local == [200, 200, 200]
 
 
 def test_exports_run_a_few_at_a_time_one_per_person_and_nobody_waits_behind_a_flood():
@@ -457,3 +462,122 @@ def test_pages_get_the_servers_command_rate(backbone):
     page_state = next(block for block in demo.blocks.values() if type(block).__name__ == "State" and
                       callable(block.value) and type(block.value()).__name__ == "PageState")  # fmt: skip
     assert page_state.value().command_rate.per_second == 4 and page_state.value().command_rate.burst == 8
+
+
+# ---------------------------------------------------------------------------------------------- eviction
+def _app_with_autosave(backbone, tmp_path, max_sessions: int):
+    """An app context as the page builds it (registry capacity and saving), with a quick autosaver."""
+    import functools
+
+    from teachable.autosave import Autosaver, ProjectStore
+    from teachable.webapp import ServerSettings
+    from teachable.webapp.context import AppContext
+    from teachable.webapp.saving import save_dropped
+
+    settings = ServerSettings(max_sessions=max_sessions)
+    saver = Autosaver(ProjectStore(tmp_path / "saved"), delay=0.05)
+    app = AppContext(backbone, None, settings, None, None, autosaver=saver)
+    app.sessions_by_key.capacity = max_sessions
+    app.sessions_by_key.on_drop = functools.partial(save_dropped, app)
+    return app
+
+
+def test_a_page_whose_state_gradio_dropped_gets_its_own_session_back_by_its_key(backbone, tmp_path):
+    """210 anonymous page loads pushed an idle person out of Gradio's 200-session cap: their next command showed
+    "Class 1/2/3", and later edits were not saved (the browser key lived in the dropped state)."""
+    import numpy as np
+
+    from teachable.autosave import new_key
+    from teachable.frames import encode_jpeg
+    from teachable.webapp.classes import run_command
+    from teachable.webapp.context import PageState
+    from teachable.webapp.saving import open_session, reattach
+
+    from .conftest import photo
+
+    app = _app_with_autosave(backbone, tmp_path, max_sessions=3)
+    key = new_key()
+    victim, _ = open_session(app, app.new_session(), PageState(), key)
+    victim.add_class("mine")
+    for _ in range(2):  # others' page loads, within the registry's capacity: the victim stays in memory
+        open_session(app, app.new_session(), PageState(), new_key())
+    fresh_page = PageState()  # what Gradio makes when the dropped page's next request comes
+    session = reattach(app, app.new_session(), fresh_page, key)
+    assert session is victim and fresh_page.browser_key == key
+    *_, status, session = run_command(session, fresh_page, '["add", 1]')
+    assert "mine" in session.project.classes
+
+    thumbnail = encode_jpeg(backbone.prepare(photo("coffee")))
+    session.project.add_examples("mine", np.random.default_rng(0).random((3, 1280)), [thumbnail] * 3)
+    for _ in range(5):  # many more page loads: the victim is pushed out of the registry too, and saved first
+        open_session(app, app.new_session(), PageState(), new_key())
+    assert app.sessions_by_key.get(key) is None
+    app.autosaver.flush()
+    back = reattach(app, app.new_session(), PageState(), key)
+    assert back is not victim and "mine" in back.project.classes and len(back.project) == 3
+    app.autosaver.close()
+
+
+def test_the_idle_reaper_saves_a_session_before_dropping_its_examples(backbone, tmp_path):
+    import functools
+    import time
+
+    import numpy as np
+
+    from teachable.autosave import new_key
+    from teachable.frames import encode_jpeg
+    from teachable.webapp.context import PageState
+    from teachable.webapp.lifecycle import start_idle_reaper
+    from teachable.webapp.saving import autosave, open_session, save_before_clearing
+
+    from .conftest import photo
+
+    app = _app_with_autosave(backbone, tmp_path, max_sessions=10)
+    key, page = new_key(), PageState()
+    session, _ = open_session(app, app.new_session(), page, key)
+    thumbnail = encode_jpeg(backbone.prepare(photo("coffee")))
+    session.project.add_examples("Class 1", np.random.default_rng(0).random((4, 1280)), [thumbnail] * 4)
+    # never handed to the autosaver (added straight to the project): only the reaper's save can keep them
+    app.live_sessions.add(session)
+    start_idle_reaper(app.live_sessions, 0.5, functools.partial(save_before_clearing, app))
+    deadline = time.monotonic() + 10
+    while not session.cleared_when_idle and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert session.cleared_when_idle and not len(session.project)
+    autosave(app, session, page)  # the page's next change: the saved examples come back first
+    assert len(session.project) == 4
+    app.autosaver.close()
+
+
+def test_a_page_load_never_waits_for_its_sessions_long_work(backbone, tmp_path):
+    """A reload of a page whose session is building an atlas (or reading channel statistics, or loading a project,
+    all under the session's lock) used to wait for all of it."""
+    import threading
+    import time
+
+    from teachable.autosave import new_key
+    from teachable.webapp.context import PageState
+    from teachable.webapp.page import _first_draw
+    from teachable.webapp.saving import open_session
+
+    app = _app_with_autosave(backbone, tmp_path, max_sessions=10)
+    key = new_key()
+    busy, _ = open_session(app, app.new_session(), PageState(), key)
+    holding, release = threading.Event(), threading.Event()
+
+    def long_work() -> None:
+        with busy.lock:
+            holding.set()
+            release.wait(30)
+
+    worker = threading.Thread(target=long_work)
+    worker.start()
+    assert holding.wait(5)
+    begun = time.monotonic()
+    drawn = _first_draw(app, app.new_session(), PageState(), key)
+    seconds = time.monotonic() - begun
+    release.set()
+    worker.join()
+    assert seconds < 1.0, seconds
+    assert drawn[-3] is busy  # the page got its own session
+    app.autosaver.close()

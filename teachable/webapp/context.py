@@ -14,10 +14,15 @@ from ..backbones import Backbone
 from ..frames import DecodeBudget
 from ..inference import FrameRunner
 from ..session import Session
+from .lifecycle import SessionRegistry
 from .served import ExportSlots, FileBudget
 from .settings import ServerSettings
 
-__all__ = ["AppContext", "CommandRate", "PageState"]
+__all__ = ["AppContext", "CommandRate", "PageState", "EXPORTS_AT_ONCE"]
+
+EXPORTS_AT_ONCE = 1
+"""torch's ONNX exporter keeps global state (two exports at once in one process fail with "GLOBALS.in_onnx_export
+must be False"), so exports run one at a time; :class:`ExportSlots` serves people in turn, one export each."""
 
 
 @dataclass(frozen=True)
@@ -36,20 +41,19 @@ class AppContext:
     """The addresses the server was started on, best first (for the Join panel)."""
     autosaver: Autosaver | None = None
     """Keeps each browser's project on disk (None: autosave is off)."""
-    sessions_by_key: weakref.WeakValueDictionary = field(default_factory=weakref.WeakValueDictionary)
-    """Browser key -> its live session, so a second tab or a reload of the same browser picks up the same one."""
+    sessions_by_key: SessionRegistry = field(default_factory=lambda: SessionRegistry(200))
+    """Browser key -> its live session, so a second tab, a reload of the same browser, or a page whose state Gradio
+    dropped picks up the same one (the page sets its capacity and saving when it is built)."""
     decode_budget: DecodeBudget | None = None
     """Memory for decoding uploaded images, shared by everyone (from ``settings.decode_budget_mb``)."""
     file_budget: FileBudget | None = None
     """Disk for the files served to people (saved projects, exports), all together; None: unbounded."""
-    export_slots: ExportSlots | None = None
-    """Exports running at once, over all people (from ``settings.exports_at_once``)."""
+    export_slots: ExportSlots = field(default_factory=lambda: ExportSlots(EXPORTS_AT_ONCE))
+    """Exports in turn, one per person at a time."""
 
     def __post_init__(self) -> None:
         if self.decode_budget is None:
             object.__setattr__(self, "decode_budget", DecodeBudget(self.settings.decode_budget_mb * 2**20))
-        if self.export_slots is None:
-            object.__setattr__(self, "export_slots", ExportSlots(self.settings.exports_at_once))
 
     def new_page(self) -> "PageState":
         rate = self.settings.commands_per_second

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 PAGE_CSS = """
 #cam video { transform: scaleX(-1); }  /* mirror the preview only; the server gets true frames */
+#cam .capture-button { display: none !important; }  /* the stream starts with the camera (CAMERA_SCRIPT) */
 .tm-tight p { margin: 0 !important; }
 .tm-camera-help:empty { display: none; }
 .tm-camera-help { background: #fff4e5; border: 1px solid #f0b45b; border-radius: 6px; padding: 0.5em 0.7em; }
@@ -160,7 +161,9 @@ def build_app(
         backbone, load_icons(backbone), settings, runner, executor, startup_warning=startup_warning,
         served_urls=tuple(served_urls), autosaver=autosaver, file_budget=file_budget,
     )  # fmt: skip
-    start_idle_reaper(app.live_sessions, settings.idle_seconds)
+    app.sessions_by_key.capacity = settings.max_sessions
+    app.sessions_by_key.on_drop = functools.partial(saving.save_dropped, app)
+    start_idle_reaper(app.live_sessions, settings.idle_seconds, functools.partial(saving.save_before_clearing, app))
     age = settings.file_max_age_seconds
     with gr.Blocks(title="teachable", delete_cache=(max(1, age // 3), age)) as demo:
         # Gradio counts time_to_live from the last time the state was an *output*; the frame, classify and review
@@ -184,7 +187,7 @@ def build_app(
         views = live.build_views(app)
         files = file_panel.build(saving.where_work_is_kept(app))
         panels = Panels(camera, views, classes, hood_panel.build(), layer_panel.build(app), files)
-        _wire(app, session, page, demo, panels)
+        _wire(app, session, page, demo, panels, browser_key)
         _wire_opening(app, session, page, demo, panels, browser_key, saved)
         demo.load(joining.join_handler(app.served_urls), None, join, show_progress="hidden")
     return demo
@@ -215,14 +218,31 @@ def _review(app, session, page, panels: Panels) -> tuple:
     return functools.partial(hood_panel.refresh_review, app), [session, page], [*panels.hood.refreshed, session]
 
 
-def _wire(app, session, page, demo, panels: Panels) -> None:
+def _reattaching(app, handler, at: int, browser_key):
+    """``handler`` and its inputs, with the browser key as one more, last input when autosave is on: the session
+    argument at ``at`` (the page state follows it) becomes the one ``saving.reattach`` finds, so a page whose state
+    Gradio dropped carries on with its own session instead of an empty one."""
+    if browser_key is None:
+        return handler, []
+
+    def run(*args):
+        *args, key = args
+        args[at] = saving.reattach(app, args[at], args[at + 1], key)
+        return handler(*args)
+
+    run.__name__ = getattr(handler, "__name__", "handler")
+    return run, [browser_key]
+
+
+def _wire(app, session, page, demo, panels: Panels, browser_key=None) -> None:
     """Connect the panels' events; every change to the examples ends by refreshing "Under the hood"."""
     classes, hood, tools = panels.classes, panels.hood, panels.class_tools
     review = _review(app, session, page, panels)
-    _wire_live(app, session, page, panels, review)
+    _wire_live(app, session, page, panels, review, browser_key)
+    command, key_input = _reattaching(app, class_panel.run_command, 0, browser_key)
     classes.command.change(
-        class_panel.run_command,
-        [session, page, classes.command],
+        command,
+        [session, page, classes.command, *key_input],
         [classes.cards, classes.tray, classes.status, session],
         show_progress="hidden",
         trigger_mode="multiple",
@@ -285,14 +305,15 @@ def _start_over(app, session, page: PageState):
     return *drawn[:3], note, tray_html(session.tray.items, session.project.classes), session
 
 
-def _wire_live(app, session, page, panels: Panels, review) -> None:
+def _wire_live(app, session, page, panels: Panels, review, browser_key=None) -> None:
     camera, views, classes = panels.camera, panels.views, panels.classes
     frame_outputs = [
         camera.prediction, camera.neighbours, views.map_points, views.map_live, views.grid, classes.cards, classes.tray
     ]  # fmt: skip
+    on_frame, key_input = _reattaching(app, functools.partial(live.on_frame, app), 1, browser_key)
     camera.camera.stream(
-        functools.partial(live.on_frame, app),
-        inputs=[camera.camera, session, page],
+        on_frame,
+        inputs=[camera.camera, session, page, *key_input],
         outputs=[*frame_outputs, session],
         stream_every=app.settings.stream_every,
         time_limit=app.settings.stream_time_limit,

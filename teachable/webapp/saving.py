@@ -22,6 +22,9 @@ from .context import AppContext, PageState
 __all__ = [
     "build",
     "open_session",
+    "reattach",
+    "save_dropped",
+    "save_before_clearing",
     "autosave",
     "saved_status",
     "start_over",
@@ -77,12 +80,62 @@ def open_session(app: AppContext, session: Session, page: PageState, key) -> tup
     else:
         restore(app, session, key)
         app.sessions_by_key[key] = session
-    page.saved_state = session.state_key()
+    page.saved_state = _state_if_free(session)
     return session, key
+
+
+def _state_if_free(session: Session) -> tuple | None:
+    """The session's ``state_key()``, or None while its lock is held by long work (an atlas, a project loading):
+    a page load never waits for that; the page's next change is then saved even if nothing changed."""
+    if not session.lock.acquire(blocking=False):
+        return None
+    try:
+        return session.state_key()
+    finally:
+        session.lock.release()
+
+
+def reattach(app: AppContext, session: Session, page: PageState, key=None) -> Session:
+    """The session a request should use. Gradio drops the state of its least recently used pages past its cap (so
+    anyone opening many pages could push out an idle person's): such a page arrives with a fresh session and page
+    state, and gets its own session back by the browser key it sends (``key``), from memory or from disk."""
+    if app.autosaver is None:
+        return session
+    if page.browser_key is None:
+        return open_session(app, session, page, key)[0] if valid_key(key) else session
+    live = app.sessions_by_key.get(page.browser_key)
+    if live is None:  # pushed out of the registry (and saved) while this page still held it: keep it there again
+        app.sessions_by_key[page.browser_key] = session
+        return session
+    return live
+
+
+def save_dropped(app: AppContext, key: str, session: Session) -> None:
+    """A session pushed out of the registry: saved (its snapshot taken in the autosaver's thread), so it comes back
+    from its key. One without examples has nothing worth a file."""
+    if app.autosaver is None or not len(session.project):
+        return
+
+    def snapshot():
+        project, settings = session.snapshot()
+        return project.to_bytes(), settings
+
+    app.autosaver.changed(key, snapshot)
+
+
+def save_before_clearing(app: AppContext, session: Session) -> None:
+    """Before the idle reaper drops a session's examples: a copy taken now is handed to the autosaver."""
+    key = app.sessions_by_key.key_of(session)
+    if app.autosaver is None or key is None:
+        return
+    project, settings = session.snapshot()
+    app.autosaver.changed(key, lambda: (project.to_bytes(), settings))
 
 
 def restore(app: AppContext, session: Session, key: str) -> bool:
     """Bring back the project and settings saved under ``key``; False when there are none."""
+    if app.autosaver.pending(key):
+        app.autosaver.flush()  # a save handed over just before (an idle clear, a dropped session) comes first
     try:
         restored = restore_project(
             app.autosaver.store, key, app.backbone,

@@ -77,7 +77,9 @@ def _folder_bytes(folder: Path) -> int:
 class UploadLimits:
     """ASGI middleware in front of Gradio's upload route: an upload is refused, before its body is read, when it
     would take its client past ``per_client_bytes`` within ``window_seconds`` (the time files are kept), or the
-    folder past its cap. The client is the address the connection comes from."""
+    folder past its cap. The client is the address the connection comes from; a connection from this machine is
+    a local reverse proxy (or a test), so there it is the last address in X-Forwarded-For, and without that header
+    such an upload counts against the folder's cap only."""
 
     def __init__(self, app, budget: FileBudget, per_client_bytes: int, window_seconds: float) -> None:
         self.app = app
@@ -102,7 +104,9 @@ class UploadLimits:
             size = int(headers.get(b"content-length", b""))
         except ValueError:
             return 411, "An upload must say its length (Content-Length)."
-        client = (scope.get("client") or ("unknown", 0))[0]
+        client = _client_of(scope, headers)
+        if client is None:
+            return None if self.budget.room_for(size) else (507, FULL)
         now = time.monotonic()
         with self._lock:
             recent = self._recent.setdefault(client, deque())
@@ -116,11 +120,23 @@ class UploadLimits:
                     f"{_megabytes(self.per_client_bytes)} in that time. Try again later."
                 )
             if not self.budget.room_for(size):
-                return 507, "The server's space for uploads is full; try again in a few minutes."
+                return 507, FULL
             recent.append((now, size))
             for address in [a for a, parts in self._recent.items() if not parts]:
                 del self._recent[address]  # forget clients with nothing in the window
         return None
+
+
+FULL = "The server's space for uploads is full; try again in a few minutes."
+
+
+def _client_of(scope, headers: dict) -> str | None:
+    """Whose upload this is: the peer's address, or behind a proxy on this machine the address it forwards."""
+    peer = (scope.get("client") or ("unknown", 0))[0]
+    if peer not in ("127.0.0.1", "::1", "localhost"):
+        return peer
+    forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1").split(",")[-1].strip()
+    return forwarded or None
 
 
 async def _plain_response(send, status: int, message: str) -> None:
@@ -151,8 +167,9 @@ def remove_served(page) -> None:
 
 class ExportSlots:
     """At most ``at_once`` exports run at a time over all people, and a person has one at a time: a second click
-    while theirs is waiting or running gets a message at once. Waiting costs no thread (an asyncio semaphore, which
-    serves waiters in order), so a flood of exports from many pages holds no one else's requests."""
+    while theirs is waiting or running gets a message at once, so nobody waits behind more than one export per
+    other person. Waiting costs no thread (an asyncio semaphore, which serves waiters in order), so waiting exports
+    hold up no one else's requests."""
 
     def __init__(self, at_once: int) -> None:
         self.at_once = int(at_once)

@@ -50,9 +50,8 @@ class ServerSettings:
     together. An upload, save or export that would pass it is refused with a message."""
     upload_mb_per_client: int = 200
     """TEACHABLE_UPLOAD_MB_PER_CLIENT: what one address may upload within TEACHABLE_FILE_MAX_AGE_SECONDS (the time
-    uploads are kept). Behind a reverse proxy every person has the proxy's address: raise it there."""
-    exports_at_once: int = 2
-    """TEACHABLE_EXPORTS: models exported at once, over all people; one per person at a time, others wait in turn."""
+    uploads are kept). Behind a reverse proxy on the same machine, the address it forwards (X-Forwarded-For); a
+    connection from this machine without one counts against TEACHABLE_FILES_MAX_MB only."""
     commands_per_second: float = 10.0
     """TEACHABLE_COMMANDS_PER_SECOND: card commands (record, add, rename, ...) one page may send per second on
     average, twice that at once; more are refused with a message (a release of the record button never is)."""
@@ -92,7 +91,6 @@ class ServerSettings:
             video_plays=read("TEACHABLE_VIDEO_PLAYS", defaults.video_plays, int),
             files_max_mb=read("TEACHABLE_FILES_MAX_MB", defaults.files_max_mb, int),
             upload_mb_per_client=read("TEACHABLE_UPLOAD_MB_PER_CLIENT", defaults.upload_mb_per_client, int),
-            exports_at_once=read("TEACHABLE_EXPORTS", defaults.exports_at_once, int),
             commands_per_second=read("TEACHABLE_COMMANDS_PER_SECOND", defaults.commands_per_second, float),
             autosave=_autosave_settings(environ),
         )
