@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fakecam import chromium_args  # noqa: E402
+from fakecam import chromium_args, start_camera  # noqa: E402
 from serving import free_port  # noqa: E402
 
 from teachable import webapp  # noqa: E402
@@ -196,9 +196,12 @@ def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> di
         if views_off:
             page.locator("#settings").get_by_text("Settings").click()
             page.get_by_label("Live map and activation grid").uncheck()
-        page.get_by_text("Click to Access Webcam").click()
-        page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
-        page.click('#cam button[aria-label="capture photo"]')
+        if load_demo:  # the real page: one click starts camera and stream (none where the camera is allowed)
+            start_camera(page, wait_for_prediction=False)
+        else:  # the trivial page is Gradio's bare webcam: open it, then start the stream
+            page.get_by_text("Click to Access Webcam").click()
+            page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
+            page.click('#cam button[aria-label="capture photo"]')
         page.wait_for_timeout(WARMUP * 1000)
         page.evaluate("() => { window.__shown = []; }")
         page.wait_for_timeout(SECONDS * 1000)

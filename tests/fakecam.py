@@ -54,10 +54,31 @@ MARKER_JS = """() => {
 }"""
 
 
+CAMERA_OPEN_JS = "() => document.querySelector('#cam video')?.videoWidth > 0"
+START_SHOWN_OR_OPEN_JS = """() => document.querySelector('#cam video')?.videoWidth > 0
+  || [...document.querySelectorAll('#cam button')].some((button) => button.textContent.trim() === 'Start camera')"""
+
+
 def start_camera(page, wait_for_prediction: bool = True) -> None:
-    """Open the fake camera on the page and start streaming (and wait for the first prediction)."""
-    page.get_by_text("Click to Access Webcam").click()
-    page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
-    page.click('#cam button[aria-label="capture photo"]')  # start streaming
+    """Start the fake camera with the page's one button, unless the page opened it by itself (the browser already
+    allows this page the camera), and wait until frames stream (and for the first prediction)."""
+    page.wait_for_function(START_SHOWN_OR_OPEN_JS)
+    if not page.evaluate("() => document.documentElement.dataset.camera === 'requested'"):
+        try:
+            page.get_by_text("Start camera", exact=True).click(timeout=5000)
+        except Exception:  # noqa: BLE001 (Playwright's TimeoutError) the page opened it meanwhile
+            pass
+    page.wait_for_function(CAMERA_OPEN_JS)
+    page.wait_for_function("() => !document.querySelector('#cam .capture-button [title=\"start recording\"]')")
     if wait_for_prediction:
         page.wait_for_selector("#prediction .tm-label")
+
+
+def wait_for_label(page, label: str, timeout_ms: float = 120_000) -> None:
+    """Wait until the prediction shows ``label``; on a timeout, fail with what the page showed instead."""
+    try:
+        page.wait_for_selector(f"#prediction .tm-label[data-label='{label}']", timeout=timeout_ms)
+    except Exception as error:  # noqa: BLE001 (Playwright's TimeoutError)
+        shown = page.inner_text("#prediction")[:300]
+        cards = page.evaluate("() => [...document.querySelectorAll('.tm-card')].map(c => c.innerText.slice(0, 40))")
+        raise AssertionError(f"no {label!r} after {timeout_ms / 1000:.0f} s; prediction: {shown!r}; cards: {cards}") from error

@@ -98,7 +98,7 @@ def test_over_plain_http_by_name_the_page_says_to_use_https(http_server, video):
             page.wait_for_function("() => document.querySelector('#camera-help')?.textContent.length > 0")
             help_text = page.inner_text("#camera-help")
             assert "http://" in help_text and f"https://{NAME}:{http_server}/" in help_text
-            page.get_by_text("Click to Access Webcam").click()
+            page.get_by_text("Start camera", exact=True).click()
             page.wait_for_timeout(1500)
             no_raw_keys(page)
             page.get_by_text("Join from another device (link and QR code)").click()
@@ -116,7 +116,7 @@ def test_a_denied_camera_is_explained(http_server, video):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(f"http://127.0.0.1:{http_server}/")  # loopback is a secure context
-            page.get_by_text("Click to Access Webcam").click()
+            page.get_by_text("Start camera", exact=True).click()
             page.wait_for_function("() => document.querySelector('#camera-help')?.textContent.length > 0")
             assert "allow the camera" in page.inner_text("#camera-help")
             page.wait_for_timeout(500)

@@ -314,6 +314,7 @@ CAMERA_SCRIPT = """
   } else {
     const getUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
     navigator.mediaDevices.getUserMedia = async (constraints) => {
+      document.documentElement.dataset.camera = 'requested';  // the camera opens at most once by itself
       try {
         const stream = await getUserMedia(constraints);
         cameraHelp('');
@@ -323,6 +324,40 @@ CAMERA_SCRIPT = """
         throw error;
       }
     };
+  }
+  // One click starts the camera and the predictions. Gradio's webcam takes two (open the camera, then start the
+  // stream from a control on the video): here the stream starts by itself as soon as the preview plays, and again
+  // whenever it stops while the preview plays (the stream's time limit), and that control is hidden (CSS). Where
+  // the browser already lets this page use the camera (a reload, a later visit), the camera opens without a click.
+  const GRADIO_START = 'Click to Access Webcam', START = 'Start camera';
+  const cameraStartWords = () => {  // the text node of Gradio's button (beside its icon)
+    const root = document.querySelector('#cam');
+    const walker = root && document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker?.nextNode(); node; node = walker.nextNode()) {
+      if ([GRADIO_START, START].includes(node.nodeValue.trim())) return node;
+    }
+    return null;
+  };
+  const cameraStart = () => cameraStartWords()?.parentElement.closest('button');
+  setInterval(() => {
+    const words = cameraStartWords();
+    if (words && words.nodeValue.trim() === GRADIO_START) words.nodeValue = START;
+    // Frames wait for the page's first draw, which gives this page its session (page.OPENED_MARKER).
+    const ready = document.querySelector('[data-page-ready]');
+    const video = document.querySelector('#cam video');
+    const capture = document.querySelector('#cam .capture-button');
+    if (ready && video?.videoWidth > 0 && capture?.querySelector('[title="start recording"]')) capture.click();
+  }, 250);
+  if (window.isSecureContext && navigator.permissions) {
+    navigator.permissions.query({name: 'camera'}).then((status) => {
+      if (status.state !== 'granted') return;
+      const open = (tries) => {
+        if (document.documentElement.dataset.camera === 'requested') return;  // a click got there first
+        const start = cameraStart();
+        if (start) start.click(); else if (tries) setTimeout(() => open(tries - 1), 200);
+      };
+      open(50);
+    }).catch(() => {});
   }
   // Gradio reports the same problems as toasts whose text is an untranslated key: say them in words too.
   const keys = {'image.no_webcam_support': () => (window.isSecureContext ? 'This browser gives web pages no camera.' + otherWays : insecure()),

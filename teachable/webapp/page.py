@@ -55,8 +55,16 @@ PAGE_CSS = """
   padding: 0.6em 1em; text-align: center; font-weight: 600; }
 #tm-reconnect button { margin-left: 0.6em; padding: 0.2em 0.8em; border-radius: 4px; border: none; cursor: pointer; }
 .tm-saved { color: #3b7a3b; font-size: 0.85em; }
+#page-opened { display: none; }
+gradio-app:not(:has([data-page-ready])) .gradio-container { pointer-events: none; opacity: 0.6; }
 .tm-not-saved { color: #a3341f; font-weight: 600; }
 """
+
+OPENED_MARKER = "<span data-page-ready></span>"
+"""Set by the page's first draw, which gives the page its session. Until then the page takes no input and the
+camera does not stream (CAMERA_SCRIPT): an event that ran before it could get a session of its own (Gradio makes
+a page's state on first use, and two events at once can each make one), and its work would land where the rest of
+the page never looks."""
 
 PICK_EXAMPLE_SCRIPT = """
   // Clicking an example in the classification view, the unit view or the strip puts its number in "Example #".
@@ -177,6 +185,7 @@ def build_app(
         )
         if startup_warning:
             gr.Markdown(f"**Note:** {startup_warning}")
+        opened = gr.HTML("", elem_id="page-opened")  # the first draw's marker (PAGE_CSS)
         with gr.Row(equal_height=False, elem_id="first-screen"):
             with gr.Column(scale=5, min_width=320):
                 camera = live.build_camera(app)
@@ -188,7 +197,7 @@ def build_app(
         files = file_panel.build(saving.where_work_is_kept(app))
         panels = Panels(camera, views, classes, hood_panel.build(), layer_panel.build(app), files)
         _wire(app, session, page, demo, panels, browser_key)
-        _wire_opening(app, session, page, demo, panels, browser_key, saved)
+        _wire_opening(app, session, page, demo, panels, browser_key, saved, opened)
         demo.load(joining.join_handler(app.served_urls), None, join, show_progress="hidden")
     return demo
 
@@ -265,11 +274,12 @@ def _wire(app, session, page, demo, panels: Panels, browser_key=None) -> None:
     _wire_files(app, session, page, panels, review)
 
 
-def _wire_opening(app, session, page, demo, panels: Panels, browser_key, saved) -> None:
-    """Opening the page restores this browser's work (when autosave is on); then every panel is drawn."""
+def _wire_opening(app, session, page, demo, panels: Panels, browser_key, saved, opened) -> None:
+    """Opening the page restores this browser's work (when autosave is on); then every panel is drawn, and the
+    page takes input (``opened``)."""
     views = panels.views
     controls = [views.k, views.threshold, views.smoothing, views.views_toggle, views.map_method]
-    drawn = [*panels.class_tools, panels.classes.tray, panels.camera.prediction]
+    drawn = [*panels.class_tools, panels.classes.tray, panels.camera.prediction, opened]
     inputs, outputs = [session, page], [*drawn, *controls, session, page]
     if browser_key is not None:
         inputs, outputs = [*inputs, browser_key], [*outputs, browser_key]
@@ -293,6 +303,7 @@ def _first_draw(app, session, page: PageState, key=None):
         *class_panel.class_tools(session, None),
         tray_html(session.tray.items, session.project.classes),
         message_html(session.opening_message()),  # what was restored, in words, until the first frame
+        OPENED_MARKER,
     )
     controls = (session.k, session.threshold, session.smoothing, session.views_on, session.map.method)
     # The page state is an output too: Gradio keeps a load event's changes to a state only when it is returned.
