@@ -243,10 +243,16 @@ def prepare_app(args: argparse.Namespace) -> tuple[gr.Blocks, Callable[[], objec
     print(startup_message(join_urls(args.host, args.port, https), https, self_signed=self_signed), flush=True)
 
     from .webapp import prepare, serve
+    from .webapp.settings import SettingsError
 
-    demo = prepare(args.host, args.port, args.backbone, args.device, args.compile, args.runtime, https=https)
+    try:
+        demo = prepare(args.host, args.port, args.backbone, args.device, args.compile, args.runtime, https=https)
+    except SettingsError as error:  # a TEACHABLE_* variable the server cannot use: its name, in one line
+        raise CLIError(str(error)) from None
     certfile, keyfile = (str(certificate.certfile), str(certificate.keyfile)) if https else (None, None)
-    return demo, functools.partial(serve, demo, args.host, args.port, args.share, False, None, certfile, keyfile)
+    return demo, functools.partial(
+        serve, demo, args.host, args.port, share=args.share, ssl_certfile=certfile, ssl_keyfile=keyfile
+    )
 
 
 def cmd_app(args: argparse.Namespace) -> int:

@@ -82,3 +82,12 @@ def wait_for_label(page, label: str, timeout_ms: float = 120_000) -> None:
         shown = page.inner_text("#prediction")[:300]
         cards = page.evaluate("() => [...document.querySelectorAll('.tm-card')].map(c => c.innerText.slice(0, 40))")
         raise AssertionError(f"no {label!r} after {timeout_ms / 1000:.0f} s; prediction: {shown!r}; cards: {cards}") from error
+
+
+def demo_to_first_prediction(page, label: str = "cat") -> None:
+    """On an opened page: load the demo project, start the camera (showing a ``label`` picture) and wait for it."""
+    page.get_by_text("Project: save, open, demo", exact=True).click()
+    page.get_by_text("Load the demo project").click()
+    page.wait_for_selector(".tm-card[data-class='cat']")
+    start_camera(page)
+    wait_for_label(page, label)

@@ -126,3 +126,17 @@ def test_fit_and_predict_at_another_tap(photo_folder, tmp_path):
     answers = json.loads(teachable("predict", output, *images, "--json").stdout)
     assert [a["label"] for a in answers] == [p.parent.name for p in images]
     one_line_error(teachable("fit", photo_folder / "train", "-o", output, "--tap", "nope", "-q"), "no tap 'nope'")
+
+
+@pytest.mark.parametrize("command", [["-m", "teachable.cli", "app"], ["app.py"]])
+def test_a_bad_server_setting_is_one_line_from_the_cli_and_app_py(command):
+    import os
+    from pathlib import Path
+
+    env = {**os.environ, "TEACHABLE_MAX_SESSIONS": "abc"}
+    done = subprocess.run(
+        [sys.executable, *command, "--port", "1", "--device", "cpu"], env=env, capture_output=True, text=True,
+        timeout=300, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == ["teachable: error: TEACHABLE_MAX_SESSIONS='abc' is not a valid int."]

@@ -20,7 +20,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from .conftest import photo, write_jpeg
-from .fakecam import chromium_args, start_camera, wait_for_label, write_y4m
+from .fakecam import chromium_args, demo_to_first_prediction, write_y4m
 from .routes import ROOT, build_wheel, clean_env, copy_tracked_files, fresh_environment
 from .serving import app_process
 
@@ -154,11 +154,7 @@ def first_prediction_in_a_browser(url: str, video: Path) -> tuple[str, str]:
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(url)
-            page.get_by_text("Project: save, open, demo", exact=True).click()
-            page.get_by_text("Load the demo project").click()
-            page.wait_for_selector(".tm-card[data-class='cat']")
-            start_camera(page)
-            wait_for_label(page, "cat")
+            demo_to_first_prediction(page, "cat")
             return page.get_attribute("#prediction .tm-label", "data-label"), page.inner_text("#where-work-is-kept")
         finally:
             browser.close()

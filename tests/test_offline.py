@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import photo, write_jpeg
-from .fakecam import chromium_args, start_camera, wait_for_label, write_y4m
+from .fakecam import chromium_args, demo_to_first_prediction, write_y4m
 from .routes import ROOT, clean_env
 from .serving import app_process
 
@@ -112,11 +112,7 @@ def test_app_and_its_page_make_no_outside_request(tmp_path):
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
                 page.on("request", lambda request: requested.append(request.url))
                 page.goto(url)
-                page.get_by_text("Project: save, open, demo", exact=True).click()
-                page.get_by_text("Load the demo project").click()
-                page.wait_for_selector(".tm-card[data-class='cat']")
-                start_camera(page)
-                wait_for_label(page, "cat")
+                demo_to_first_prediction(page, "cat")
                 time.sleep(TELEMETRY_WAIT_S)  # frames keep flowing through ONNX Runtime meanwhile
             finally:
                 browser.close()
