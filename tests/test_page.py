@@ -134,7 +134,7 @@ def test_first_screen_hold_to_record_and_the_tray(server, camera_video):
             browser.close()
 
 
-def test_phone_stacks_camera_prediction_classes_and_click_toggle_records(server, camera_video):
+def test_phone_stacks_camera_classes_prediction_and_click_toggle_records(server, camera_video):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -144,9 +144,15 @@ def test_phone_stacks_camera_prediction_classes_and_click_toggle_records(server,
             page.goto(server)
             page.wait_for_selector(".tm-card[data-class='Class 1']")
             start_camera(page)
+            page.evaluate("() => window.scrollTo(0, 0)")
             top = {s: page.locator(s).bounding_box()["y"] for s in ["#cam", "#prediction", "#classes"]}
-            assert top["#cam"] < top["#prediction"] < top["#classes"], top
+            assert top["#cam"] < top["#classes"] < top["#prediction"], top
+            # The camera and the first class's record button are both in the first view.
+            assert inside_first_view(page, "#cam", 844)
+            assert inside_first_view(page, ".tm-card[data-class='Class 1'] .tm-record", 844)
             assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # nothing sideways
+            map_box = page.locator("#map-points svg").bounding_box()
+            assert map_box["x"] + map_box["width"] <= 390  # the map fits the phone's width
             # For people who cannot hold a button: one tap starts, another stops.
             page.locator("#record-toggle input").check()
             page.locator(".tm-card[data-class='Class 1'] .tm-record").tap()

@@ -56,6 +56,17 @@ PAGE_CSS = """
 #tm-reconnect button { margin-left: 0.6em; padding: 0.2em 0.8em; border-radius: 4px; border: none; cursor: pointer; }
 .tm-saved { color: #3b7a3b; font-size: 0.85em; }
 #page-opened { display: none; }
+@media (max-width: 640px) {  /* a phone: the camera, then the class cards, then the prediction, then the rest */
+  #first-screen { flex-direction: column; }
+  #first-screen > .column { display: contents; }
+  #first-screen > .column > * { order: 6; }
+  #first-screen > .column > .tabs { order: 0; }
+  #first-screen > .column > .tm-tight { order: 1; }
+  #first-screen > .column > #classes { order: 2; }
+  #first-screen > .column > #status { order: 3; }
+  #first-screen > .column > #prediction { order: 4; }
+  #first-screen > .column > #neighbours { order: 5; }
+}
 gradio-app:not(:has([data-page-ready])) .gradio-container { pointer-events: none; opacity: 0.6; }
 .tm-not-saved { color: #a3341f; font-weight: 600; }
 """
