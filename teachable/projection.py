@@ -72,26 +72,35 @@ def layout_method(distinct: int, method: str) -> str:
 def fit_layout(vectors: np.ndarray, method: str = "umap", seed: int = 0, sample: int = LAYOUT_SAMPLE) -> np.ndarray:
     """``N x 2`` layout in [-1, 1] of ``N x D`` unit vectors. UMAP falls back to PCA below ``MIN_UMAP_POINTS``.
     Above ``sample`` distinct vectors, the layout is fitted on ``sample`` of them and the rest are placed."""
+    return fitted_layout(vectors, method, seed, sample)[0]
+
+
+def fitted_layout(
+    vectors: np.ndarray, method: str = "umap", seed: int = 0, sample: int = LAYOUT_SAMPLE
+) -> tuple[np.ndarray, str]:
+    """:func:`fit_layout`, and the method it used (:func:`layout_method`), from the same count of distinct vectors."""
     if method not in METHODS:
         raise ValueError(f"Unknown map method {method!r}; choose one of {METHODS}.")
     if len(vectors) == 0:
-        return np.zeros((0, 2))
+        return np.zeros((0, 2)), "none"
     vectors = np.asarray(vectors, dtype=np.float32)
     # Identical examples (a still camera records many) share one position; UMAP is fitted on the distinct ones.
     distinct, inverse = np.unique(vectors, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    if len(distinct) < 3:
+    used = layout_method(len(distinct), method)
+    if used == "none":
         layout = np.zeros((len(distinct), 2)) if len(distinct) < 2 else np.array([[-0.5, 0.0], [0.5, 0.0]])
     elif len(distinct) > sample:
         chosen = np.sort(np.random.default_rng(seed).choice(len(distinct), sample, replace=False))
-        layout = _place_all(distinct, chosen, fit_layout(distinct[chosen], method, seed, sample))
-    elif method == "pca" or len(distinct) < MIN_UMAP_POINTS:
+        sampled, used = fitted_layout(distinct[chosen], method, seed, sample)
+        layout = _place_all(distinct, chosen, sampled)
+    elif used == "pca":
         layout = _normalised(_pca(distinct))
     else:
         layout = _umap(distinct, seed)
         if not np.isfinite(layout).all():
-            layout = _normalised(_pca(distinct))
-    return layout[inverse]
+            layout, used = _normalised(_pca(distinct)), "pca"
+    return layout[inverse], used
 
 
 def _place_all(vectors: np.ndarray, fitted_rows: np.ndarray, fitted_xy: np.ndarray, k: int = 10) -> np.ndarray:
@@ -192,8 +201,7 @@ class EmbeddingMap:
             pending.result(timeout)
 
     def _fit(self, key: tuple, uids: list[int], vectors: np.ndarray) -> None:
-        xy = fit_layout(vectors, self.method)
-        fitted_with = layout_method(len(np.unique(vectors, axis=0)), self.method)
+        xy, fitted_with = fitted_layout(vectors, self.method)
         with self._lock:
             shared = [i for i, uid in enumerate(uids) if uid in self._xy]
             if len(shared) >= 3:

@@ -227,8 +227,10 @@ class Session:
 
     def _drop_explained_from_tray(self) -> None:
         """After the examples or settings changed: drop the tray's frames the classifier is now sure about."""
+        if not len(self.tray):  # the usual case on the frame path: nothing to check, no key to build
+            return
         key = self.state_key()
-        if not len(self.tray) or key == self._tray_checked_at:
+        if key == self._tray_checked_at:
             return
         self._tray_checked_at = key
         self.project.classifier.threshold = self.threshold
@@ -547,8 +549,7 @@ class Session:
     @exclusive
     def state_key(self) -> tuple:
         """Changes whenever the examples, the classes or the settings change (what an autosave must keep)."""
-        labels = tuple(example.label for example in self.project.examples)
-        return (tuple(self.project.uids), labels, tuple(self.project.classes), self.project.tap, *self.settings().values())
+        return (*self._examples_key(), *self.settings().values())
 
     def _full_message(self) -> str:
         return (

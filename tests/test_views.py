@@ -39,14 +39,14 @@ def test_live_point_is_the_weighted_mean_of_its_neighbours(backbone):
 
 def test_refit_never_blocks_step(backbone, monkeypatch):
     release, started = threading.Event(), threading.Event()
-    real_fit = projection.fit_layout
+    real_fit = projection.fitted_layout
 
     def slow_fit(*args, **kwargs):
         started.set()
         assert release.wait(30)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(projection, "fit_layout", slow_fit)
+    monkeypatch.setattr(projection, "fitted_layout", slow_fit)
     session = Session(backbone)
     session.start_recording("Class 1")
     session.step(photo("coffee"), now=0.0)  # first example: the map asks for a fit, which now hangs
