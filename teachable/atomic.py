@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["NEW_FILE_MODE", "TEMP_SUFFIX", "atomic_write", "fsync_folder"]
+__all__ = ["NEW_FILE_MODE", "TEMP_SUFFIX", "atomic_write", "fsync_folder", "lock_exclusively"]
 
 TEMP_SUFFIX = ".tmp"
 
@@ -63,6 +63,22 @@ def fsync_folder(folder: str | Path) -> None:
         pass  # some network file systems refuse fsync on a folder; the rename itself is still atomic
     finally:
         os.close(descriptor)
+
+
+def lock_exclusively(descriptor: int) -> None:
+    """Wait until this process holds the exclusive lock of an open file; closing the file releases it.
+
+    POSIX: ``fcntl.lockf``, which network file systems such as NFSv4 forward to the server, so processes on other
+    machines sharing the folder wait too. Windows: ``msvcrt.locking`` on the first byte (it retries for 10 s, then
+    raises OSError)."""
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        msvcrt.locking(descriptor, msvcrt.LK_LOCK, 1)
+        return
+    fcntl.lockf(descriptor, fcntl.LOCK_EX)
 
 
 def _new_file_mode() -> int:

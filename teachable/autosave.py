@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fcntl
 import hashlib
 import json
 import logging
@@ -47,9 +46,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import fsync_folder, lock_exclusively
+from .settings import read
+
 __all__ = [
     "AutosaveSettings",
-    "AutosaveSettingsError",
     "Autosaver",
     "PEOPLE_PER_CAP",
     "ProjectStore",
@@ -88,10 +89,6 @@ times a full 2,000-example project), so the cap holds at least 32 people's large
 
 class SaveRefused(Exception):
     """A save that the disk budget does not allow; the message says why, in the person's words."""
-
-
-class AutosaveSettingsError(ValueError):
-    """An environment variable holds a value autosave cannot use; the message names it."""
 
 
 # --------------------------------------------------------------------------------------------------- keys
@@ -214,7 +211,7 @@ class ProjectStore:
                     return False
                 os.replace(temporary, path)
                 temporary = None
-                _fsync_folder(self.folder)
+                fsync_folder(self.folder)
                 return True
         finally:
             if temporary is not None:
@@ -353,7 +350,7 @@ class ProjectStore:
             lock_path = self.folder / LOCK_FOLDER / f"{stripe:02x}.lock"
             descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                fcntl.lockf(descriptor, fcntl.LOCK_EX)
+                lock_exclusively(descriptor)
                 yield
             finally:
                 os.close(descriptor)  # closing releases the lock
@@ -453,20 +450,6 @@ def _stored_time(path: Path) -> float | None:
 
 def _megabytes(size: int) -> str:
     return f"{size / 2**20:,.1f} MB"
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass  # some network file systems refuse fsync on a folder; the rename itself is still atomic
-    finally:
-        os.close(descriptor)
 
 
 def _unlink(path: Path) -> None:
@@ -706,9 +689,6 @@ def restore_project(store: ProjectStore, key: object, backbone=None, **limits):
 
 
 # --------------------------------------------------------------------------------------------------- settings
-_OFF = {"0", "off", "false", "no"}
-
-
 @dataclass(frozen=True)
 class AutosaveSettings:
     """Autosave's settings, read once from the environment when the app is launched."""
@@ -732,30 +712,18 @@ class AutosaveSettings:
     one is refused, and the page says so."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "AutosaveSettings":
-        """Settings from ``TEACHABLE_*`` variables; unset or empty ones keep their defaults."""
-
-        def number(name: str, default: float) -> float:
-            text = (environ.get(name) or "").strip()
-            if not text:
-                return default
-            try:
-                value = float(text)
-            except ValueError:
-                raise AutosaveSettingsError(f"{name}={text!r} is not a number.") from None
-            if not value > 0 or value == float("inf"):
-                raise AutosaveSettingsError(f"{name} must be a number above zero (got {text!r}).")
-            return value
-
-        folder = (environ.get("TEACHABLE_DATA_DIR") or "").strip()
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "AutosaveSettings":
+        """Settings from the environment (teachable.settings reads and checks every variable)."""
+        folder = read("TEACHABLE_DATA_DIR", environ)
+        person_mb = read("TEACHABLE_DATA_PERSON_MB", environ)
         return cls(
-            folder=Path(folder).expanduser() if folder else default_folder(),
-            keep_hours=number("TEACHABLE_KEEP_HOURS", cls.keep_hours),
-            max_total_bytes=int(number("TEACHABLE_DATA_MAX_MB", cls.max_total_bytes / 2**20) * 2**20),
-            max_person_bytes=int(number("TEACHABLE_DATA_PERSON_MB", 0) * 2**20) or None,
-            delay=number("TEACHABLE_AUTOSAVE_DELAY", cls.delay),
-            enabled=(environ.get("TEACHABLE_AUTOSAVE") or "").strip().lower() not in _OFF,
-            lasts_restarts=bool(folder) or not (environ.get("SPACE_ID") or "").strip(),
+            folder=folder or default_folder(),
+            keep_hours=read("TEACHABLE_KEEP_HOURS", environ),
+            max_total_bytes=int(read("TEACHABLE_DATA_MAX_MB", environ) * 2**20),
+            max_person_bytes=int(person_mb * 2**20) if person_mb else None,
+            delay=read("TEACHABLE_AUTOSAVE_DELAY", environ),
+            enabled=read("TEACHABLE_AUTOSAVE", environ),
+            lasts_restarts=folder is not None or read("SPACE_ID", environ) is None,
         )
 
     def store(self) -> ProjectStore:

@@ -18,7 +18,6 @@ import ipaddress
 import logging
 import os
 import stat
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .atomic import atomic_write
 from .network import LOOPBACK_NAMES, host_names, lan_addresses
+from .settings import read
 
 __all__ = [
     "Certificate",
@@ -72,7 +73,7 @@ class Certificate:
 
 def certificate_folder(folder: str | os.PathLike | None = None) -> Path:
     """Where the self-signed certificate lives: ``folder``, else ``$TEACHABLE_CERT_DIR``, else the user's config."""
-    chosen = folder or os.environ.get("TEACHABLE_CERT_DIR") or Path(platformdirs.user_config_dir("teachable")) / "https"
+    chosen = folder or read("TEACHABLE_CERT_DIR") or Path(platformdirs.user_config_dir("teachable")) / "https"
     return Path(chosen).expanduser()
 
 
@@ -106,8 +107,8 @@ def ensure_certificate(
             if reason is not None:
                 log.info("Making a self-signed HTTPS certificate in %s: %s.", directory, reason)
                 cert_pem, key_pem = _make_self_signed(wanted, moment)
-                _write_atomically(keyfile, key_pem, 0o600)
-                _write_atomically(certfile, cert_pem, 0o644)
+                atomic_write(keyfile, key_pem, 0o600)
+                atomic_write(certfile, cert_pem, 0o644)
             return _describe(certfile, keyfile, *_read_pair(certfile, keyfile), self_signed=True)
     except filelock.Timeout:
         raise CertificateError(f"Another start is still writing the certificate in {directory}; try again.") from None
@@ -283,21 +284,6 @@ def _general_name(name: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
         return x509.DNSName(name)
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to a temporary file beside ``path`` with ``mode``, then rename it over ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # made with mode 0600
-    try:
-        with os.fdopen(handle, "wb") as file:
-            os.chmod(temporary, mode)
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime:

@@ -9,7 +9,6 @@ import argparse
 import functools
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,8 @@ from .folder import FolderError, import_folder, partial_path
 from .frames import ImageError, load_image
 from .inference import InferenceError
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
-from .project import MAX_CLASSES, Project, ProjectError
+from .project import Project, ProjectError
+from .settings import SettingsError, read
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -32,7 +32,7 @@ class CLIError(Exception):
     """A problem with the user's input: printed as one line, exit status 2."""
 
 
-CLI_ERRORS = (CLIError, FolderError, ProjectError, BackboneError, KNNError, ImageError, InferenceError)
+CLI_ERRORS = (CLIError, FolderError, ProjectError, BackboneError, KNNError, ImageError, InferenceError, SettingsError)
 """The user-facing errors each command turns into one line."""
 
 
@@ -160,14 +160,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _class_limit() -> int:
-    """``TEACHABLE_MAX_CLASSES`` (as the app reads it), else the default: what the inspecting commands accept."""
-    text = os.environ.get("TEACHABLE_MAX_CLASSES", "").strip()
-    if not text:
-        return MAX_CLASSES
-    try:
-        return _int_at_least(1)(text)
-    except (ValueError, argparse.ArgumentTypeError) as error:
-        raise CLIError(f"TEACHABLE_MAX_CLASSES must be a whole number of at least 1 ({error}).") from None
+    """``TEACHABLE_MAX_CLASSES`` (as the app reads it): what the inspecting commands accept."""
+    return read("TEACHABLE_MAX_CLASSES")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -243,12 +237,8 @@ def prepare_app(args: argparse.Namespace) -> tuple[gr.Blocks, Callable[[], objec
     print(startup_message(join_urls(args.host, args.port, https), https, self_signed=self_signed), flush=True)
 
     from .webapp import prepare, serve
-    from .webapp.settings import SettingsError
 
-    try:
-        demo = prepare(args.host, args.port, args.backbone, args.device, args.compile, args.runtime, https=https)
-    except SettingsError as error:  # a TEACHABLE_* variable the server cannot use: its name, in one line
-        raise CLIError(str(error)) from None
+    demo = prepare(args.host, args.port, args.backbone, args.device, args.compile, args.runtime, https=https)
     certfile, keyfile = (str(certificate.certfile), str(certificate.keyfile)) if https else (None, None)
     return demo, functools.partial(
         serve, demo, args.host, args.port, share=args.share, ssl_certfile=certfile, ssl_keyfile=keyfile
@@ -300,7 +290,7 @@ def cmd_serve_backbone(args: argparse.Namespace) -> int:
     import time
 
     ray_serving = _ray_serving()
-    joined = bool(os.environ.get("RAY_ADDRESS"))
+    joined = read("RAY_ADDRESS") is not None
     address = ray_serving.connect()
     ray_serving.deploy(args.backbone)
     print(f"The Ray Serve application {ray_serving.APP_NAME} runs {args.backbone} on the cluster at {address}.")
@@ -328,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _with_device(sub: argparse.ArgumentParser, compiled: bool = False) -> argparse.ArgumentParser:
     sub.add_argument(
         "--device",
-        default=os.environ.get("TEACHABLE_DEVICE", "auto"),
+        default=read("TEACHABLE_DEVICE"),
         help="auto (CUDA with fp16 if present, else CPU), cpu or cuda; default $TEACHABLE_DEVICE or auto",
     )
     if compiled:
@@ -336,13 +326,13 @@ def _with_device(sub: argparse.ArgumentParser, compiled: bool = False) -> argpar
             "--compile",
             nargs="?",
             const="inductor",
-            default=os.environ.get("TEACHABLE_COMPILE") or None,
+            default=read("TEACHABLE_COMPILE"),
             metavar="BACKEND",
             help="torch.compile the backbone (default backend inductor; slow to start); or $TEACHABLE_COMPILE",
         )
         sub.add_argument(
             "--runtime",
-            default=os.environ.get("TEACHABLE_RUNTIME") or "auto",
+            default=read("TEACHABLE_RUNTIME"),
             help="what runs the backbone on the CPU: torch, onnxruntime, or auto (ONNX Runtime where a check on this "
             "machine finds it faster with the same labels); default $TEACHABLE_RUNTIME or auto",
         )
@@ -429,8 +419,8 @@ def _add_app(commands) -> None:
     """`teachable app` (and `python app.py`): the web app."""
     app = _with_device(commands.add_parser("app", help="start the web app"), compiled=True)
     # Hosting platforms (e.g. Spaces) say where to listen through Gradio's own variables.
-    app.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    app.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    app.add_argument("--host", default=read("GRADIO_SERVER_NAME"))
+    app.add_argument("--port", type=int, default=read("GRADIO_SERVER_PORT"))
     app.add_argument("--share", action="store_true", help="also serve through a public share link")
     # Browsers give the camera only to https pages (and localhost): a room's network needs one of these.
     app.add_argument(
@@ -490,7 +480,11 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 
 
 def _parsed(argv: list[str] | None) -> argparse.Namespace:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)  # the options' defaults come from the environment
+    except SettingsError as error:
+        print(f"teachable: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if args.command == "app":  # a server says what it runs on (device, dtype and why) and when sessions are freed
         logging.getLogger("teachable").setLevel(logging.INFO)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import os
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import segno
 
 from .network import host_names, is_loopback, is_wildcard, lan_addresses
+from .settings import read
 
 __all__ = ["join_urls", "qr_svg", "qr_png", "startup_message", "BROWSER_WARNING_STEPS"]
 
@@ -42,7 +42,7 @@ def join_urls(
     computer's (:func:`~teachable.network.lan_addresses`, :func:`~teachable.network.host_names`). On a Hugging
     Face Space (``space_host``, default ``$SPACE_HOST``) the Space's own https address is the only one.
     """
-    space_host = os.environ.get("SPACE_HOST") if space_host is None else space_host
+    space_host = read("SPACE_HOST") if space_host is None else space_host
     if space_host:
         return [f"https://{space_host.strip().rstrip('/')}"]
     scheme = "https" if https else "http"

@@ -19,10 +19,10 @@ import pytest
 from PIL import Image
 
 from teachable import autosave
+from teachable.settings import SettingsError
 from teachable.autosave import (
     STALE_TEMP_SECONDS,
     AutosaveSettings,
-    AutosaveSettingsError,
     Autosaver,
     ProjectStore,
     new_key,
@@ -299,7 +299,7 @@ def test_settings_name_a_persons_share(tmp_path):
     chosen = AutosaveSettings.from_env({"TEACHABLE_DATA_MAX_MB": "100", "TEACHABLE_DATA_PERSON_MB": "5"})
     assert chosen.max_person_bytes == 5 * 2**20
     assert AutosaveSettings(tmp_path, max_total_bytes=320 * 2**20).store().max_entry_bytes == 10 * 2**20
-    with pytest.raises(AutosaveSettingsError, match="TEACHABLE_DATA_PERSON_MB"):
+    with pytest.raises(SettingsError, match="TEACHABLE_DATA_PERSON_MB"):
         AutosaveSettings.from_env({"TEACHABLE_DATA_PERSON_MB": "lots"})
 
 
@@ -546,5 +546,5 @@ def test_settings_from_the_environment(tmp_path):
     store = chosen.store()
     assert store.folder.is_dir() and store.keep_hours == 0.5
     for name, value in [("TEACHABLE_KEEP_HOURS", "soon"), ("TEACHABLE_DATA_MAX_MB", "-1"), ("TEACHABLE_KEEP_HOURS", "nan")]:
-        with pytest.raises(AutosaveSettingsError, match=name):
+        with pytest.raises(SettingsError, match=name):
             AutosaveSettings.from_env({name: value})

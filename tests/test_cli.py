@@ -128,15 +128,25 @@ def test_fit_and_predict_at_another_tap(photo_folder, tmp_path):
     one_line_error(teachable("fit", photo_folder / "train", "-o", output, "--tap", "nope", "-q"), "no tap 'nope'")
 
 
+BAD_SETTINGS = [
+    ("TEACHABLE_MAX_SESSIONS", "abc", "must be a whole number of at least 1"),
+    ("TEACHABLE_INFERENCE", "bogus", "is not one of auto, local, batched, ray"),
+    ("TEACHABLE_RUNTIME", "fast", "is not one of torch, onnxruntime, auto"),
+    ("TEACHABLE_STREAM_EVERY", "nan", "must be a number above zero"),
+    ("TEACHABLE_KEEP_HOURS", "inf", "must be a number above zero"),
+]
+
+
 @pytest.mark.parametrize("command", [["-m", "teachable.cli", "app"], ["app.py"]])
-def test_a_bad_server_setting_is_one_line_from_the_cli_and_app_py(command):
+@pytest.mark.parametrize(("name", "value", "rule"), BAD_SETTINGS)
+def test_a_bad_server_setting_is_one_line_from_the_cli_and_app_py(command, name, value, rule):
     import os
     from pathlib import Path
 
-    env = {**os.environ, "TEACHABLE_MAX_SESSIONS": "abc"}
+    env = {**os.environ, name: value}
     done = subprocess.run(
         [sys.executable, *command, "--port", "1", "--device", "cpu"], env=env, capture_output=True, text=True,
         timeout=300, cwd=Path(__file__).resolve().parent.parent,
     )  # fmt: skip
     assert done.returncode != 0
-    assert done.stderr.strip().splitlines() == ["teachable: error: TEACHABLE_MAX_SESSIONS='abc' is not a valid int."]
+    assert done.stderr.strip().splitlines() == [f"teachable: error: {name}={value!r} {rule}."]

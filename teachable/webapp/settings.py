@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..autosave import AutosaveSettings
 from ..project import MAX_CLASSES
 from ..session import MAX_EXAMPLES
+from ..settings import SettingsError, read
 
 __all__ = ["ServerSettings", "SettingsError"]
-
-
-class SettingsError(ValueError):
-    """An environment variable holds a value the server cannot use; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -62,43 +58,26 @@ class ServerSettings:
     TEACHABLE_DATA_MAX_MB, TEACHABLE_AUTOSAVE); None: nothing is kept."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ServerSettings":
-        """Settings from ``TEACHABLE_*`` variables; unset ones keep their defaults."""
-        defaults = cls()
-
-        def read(name: str, default, parse):
-            text = environ.get(name)
-            if text is None or text.strip() == "":
-                return default
-            try:
-                value = parse(text)
-            except ValueError:
-                raise SettingsError(f"{name}={text!r} is not a valid {parse.__name__}.") from None
-            if isinstance(value, (int, float)) and value <= 0:
-                raise SettingsError(f"{name} must be above zero (got {text!r}).")
-            return value
-
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "ServerSettings":
+        """Settings from the environment (teachable.settings reads and checks every variable)."""
         return cls(
-            idle_seconds=read("TEACHABLE_SESSION_IDLE_SECONDS", defaults.idle_seconds, float),
-            max_examples=read("TEACHABLE_MAX_EXAMPLES", defaults.max_examples, int),
-            inference=read("TEACHABLE_INFERENCE", defaults.inference, str),
-            max_sessions=read("TEACHABLE_MAX_SESSIONS", defaults.max_sessions, int),
-            file_max_age_seconds=read("TEACHABLE_FILE_MAX_AGE_SECONDS", defaults.file_max_age_seconds, int),
-            max_upload_mb=read("TEACHABLE_MAX_UPLOAD_MB", defaults.max_upload_mb, int),
-            max_classes=read("TEACHABLE_MAX_CLASSES", defaults.max_classes, int),
-            stream_every=read("TEACHABLE_STREAM_EVERY", defaults.stream_every, float),
-            decode_budget_mb=read("TEACHABLE_DECODE_MB", defaults.decode_budget_mb, int),
-            video_plays=read("TEACHABLE_VIDEO_PLAYS", defaults.video_plays, int),
-            files_max_mb=read("TEACHABLE_FILES_MAX_MB", defaults.files_max_mb, int),
-            upload_mb_per_client=read("TEACHABLE_UPLOAD_MB_PER_CLIENT", defaults.upload_mb_per_client, int),
-            commands_per_second=read("TEACHABLE_COMMANDS_PER_SECOND", defaults.commands_per_second, float),
+            idle_seconds=read("TEACHABLE_SESSION_IDLE_SECONDS", environ),
+            max_examples=read("TEACHABLE_MAX_EXAMPLES", environ),
+            inference=read("TEACHABLE_INFERENCE", environ),
+            max_sessions=read("TEACHABLE_MAX_SESSIONS", environ),
+            file_max_age_seconds=read("TEACHABLE_FILE_MAX_AGE_SECONDS", environ),
+            max_upload_mb=read("TEACHABLE_MAX_UPLOAD_MB", environ),
+            max_classes=read("TEACHABLE_MAX_CLASSES", environ),
+            stream_every=read("TEACHABLE_STREAM_EVERY", environ),
+            decode_budget_mb=read("TEACHABLE_DECODE_MB", environ),
+            video_plays=read("TEACHABLE_VIDEO_PLAYS", environ),
+            files_max_mb=read("TEACHABLE_FILES_MAX_MB", environ),
+            upload_mb_per_client=read("TEACHABLE_UPLOAD_MB_PER_CLIENT", environ),
+            commands_per_second=read("TEACHABLE_COMMANDS_PER_SECOND", environ),
             autosave=_autosave_settings(environ),
         )
 
 
-def _autosave_settings(environ: Mapping[str, str]) -> AutosaveSettings | None:
-    try:
-        settings = AutosaveSettings.from_env(environ)
-    except ValueError as error:
-        raise SettingsError(str(error)) from None
+def _autosave_settings(environ: Mapping[str, str] | None) -> AutosaveSettings | None:
+    settings = AutosaveSettings.from_env(environ)
     return settings if settings.enabled else None

@@ -28,12 +28,14 @@ import base64
 import hashlib
 import json
 import lzma
-import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+
+from ..atomic import atomic_write
+from ..settings import cache_folder as built_files_folder
 
 __all__ = [
     "ORT_WEB_VERSION",
@@ -66,9 +68,7 @@ class WebExportError(RuntimeError):
 
 
 def cache_folder() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("TEACHABLE_CACHE_DIR") or user_cache_dir("teachable")) / "npm"
+    return built_files_folder() / "npm"
 
 
 def _integrity(path: Path) -> str:
@@ -115,9 +115,9 @@ def vendor_ort_web(tarball: Path, folder: Path = BUNDLED_ORT) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in tarball_ort_files(tarball).items():
         if name.endswith(COMPRESSED):
-            (folder / f"{name}.xz").write_bytes(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
+            atomic_write(folder / f"{name}.xz", lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
         else:
-            (folder / name).write_bytes(data)
+            atomic_write(folder / name, data)
     return folder
 
 
@@ -156,19 +156,19 @@ def write_page(model: bytes, metadata: dict, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ort").mkdir(exist_ok=True)
     for name, data in ort.items():
-        (folder / "ort" / name).write_bytes(data)
+        atomic_write(folder / "ort" / name, data)
     runtime = {
         "version": ORT_WEB_VERSION,
         "wasm": base64.b64encode(ort["ort-wasm-simd-threaded.wasm"]).decode(),
         "loader": ort["ort-wasm-simd-threaded.mjs"].decode(),
     }
-    (folder / "ort" / "runtime.js").write_text(f"window.TEACHABLE_ORT = {json.dumps(runtime)};\n")
-    (folder / "model.onnx").write_bytes(model)
-    (folder / "model.js").write_text(f'window.TEACHABLE_MODEL = "{base64.b64encode(model).decode()}";\n')
+    atomic_write(folder / "ort" / "runtime.js", f"window.TEACHABLE_ORT = {json.dumps(runtime)};\n")
+    atomic_write(folder / "model.onnx", model)
+    atomic_write(folder / "model.js", f'window.TEACHABLE_MODEL = "{base64.b64encode(model).decode()}";\n')
     settings = {key: metadata[key] for key in ("classes", "backbone", "tap", "rule", "k", "threshold", "boundary")}
     if isinstance(settings["classes"], str):  # as stored in the model's metadata_props
         settings["classes"] = json.loads(settings["classes"])
     page = TEMPLATE.read_text().replace("__SETTINGS__", script_json(settings))
-    (folder / "index.html").write_text(page)
+    atomic_write(folder / "index.html", page)
     return folder
 
