@@ -131,7 +131,7 @@ def bench_knn(real: np.ndarray, labels: list[str], queries: np.ndarray, sizes: t
         extra = vectors[:50]
         flat_add = timed(lambda: exact.add(extra[:1], names[0]), 30, warmup=2)
         ivf_add = timed(lambda: approximate.add(extra[:1], names[0]), 30, warmup=2)
-        ivf = approximate._approximate
+        ivf = approximate.index.approximate
         results.append(
             {
                 "examples": size,

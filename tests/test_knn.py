@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from teachable.knn import MAX_BOUNDARY, KNNClassifier, KNNError, near_copy_takes, normalise
+from teachable.knn_index import ExampleIndex
 
 
 def clustered(rng, classes=3, per_class=20, dim=64, spread=0.6):
@@ -71,7 +72,7 @@ def test_prediction_agrees_with_brute_force_and_reports_neighbours():
 
 
 def test_one_class_is_not_certain_about_everything():
-    knn = KNNClassifier(3, threshold=0.5, rule="knn")
+    knn = KNNClassifier(3, min_similarity=0.5, rule="knn")
     knn.add([[1, 0, 0], [0.95, 0.05, 0]], "cup")
     near = knn.predict([1, 0.02, 0])
     far = knn.predict([0, 0, 1])
@@ -155,7 +156,7 @@ def test_large_classifier_switches_to_an_approximate_index_with_high_recall():
     recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
     assert recall >= 0.99
     # Probing every list is exhaustive: then the approximate index must agree with the flat one exactly.
-    knn._approximate.nprobe = knn._approximate.nlist
+    knn.index.approximate.nprobe = knn.index.approximate.nlist
     np.testing.assert_array_equal(knn.search(queries, 10)[1], truth)
 
 
@@ -183,13 +184,13 @@ def test_building_the_index_never_blocks_queries(monkeypatch):
     import threading
 
     release = threading.Event()
-    original = KNNClassifier._build_approximate
+    original = ExampleIndex._build_approximate
 
     def held_build(self, snapshot, generation):
         release.wait(30)
         original(self, snapshot, generation)
 
-    monkeypatch.setattr(KNNClassifier, "_build_approximate", held_build)
+    monkeypatch.setattr(ExampleIndex, "_build_approximate", held_build)
     rng = np.random.default_rng(8)
     vectors, labels = manifold(rng, 1200)
     knn = KNNClassifier(256, approximate_from=1000)
@@ -200,16 +201,16 @@ def test_building_the_index_never_blocks_queries(monkeypatch):
     knn.add(vectors[:5] * 2, labels[:5])  # added while the build waits: must end up in the new index
     release.set()
     assert knn.wait_for_index(timeout=60) == "ivf"
-    assert len(knn) == 1205 and knn._approximate.ntotal == 1205
+    assert len(knn) == 1205 and knn.index.approximate.ntotal == 1205
 
 
 def test_a_build_overtaken_by_a_removal_is_discarded(monkeypatch):
     import threading
 
     release = threading.Event()
-    original = KNNClassifier._build_approximate
+    original = ExampleIndex._build_approximate
     monkeypatch.setattr(
-        KNNClassifier, "_build_approximate", lambda self, *args: (release.wait(30), original(self, *args))
+        ExampleIndex, "_build_approximate", lambda self, *args: (release.wait(30), original(self, *args))
     )
     vectors, labels = manifold(np.random.default_rng(9), 1200)
     knn = KNNClassifier(256, approximate_from=1000)
@@ -270,14 +271,14 @@ def test_gpu_indexes_are_requested_only_where_faiss_has_gpus(monkeypatch):
     index, so the answers must stay exactly the CPU ones."""
     import faiss
 
-    from teachable import knn as knn_module
+    from teachable import knn_index
 
     with pytest.raises(KNNError, match="no GPU"):
         KNNClassifier(8, use_gpu=True)
     assert KNNClassifier(8).use_gpu is False
 
     moved = []
-    monkeypatch.setattr(knn_module, "gpu_count", lambda: 1)
+    monkeypatch.setattr(knn_index, "gpu_count", lambda: 1)
     monkeypatch.setattr(faiss, "StandardGpuResources", lambda: "resources", raising=False)
     monkeypatch.setattr(
         faiss, "index_cpu_to_gpu", lambda res, device, index: moved.append(type(index)) or index, raising=False
@@ -320,7 +321,7 @@ def brute_prototype_rule(stored, labels, query, strictness):
 def test_prototype_prediction_equals_brute_force(strictness):
     rng = np.random.default_rng(3)
     vectors, labels = clustered(rng, spread=1.5)
-    knn = KNNClassifier(vectors.shape[1], threshold=strictness)
+    knn = KNNClassifier(vectors.shape[1], strictness=strictness)
     knn.add(vectors, labels)
     for query in rng.normal(size=(20, vectors.shape[1])).astype(np.float32):
         label, score, boundary, _ = brute_prototype_rule(knn.vectors, labels, query, strictness)
@@ -402,7 +403,7 @@ def test_strictness_orders_the_boundary():
     knn.add(vectors, labels)
     boundaries = []
     for strictness in (0.0, 0.1, 0.5, 1.0):
-        knn.threshold = strictness
+        knn.strictness = strictness
         boundaries.append(knn.boundary)
     assert boundaries == sorted(boundaries) and boundaries[0] < boundaries[-1]
 
@@ -580,3 +581,20 @@ def test_takes_survive_changes_and_copies_and_new_takes_are_fresh():
         knn.add(vectors[:2], "class1", [1])
     with pytest.raises(KNNError, match="take"):
         knn.add(vectors[:1], "class1", -1)
+
+
+def test_each_rule_names_its_own_knob_and_threshold_is_the_active_one():
+    """The page has one slider, ``threshold``: the prototype rule reads it as its strictness (a quantile), the vote
+    rule as its minimum similarity (a cosine). Each knob keeps its own value."""
+    prototype = KNNClassifier(3, threshold=0.3)
+    assert (prototype.strictness, prototype.min_similarity, prototype.threshold) == (0.3, 0.4, 0.3)
+    prototype.threshold = 0.1
+    assert prototype.strictness == 0.1 and prototype.min_similarity == 0.4
+    votes = KNNClassifier(3, threshold=0.5, rule="knn")
+    assert (votes.strictness, votes.min_similarity, votes.threshold) == (0.2, 0.5, 0.5)
+    votes.add([[1, 0, 0], [0, 1, 0]], ["cup", "hand"])
+    votes.threshold = 0.9
+    assert votes.min_similarity == 0.9 == votes.boundary and votes.predict([1, 0.6, 0]).unknown
+    assert votes.strictness == 0.2
+    twin = copy.deepcopy(votes)
+    assert (twin.rule, twin.threshold, twin.strictness, twin.temperature) == ("knn", 0.9, 0.2, votes.temperature)
