@@ -229,7 +229,7 @@ def test_failed_save_keeps_the_previous_file(real_project, tmp_path, monkeypatch
     def crash(*_):
         raise OSError("disk full")
 
-    monkeypatch.setattr("teachable.project.os.replace", crash)
+    monkeypatch.setattr("teachable.atomic.os.replace", crash)
     with pytest.raises(OSError):
         smaller.save(path)
     assert path.read_bytes() == before
@@ -290,7 +290,7 @@ def test_class_operations_keep_examples_and_classifier_in_step(real_project):
 
 
 def test_thousands_of_members_are_refused_before_reading(real_project, monkeypatch):
-    monkeypatch.setattr("teachable.project.MAX_MEMBERS", 2000)
+    monkeypatch.setattr("teachable.project_file.MAX_MEMBERS", 2000)
     crowded = rewrite(real_project.to_bytes(), extra={f"junk/{i}.txt": b"" for i in range(2500)})
     with pytest.raises(ProjectError, match="2,5.. members; the limit is 2,000"):
         Project.load(crowded)
@@ -322,7 +322,7 @@ def amplification_file(count: int, padding: int, shared: bool) -> bytes:
 
 def test_examples_sharing_one_padded_thumbnail_are_refused_before_any_thumbnail_is_read(monkeypatch):
     read = []
-    monkeypatch.setattr("teachable.project.standard_thumbnail", lambda *args: read.append(args))
+    monkeypatch.setattr("teachable.project_file.standard_thumbnail", lambda *args: read.append(args))
     with pytest.raises(ProjectError, match="examples 0 and 1 share the thumbnail"):
         Project.load(amplification_file(300, 200_000, shared=True))
     assert read == []
@@ -339,8 +339,8 @@ def test_padded_thumbnails_are_reencoded_so_they_do_not_grow_memory_or_later_sav
 def test_limits_are_checked_before_embeddings_or_thumbnails_are_read(real_project, backbone, monkeypatch):
     other_backbone = rewrite(real_project.to_bytes(), manifest=lambda m: {**m, "backbone": "googlenet"})
     work = []
-    monkeypatch.setattr("teachable.project._read_embeddings", lambda *args: work.append(args))
-    monkeypatch.setattr("teachable.project.standard_thumbnail", lambda *args: work.append(args))
+    monkeypatch.setattr("teachable.project_file._read_embeddings", lambda *args: work.append(args))
+    monkeypatch.setattr("teachable.project_file.standard_thumbnail", lambda *args: work.append(args))
     with pytest.raises(ProjectError, match="has 10 examples; the limit is 9") as refusal:
         Project.load(other_backbone, backbone=backbone, max_examples=9)
     assert not isinstance(refusal.value, BackboneMismatch)  # nothing to re-embed: refused first
