@@ -26,8 +26,8 @@ def command(*parts) -> str:
 
 def run(session, page, text: str):
     """Run a card command; the status comes back as the text a person reads."""
-    cards, tray, status, returned = run_command(session, page, text)
-    return cards, tray, html.unescape(status), returned
+    shown = run_command(session, page, text)
+    return shown.cards, shown.tray, html.unescape(shown.status), shown.session
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_bad_commands_become_messages_and_change_nothing(session, bad):
 def test_class_names_are_escaped_in_cards_and_messages(session):
     page = PageState()
     cards, _, status, _ = run(session, page, command("rename", "Class 1", "<img src=x onerror=alert(1)>"))
-    raw = run_command(session, page, command("rename", "<img src=x onerror=alert(1)>", "x"))[2]
+    raw = run_command(session, page, command("rename", "<img src=x onerror=alert(1)>", "x")).status
     assert "<img src=x" not in cards and "<img src=x" not in raw
     assert "&lt;img src=x onerror=alert(1)&gt;" in raw
 
@@ -121,7 +121,7 @@ def test_live_settings_are_checked_before_any_changes(session, k, threshold, smo
 
 def test_settings_round_trip_and_state_key(session):
     session.set_live_settings(7.0, 0.3, 0.2)
-    session.set_views(False, "pca", "factors")
+    session.views.set_views(False, "pca", "factors")
     other = Session(session.backbone)
     other.restore_settings(session.settings())
     assert other.settings() == session.settings()
@@ -139,7 +139,7 @@ def test_server_settings_from_environment():
     assert ServerSettings.from_env({"TEACHABLE_STREAM_EVERY": "0.2"}).stream_every == 0.2
     with pytest.raises(SettingsError, match="TEACHABLE_MAX_SESSIONS"):
         ServerSettings.from_env({"TEACHABLE_MAX_SESSIONS": "many"})
-    with pytest.raises(SettingsError, match="above zero"):
+    with pytest.raises(SettingsError, match="TEACHABLE_MAX_UPLOAD_MB=.0. must be"):
         ServerSettings.from_env({"TEACHABLE_MAX_UPLOAD_MB": "0"})
 
 

@@ -105,9 +105,9 @@ def test_a_live_frame_over_the_live_limit_is_refused_from_its_header(backbone):
 
     app = SimpleNamespace(live_sessions=weakref.WeakSet(), autosaver=None)
     session = Session(backbone)
-    panel, *_ = on_frame(app, data_url(png_bytes(2500, 2000)), session, PageState())
+    panel = on_frame(app, data_url(png_bytes(2500, 2000)), session, PageState()).prediction
     assert "2500x2000" in panel and "4,000,000 pixels" in panel
-    panel, *_ = on_frame(app, data_url(png_bytes(640, 480)), session, PageState())
+    panel = on_frame(app, data_url(png_bytes(640, 480)), session, PageState()).prediction
     assert "No examples yet" in panel  # an ordinary frame still goes through
 
 
@@ -220,7 +220,7 @@ def test_while_one_session_re_embeds_commands_and_page_loads_answer_within_a_sec
     from teachable.session import Session
     from teachable.webapp.classes import run_command
     from teachable.webapp.context import PageState
-    from teachable.webapp.page import _first_draw
+    from teachable.webapp.page import first_draw
 
     from .conftest import photo, views
 
@@ -254,8 +254,8 @@ def test_while_one_session_re_embeds_commands_and_page_loads_answer_within_a_sec
     seconds = {
         "another person's card command": timed(lambda: run_command(other, PageState(), '["add", 1]')),
         "the busy person's own card command": timed(lambda: run_command(busy, PageState(), '["record", "cat", 2]')),
-        "a reload of the busy person's page": timed(lambda: _first_draw(app, Session(backbone), PageState(), key)),
-        "a new visitor's page": timed(lambda: _first_draw(app, Session(backbone), PageState(), new_key())),
+        "a reload of the busy person's page": timed(lambda: first_draw(app, Session(backbone), PageState(), key)),
+        "a new visitor's page": timed(lambda: first_draw(app, Session(backbone), PageState(), new_key())),
     }
     still_busy = worker.is_alive()
     worker.join()
@@ -504,7 +504,7 @@ def test_a_page_whose_state_gradio_dropped_gets_its_own_session_back_by_its_key(
     fresh_page = PageState()  # what Gradio makes when the dropped page's next request comes
     session = reattach(app, app.new_session(), fresh_page, key)
     assert session is victim and fresh_page.browser_key == key
-    *_, status, session = run_command(session, fresh_page, '["add", 1]')
+    session = run_command(session, fresh_page, '["add", 1]').session
     assert "mine" in session.project.classes
 
     thumbnail = encode_jpeg(backbone.prepare(photo("coffee")))
@@ -557,7 +557,7 @@ def test_a_page_load_never_waits_for_its_sessions_long_work(backbone, tmp_path):
 
     from teachable.autosave import new_key
     from teachable.webapp.context import PageState
-    from teachable.webapp.page import _first_draw
+    from teachable.webapp.page import first_draw
     from teachable.webapp.saving import open_session
 
     app = _app_with_autosave(backbone, tmp_path, max_sessions=10)
@@ -574,10 +574,10 @@ def test_a_page_load_never_waits_for_its_sessions_long_work(backbone, tmp_path):
     worker.start()
     assert holding.wait(5)
     begun = time.monotonic()
-    drawn = _first_draw(app, app.new_session(), PageState(), key)
+    drawn = first_draw(app, app.new_session(), PageState(), key)
     seconds = time.monotonic() - begun
     release.set()
     worker.join()
     assert seconds < 1.0, seconds
-    assert drawn[-3] is busy  # the page got its own session
+    assert drawn.session is busy  # the page got its own session
     app.autosaver.close()

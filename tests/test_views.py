@@ -27,10 +27,10 @@ def test_live_point_is_the_weighted_mean_of_its_neighbours(backbone):
     for label, name, seed in [("cat", "chelsea", 1), ("coffee", "coffee", 2)]:
         squares = [backbone.prepare(v) for v in views(photo(name), 4, seed)]
         session.project.add_examples(label, backbone.embed(np.stack(squares)), [encode_jpeg(s) for s in squares])
-    session.map_positions()
+    session.views.positions()
     session.map.wait()
     result = session.step(photo("chelsea"))
-    positions = session.map_positions()
+    positions = session.views.positions()
     rows = [n.index for n in result.prediction.neighbours]
     weights = np.array([n.similarity for n in result.prediction.neighbours])
     expected = (weights[:, None] * positions[rows]).sum(0) / weights.sum()
@@ -187,16 +187,16 @@ def small_session(backbone):
 
 
 def test_activation_atlas_cells_show_the_icon_of_their_mean_vector(small_session):
-    atlas = small_session.atlas()
+    atlas = small_session.insights.atlas()
     grid = atlas.counts.shape[0]
     assert atlas.image.shape == (grid * atlas.cell_px, grid * atlas.cell_px, 3)
     assert atlas.counts.sum() == 24 * 16  # 16 vectors from each of the 24 examples
     occupied = atlas.directions >= 0
     assert occupied.sum() >= 4 and ((atlas.counts >= 3) == occupied).all()
     assert set(atlas.majority[occupied]) == {0, 1}  # both classes own some cells
-    assert small_session.atlas() is atlas  # cached while the examples are unchanged
+    assert small_session.insights.atlas() is atlas  # cached while the examples are unchanged
     small_session.project.remove_examples([0])
-    assert small_session.atlas() is not atlas
+    assert small_session.insights.atlas() is not atlas
 
 
 def test_embedding_tap_change_reembeds_and_keeps_predicting(small_session):
@@ -208,14 +208,14 @@ def test_embedding_tap_change_reembeds_and_keeps_predicting(small_session):
     result = small_session.step(frame)
     assert result.label == "cat" and result.map_point is not None
     # The grid layer can move too; the icons mode needs icons for it, so it gives way to factors.
-    small_session.set_grid_tap("blocks.3")
+    small_session.views.set_grid_tap("blocks.3")
     assert small_session.grid_mode == "factors"
     assert small_session.step(frame).grid_activation.shape == (80, 14, 14)
     with pytest.raises(Exception, match="no icons"):
-        small_session.set_grid_mode("icons")
+        small_session.views.set_grid_mode("icons")
     small_session.set_embedding_tap("blocks.2")  # earlier than the grid: attribution is impossible, and says so
     with pytest.raises(Exception, match="after the grid layer"):
-        small_session.set_grid_mode("attribution")
+        small_session.views.set_grid_mode("attribution")
 
 
 def test_project_at_another_tap_round_trips(small_session, backbone):
@@ -264,7 +264,7 @@ def test_crowded_map_draws_a_sample_over_the_density_of_all(backbone):
     assert html.count("<circle") == MAX_DRAWN_POINTS and "tm-density" in html
     assert f"map of {count:,} examples, {MAX_DRAWN_POINTS:,} drawn" in html
 
-    from teachable.views import _to_svg
+    from teachable.views.embedding_map import _to_svg
 
     image = density_image(
         _to_svg(positions), [0] * (count // 2) + [1] * (count // 2), [class_colour(0), class_colour(1)]

@@ -1,12 +1,14 @@
 """The classes: one card per class with its own hold-to-record button, the "help it learn" tray, and the class
 tools (picker, rename, upload images, remove examples) that also serve the API.
 
-The cards are HTML; the page's script (``CARD_SCRIPT``) turns pointer, key and click events on them into commands
-written to a hidden textbox, which ``run_command`` carries out. Holding the button records; releasing it stops.
+The cards are HTML; the page's script (``static/classes.js``) turns pointer, key and click events on them into
+commands written to a hidden textbox, which ``run_command`` carries out. Holding the button records; releasing it
+stops.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -19,9 +21,23 @@ from ..session import Session, SessionError
 from ..views import class_cards_html, message_html, strip_html, tray_html
 from .context import PageState
 from .errors import USER_ERRORS, message_of
+from .wiring import KEEP, PageWiring, wired
 
-__all__ = ["ClassHandles", "build", "run_command", "class_tools", "CARD_SCRIPT"]
+__all__ = [
+    "ClassHandles",
+    "ClassOutputs",
+    "build",
+    "wire",
+    "run_command",
+    "class_tools",
+    "cards_if_changed",
+    "tray_if_changed",
+    "STYLES",
+    "SCRIPTS",
+]
 
+STYLES = ("classes.css",)
+SCRIPTS = ("classes.js",)
 THUMBNAILS_SHOWN = 12
 MAX_COMMAND_LENGTH = 1000
 TOO_MANY_COMMANDS = "Too many clicks at once: wait a moment, then try again."
@@ -44,6 +60,23 @@ class ClassHandles:
     remove_button: gr.Button
     uploads: gr.File
     upload_button: gr.Button
+
+    def outputs(self) -> "ClassOutputs":
+        """The class tools' outputs: picker, cards, strip and status."""
+        return ClassOutputs(picker=self.picker, cards=self.cards, strip=self.strip, status=self.status)
+
+
+@dataclass(frozen=True)
+class ClassOutputs:
+    """What the class panel's handlers change; a field left at KEEP stays as it is (see wiring.py). The order is
+    the class tools' API answer: picker, cards, strip, status."""
+
+    picker: object = KEEP
+    cards: object = KEEP
+    strip: object = KEEP
+    status: object = KEEP
+    tray: object = KEEP
+    session: object = KEEP
 
 
 def build() -> ClassHandles:
@@ -75,8 +108,8 @@ def build() -> ClassHandles:
 
 
 # ---------------------------------------------------------------------------------------------- the cards' commands
-def run_command(session: Session, page: PageState, command: str):
-    """Carry out one command from the cards; returns the cards, the tray, a status line and the session.
+def run_command(session: Session, page: PageState, command: str) -> ClassOutputs:
+    """Carry out one command from the cards; answers the cards, the tray, a status line and the session.
 
     Commands beyond the page's rate are refused before any work (an error, so the review after them is skipped
     too); a stop never is, or a held record button could not be released."""
@@ -93,7 +126,7 @@ def run_command(session: Session, page: PageState, command: str):
     page.cards_key = None
     page.tray_version = session.tray.version
     cards = class_cards_html(session.project, session.recording, session.recorded_this_take)
-    return cards, tray_html(session.tray.items, session.project.classes), message_html(note), session
+    return ClassOutputs(cards=cards, tray=_tray(session), status=message_html(note), session=session)
 
 
 def _is_stop(command: object) -> bool:
@@ -156,23 +189,57 @@ def _carry_out(session: Session, parts: list) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- the class tools
-def class_tools(session: Session, selected: str | None, note: str = ""):
+def class_tools(session: Session, selected: str | None, note: str = "") -> ClassOutputs:
     """Picker, cards, strip and status after a change made with the class tools."""
     classes = session.project.classes
     selected = selected if selected in classes else (classes[0] if classes else None)
     rows = session.project.indices_of(selected)[-THUMBNAILS_SHOWN:][::-1] if selected else []
-    return (
-        gr.Radio(choices=classes, value=selected),
-        class_cards_html(session.project, session.recording, session.recorded_this_take),
-        strip_html(session.project, rows),
-        message_html(note),
+    return ClassOutputs(
+        picker=gr.Radio(choices=classes, value=selected),
+        cards=class_cards_html(session.project, session.recording, session.recorded_this_take),
+        strip=strip_html(session.project, rows),
+        status=message_html(note),
     )
+
+
+def everything_drawn(session: Session, note: str = "") -> ClassOutputs:
+    """The whole panel, tray included, as a page that opens (or starts over) draws it."""
+    return dataclasses.replace(class_tools(session, None, note), tray=_tray(session), session=session)
+
+
+def _tray(session: Session) -> str:
+    return tray_html(session.tray.items, session.project.classes)
+
+
+# ---------------------------------------------------------------------------------------------- on the frame path
+def cards_if_changed(session: Session, page: PageState):
+    """The class cards, or KEEP when nothing on them changed since they were last sent (the count climbs live
+    while recording)."""
+    key = (*_examples_shown(session), session.recording, session.recorded_this_take if session.recording else 0)
+    if key == page.cards_key:
+        return KEEP
+    page.cards_key = key
+    return class_cards_html(session.project, session.recording, session.recorded_this_take)
+
+
+def _examples_shown(session: Session) -> tuple:
+    """Which examples there are, under which labels, in which classes: what the cards show of the project.
+    The session names no such key of its own yet; this is the first part of its state key."""
+    return session.state_key()[:3]
+
+
+def tray_if_changed(session: Session, page: PageState):
+    """The tray, or KEEP when no frame entered or left it since it was last sent."""
+    if session.tray.version == page.tray_version:
+        return KEEP
+    page.tray_version = session.tray.version
+    return _tray(session)
 
 
 def tool(action):
     """A class-tools handler: ``action(session, selected, value)`` returns ``(selected, note)`` or a note."""
 
-    def handler(session: Session, selected: str | None, value=None):
+    def handler(session: Session, selected: str | None, value=None) -> ClassOutputs:
         try:
             outcome = action(session, selected, value)
         except USER_ERRORS as error:
@@ -232,63 +299,36 @@ TOOLS = [add_class, rename_class, delete_class, clear_class]
 """The four buttons with a name box; each is also an API endpoint of its own name."""
 
 
-CARD_SCRIPT = """
-  const send = (...parts) => {
-    const box = document.querySelector('#class-command textarea, #class-command input');
-    if (!box) return;
-    box.value = JSON.stringify([...parts, Date.now() + Math.random()]);
-    box.dispatchEvent(new Event('input', {bubbles: true}));
-  };
-  const clickToRecord = () => document.querySelector('#record-toggle input')?.checked;
-  let held = null;
-  const start = (name) => { held = name; send('record', name); };
-  const stop = () => { if (held !== null) { held = null; send('stop'); } };
-  document.addEventListener('pointerdown', (event) => {
-    const button = event.target.closest('.tm-record');
-    if (!button || clickToRecord() || event.button > 0) return;
-    event.preventDefault();
-    start(button.dataset.class);
-  });
-  for (const type of ['pointerup', 'pointercancel']) {
-    document.addEventListener(type, () => { if (!clickToRecord()) stop(); });
-  }
-  window.addEventListener('blur', () => { if (!clickToRecord()) stop(); });
-  document.addEventListener('contextmenu', (event) => {
-    if (event.target.closest('.tm-record')) event.preventDefault();  // a long touch is a hold, not a menu
-  });
-  document.addEventListener('keydown', (event) => {
-    const button = event.target.closest?.('.tm-record');
-    if (button && (event.key === ' ' || event.key === 'Enter')) {
-      event.preventDefault();
-      if (!event.repeat && !clickToRecord()) start(button.dataset.class);
-    }
-    if (event.target.matches?.('.tm-name') && event.key === 'Enter') event.target.blur();
-  });
-  document.addEventListener('keyup', (event) => {
-    if (event.target.closest?.('.tm-record') && (event.key === ' ' || event.key === 'Enter') && !clickToRecord()) stop();
-  });
-  document.addEventListener('click', (event) => {
-    const record = event.target.closest('.tm-record');
-    if (record && clickToRecord()) {
-      held === null ? start(record.dataset.class) : stop();
-      return;
-    }
-    const action = event.target.closest('[data-action]');
-    const card = event.target.closest('.tm-card');
-    if (action?.dataset.action === 'add') send('add');
-    const count = card?.querySelector('.tm-count')?.textContent;
-    if (action?.dataset.action === 'delete' && confirm(`Delete class "${card.dataset.class}" and its ${count}?`)) {
-      send('delete', card.dataset.class);
-    }
-    if (action?.dataset.action === 'clear' && confirm(`Remove all ${count} of "${card.dataset.class}"?`)) {
-      send('clear', card.dataset.class);
-    }
-    const tray = event.target.closest('.tm-tray-to');
-    if (tray) send('tray', Number(tray.dataset.item), tray.dataset.to ?? null);
-  });
-  document.addEventListener('change', (event) => {
-    const input = event.target.closest?.('.tm-name');
-    const card = input?.closest('.tm-card');
-    if (card && input.value.trim() && input.value !== card.dataset.class) send('rename', card.dataset.class, input.value);
-  });
-"""
+# ---------------------------------------------------------------------------------------------- events
+def wire(wiring: PageWiring, classes: ClassHandles, example_row: gr.Number) -> None:
+    """The cards' commands, the class tools and their API endpoints; each change ends by refreshing "Under the
+    hood". ``example_row`` is the hood's "Example #", the example the remove button removes."""
+    session, after_change = wiring.session, wiring.after_change
+    command, key_input = wiring.reattaching(run_command, 0)
+    command, outputs = wired(command, ClassOutputs(cards=classes.cards, tray=classes.tray, status=classes.status,
+                                                   session=session))  # fmt: skip
+    classes.command.change(
+        command,
+        [session, wiring.page, classes.command, *key_input],
+        outputs,
+        show_progress="hidden",
+        trigger_mode="multiple",
+        concurrency_limit=None,  # one slot for the server made everyone wait behind one person's commands
+    ).success(*after_change)  # not after a command refused for its rate
+    named = [session, classes.picker, classes.name]
+    buttons = [classes.add_button, classes.rename_button, classes.delete_button, classes.clear_button]
+    for button, action in zip(buttons, TOOLS):
+        handler, outputs = wired(tool(action), classes.outputs())
+        button.click(handler, named, outputs, api_name=action.__name__).then(*after_change)
+    classes.picker.input(*redraw_tools(classes, session), show_progress="hidden")
+    handler, outputs = wired(tool(uploader(wiring.app.decode_budget)), classes.outputs())
+    classes.upload_button.click(handler, [session, classes.picker, classes.uploads], outputs).then(*after_change)
+    handler, outputs = wired(tool(remove_picked_example), classes.outputs())
+    classes.remove_button.click(handler, [session, classes.picker, example_row], outputs).then(*after_change)
+
+
+def redraw_tools(classes: ClassHandles, session: gr.State) -> tuple:
+    """``(handler, inputs, outputs)`` that redraws the class tools for the selected class: on picking a class, and
+    chained after a change made elsewhere (a hint applied, an example moved)."""
+    handler, outputs = wired(class_tools, classes.outputs())
+    return handler, [session, classes.picker], outputs

@@ -1,32 +1,51 @@
-"""Project files: save the project as a .zip, open one, load the demo, or export the model (ONNX, web page)."""
+"""Project files: save the project as a .zip, open one, load the demo, start over, or export the model (ONNX and
+the offline web page).
+
+What is saved or exported is the session's snapshot, taken under its lock, so a frame recording meanwhile cannot
+leave a half-added example in the file; the files are written whole (``atomic_write``) in Gradio's file folder,
+which serves them without a copy.
+"""
 
 from __future__ import annotations
 
-import copy
-import os
+import dataclasses
+import functools
+import io
 import shutil
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
 from ..assets import DEMO_PROJECT
+from ..atomic import atomic_write
 from ..session import Session, SessionError
-from .errors import USER_ERRORS, message_of
+from . import saving
+from .classes import ClassHandles, ClassOutputs, everything_drawn, tool
+from .context import AppContext, PageState
+from .errors import USER_ERRORS, message_of, shows_errors
 from .served import ExportSlots, FileBudget, keep_served
+from .wiring import PageWiring, wired
 
 __all__ = [
     "FileHandles",
     "build",
+    "wire",
     "save_project",
     "open_project",
     "load_demo",
+    "start_over",
     "remove_older_than",
     "export_model",
-    "wire_export",
+    "STYLES",
+    "SCRIPTS",
 ]
+
+STYLES = ()
+SCRIPTS = ("files.js",)
 
 
 @dataclass(frozen=True)
@@ -76,7 +95,7 @@ def export_model(
     from ..export import ExportError, onnx_bytes
     from ..webexport import WebExportError, write_page
 
-    project = session.project
+    project, settings = session.snapshot()  # a copy taken under the session's lock: frames may be recording
     if not len(project):
         raise SessionError("There is nothing to export yet: record or add examples of at least two classes first.")
     remove_older_than(files_folder.glob("export-*"), max_age_seconds)
@@ -88,40 +107,45 @@ def export_model(
         # A CPU float32 copy of the backbone of its own: exporting traces the network, while the app's copy (maybe
         # on a GPU, in float16) goes on serving frames.
         backbone = load_backbone(project.backbone, "cpu")
-        model, metadata = onnx_bytes(copy.deepcopy(project), backbone, k=session.k, strictness=session.threshold)
+        model, metadata = onnx_bytes(project, backbone, k=settings["k"], strictness=settings["threshold"])
     except ExportError as error:
         raise SessionError(str(error)) from None
     folder = Path(tempfile.mkdtemp(prefix="export-", dir=files_folder))
     if page is not None:
         keep_served(page, "export", folder)
-    (folder / "model.onnx").write_bytes(model)
-    outputs = [str(folder / "model.onnx")]
+    outputs = [str(atomic_write(folder / "model.onnx", model))]
     try:
-        page = write_page(model, metadata, folder / "teachable-web")
+        web_page = write_page(model, metadata, folder / "teachable-web")
     except WebExportError as error:
         gr.Warning(f"The web page could not be made ({error}); model.onnx is ready.")
         return outputs
-    outputs.append(shutil.make_archive(str(folder / "teachable-web"), "zip", page.parent, page.name))
-    shutil.rmtree(page, ignore_errors=True)
+    outputs.append(str(atomic_write(folder / "teachable-web.zip", zipped(web_page))))
+    shutil.rmtree(web_page, ignore_errors=True)
     return outputs
 
 
-def wire_export(
-    session_state, page_state, files: FileHandles, files_folder: Path, max_age_seconds: float, slots: ExportSlots,
-    budget: FileBudget | None = None,
-) -> None:  # fmt: skip
-    """Connect the export button (called from the page's wiring). Exports wait for one of the server's ``slots``
-    without holding a thread, one per person at a time (see :class:`ExportSlots`)."""
+def zipped(folder: Path) -> bytes:
+    """``folder`` as a .zip that unpacks to a folder of the same name (what ``shutil.make_archive`` made)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(folder, folder.name)
+        for path in sorted(folder.rglob("*")):
+            archive.write(path, path.relative_to(folder.parent).as_posix())
+    return buffer.getvalue()
+
+
+def exporter(files_folder: Path, max_age_seconds: float, slots: ExportSlots, budget: FileBudget | None = None):
+    """The export button's handler. Exports wait for one of the server's ``slots`` without holding a thread, one
+    per person at a time (see :class:`ExportSlots`)."""
 
     async def export(session: Session, page) -> list[str]:
+        work = functools.partial(export_model, session, files_folder, max_age_seconds, page, budget)
         try:
-            return await slots.run(session, lambda: export_model(session, files_folder, max_age_seconds, page, budget))
+            return await slots.run(session, work)
         except USER_ERRORS as error:
             raise gr.Error(message_of(error)) from None
 
-    files.export_button.click(
-        export, [session_state, page_state], files.exported_files, api_name="export_model", concurrency_limit=None
-    )
+    return export
 
 
 def save_project(
@@ -139,9 +163,7 @@ def save_project(
     folder = Path(tempfile.mkdtemp(prefix="project-", dir=files_folder))
     if page is not None:
         keep_served(page, "project", folder)
-    path = folder / "teachable-project.zip"
-    path.write_bytes(data)
-    return str(path)
+    return str(atomic_write(folder / "teachable-project.zip", data))
 
 
 def open_project(session: Session, _selected, file) -> str:
@@ -156,6 +178,12 @@ def load_demo(session: Session, _selected, _value=None) -> str:
     return session.load_project(DEMO_PROJECT.read_bytes())
 
 
+def start_over(app: AppContext, session: Session, page: PageState) -> ClassOutputs:
+    """An empty project, here and on the server; the class panel drawn afresh, with the tray."""
+    note = saving.start_over(app, session, page)
+    return dataclasses.replace(everything_drawn(session), status=note)
+
+
 def remove_older_than(folders, seconds: float) -> None:
     now = time.time()
     for folder in folders:
@@ -166,16 +194,28 @@ def remove_older_than(folders, seconds: float) -> None:
             pass  # removed meanwhile by another session's save
 
 
-def files_folder() -> Path:
-    """The folder Gradio serves files from (chosen before the page is built): one per user of this computer, made
-    private to them, so a second person's app on a shared machine does not meet a folder it cannot write to. If
-    someone else already holds that name, a fresh private folder is used instead."""
-    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-    folder = Path(tempfile.gettempdir()) / f"teachable-gradio-{user}"
-    try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        if folder.is_symlink() or (hasattr(os, "getuid") and folder.stat().st_uid != os.getuid()):
-            raise PermissionError(f"{folder} belongs to someone else")
-        return folder
-    except OSError:
-        return Path(tempfile.mkdtemp(prefix="teachable-gradio-"))
+# ---------------------------------------------------------------------------------------------- events
+def wire(wiring: PageWiring, files: FileHandles, classes: ClassHandles, layers_again: tuple) -> None:
+    """Save (``save_project``), export (``export_model``), open (``open_project``), the demo (``load_demo``) and
+    start over. Opening a project or the demo redraws the class tools, then the layer pickers (``layers_again``:
+    the project's layer may differ), then the review."""
+    app, session, page, after_change = wiring.app, wiring.session, wiring.page, wiring.after_change
+    budget = app.file_budget
+    folder, age = budget.folder, app.settings.file_max_age_seconds
+    save = functools.partial(save_project, files_folder=folder, max_age_seconds=age, budget=budget)
+    files.save_button.click(shows_errors(save), [session, page], files.saved_file, api_name="save_project")
+    export = exporter(folder, age, app.export_slots, budget)
+    files.export_button.click(export, [session, page], files.exported_files, api_name="export_model",
+                              concurrency_limit=None)  # fmt: skip
+    picker, tools = classes.picker, classes.outputs()
+    handler, outputs = wired(tool(open_project), tools)
+    files.project_file.upload(handler, [session, picker, files.project_file], outputs, api_name="open_project").then(
+        *layers_again
+    ).then(*after_change)
+    handler, outputs = wired(tool(load_demo), tools)
+    files.demo_button.click(handler, [session, picker], outputs, api_name="load_demo").then(*layers_again).then(
+        *after_change
+    )
+    drawn = dataclasses.replace(tools, tray=classes.tray, session=session)
+    handler, outputs = wired(functools.partial(start_over, app), drawn)
+    files.start_over_button.click(handler, [session, page], outputs).then(*after_change)

@@ -3,17 +3,36 @@ Summit) and the unit view (after Network Dissection)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import gradio as gr
 
 from ..session import Session, SessionError
 from ..views import channels_html, evaluation_html, message_html, unit_html
+from .classes import ClassHandles, redraw_tools
 from .context import AppContext, PageState
-from .saving import autosave
 from .errors import USER_ERRORS, shows_errors
+from .saving import autosave
+from .wiring import KEEP, PageWiring, wired
 
-__all__ = ["HoodHandles", "build", "refresh_review", "apply_hint", "edit_example", "summarise", "show_unit"]
+__all__ = [
+    "HoodHandles",
+    "ReviewOutputs",
+    "build",
+    "wire",
+    "review_step",
+    "refresh_review",
+    "apply_hint",
+    "edit_example",
+    "summarise",
+    "show_unit",
+    "STYLES",
+    "SCRIPTS",
+]
+
+STYLES = ("hood.css",)
+SCRIPTS = ("hood.js",)
 
 
 @dataclass(frozen=True)
@@ -33,10 +52,17 @@ class HoodHandles:
     unit_button: gr.Button
     unit: gr.HTML
 
-    @property
-    def refreshed(self) -> list:
-        """What ``refresh_review`` updates (the session last)."""
-        return [self.evaluation, self.hints, self.move_target, self.first_class, self.second_class]
+
+@dataclass(frozen=True)
+class ReviewOutputs:
+    """What ``refresh_review`` changes; a field left at KEEP stays as it is (see wiring.py)."""
+
+    evaluation: object = KEEP
+    hints: object = KEEP
+    move_target: object = KEEP
+    first_class: object = KEEP
+    second_class: object = KEEP
+    session: object = KEEP
 
 
 def build() -> HoodHandles:
@@ -74,27 +100,29 @@ def build() -> HoodHandles:
     )  # fmt: skip
 
 
-def refresh_review(app: AppContext, session: Session, page: PageState):
+def refresh_review(app: AppContext, session: Session, page: PageState) -> ReviewOutputs:
     """Evaluation, classification view, hints and class pickers after any change to the examples (which is also
     when the project is autosaved)."""
     app.live_sessions.add(session)
     session.touch()
     autosave(app, session, page)
     classes = session.project.classes
-    pickers = (gr.Dropdown(choices=classes), gr.Dropdown(choices=classes), gr.Dropdown(choices=classes))
+    pickers = {name: gr.Dropdown(choices=classes) for name in ("move_target", "first_class", "second_class")}
     try:
-        result = session.review()
+        result = session.insights.review()
     except USER_ERRORS as error:
-        return message_html(str(error)), gr.Radio(choices=[], value=None), *pickers, session
+        no_hints = gr.Radio(choices=[], value=None)
+        return ReviewOutputs(evaluation=message_html(str(error)), hints=no_hints, **pickers, session=session)
     choices = [(f"[{hint.kind}] {hint.message}", index) for index, hint in enumerate(result.hints)]
-    return evaluation_html(result, session.project), gr.Radio(choices=choices, value=None), *pickers, session
+    hints = gr.Radio(choices=choices, value=None)
+    return ReviewOutputs(evaluation=evaluation_html(result, session.project), hints=hints, **pickers, session=session)
 
 
 @shows_errors
 def apply_hint(session: Session, index) -> str:
     if index is None:
         raise SessionError("Pick a hint first.")
-    hints = session.review().hints
+    hints = session.insights.review().hints
     if not isinstance(index, int) or not 0 <= index < len(hints):
         raise SessionError("That hint is out of date; look again.")
     return message_html(session.apply_hint(hints[index]))
@@ -116,10 +144,10 @@ def _reporter(progress):
 def summarise(app: AppContext, session: Session, first, second, progress=gr.Progress()) -> str:
     report = _reporter(progress)
     tap = session.grid_tap
-    summary = session.class_summary(progress=report)
+    summary = session.insights.class_summary(progress=report)
     html = channels_html(summary, app.icons, tap, f"Channels of {tap} most typical of each class")
     if first and second and first != second:
-        compared = session.compare(first, second, progress=report)
+        compared = session.insights.compare(first, second, progress=report)
         caption = f"'{first}' and '{second}': shared, and what tells them apart"
         html += channels_html(compared, app.icons, tap, caption)
     return html
@@ -131,5 +159,35 @@ def show_unit(app: AppContext, session: Session, channel, progress=gr.Progress()
         channel = int(channel or 0)
     except (TypeError, ValueError, OverflowError):
         raise SessionError("Give a channel number.") from None
-    examples = session.unit_view(channel, progress=_reporter(progress))
+    examples = session.insights.unit_view(channel, progress=_reporter(progress))
     return unit_html(channel, examples, session.project, app.icons, session.grid_tap)
+
+
+# ---------------------------------------------------------------------------------------------- events
+def review_step(app: AppContext, session: gr.State, page: gr.State, hood: HoodHandles) -> tuple:
+    """``(handler, inputs, outputs)`` of the step chained after every change: refresh "Under the hood" (which
+    also autosaves). The session is an output, so Gradio counts the change as activity."""
+    targets = ReviewOutputs(
+        evaluation=hood.evaluation, hints=hood.hints, move_target=hood.move_target, first_class=hood.first_class,
+        second_class=hood.second_class, session=session,
+    )  # fmt: skip
+    handler, outputs = wired(functools.partial(refresh_review, app), targets)
+    return handler, [session, page], outputs
+
+
+def wire(wiring: PageWiring, hood: HoodHandles, classes: ClassHandles) -> None:
+    """Applying a hint, moving or deleting an example (each then redraws the class tools and the review), the
+    class summary and the unit view."""
+    app, session, after_change = wiring.app, wiring.session, wiring.after_change
+    tools_again = redraw_tools(classes, session)
+    hood.apply_button.click(apply_hint, [session, hood.hints], classes.status).then(*tools_again).then(*after_change)
+    for button, action in [(hood.move_button, "move"), (hood.delete_button, "delete")]:
+        button.click(
+            functools.partial(edit_example, action=action),
+            [session, hood.example_row, hood.move_target],
+            classes.status,
+        ).then(*tools_again).then(*after_change)
+    hood.summary_button.click(
+        functools.partial(summarise, app), [session, hood.first_class, hood.second_class], hood.summary
+    )
+    hood.unit_button.click(functools.partial(show_unit, app), [session, hood.unit_channel], hood.unit)

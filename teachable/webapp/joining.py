@@ -1,6 +1,5 @@
 """The Join panel: the address other people open, as a link and a QR code for phones and tablets."""
 
-import os
 import re
 from html import escape
 from urllib.parse import urlsplit
@@ -9,8 +8,12 @@ import gradio as gr
 
 from ..join import join_urls, qr_svg
 from ..network import is_loopback
+from ..settings import read
 
-__all__ = ["build", "join_address", "join_html", "join_handler", "page_url"]
+__all__ = ["build", "wire", "join_address", "join_html", "join_handler", "page_url", "STYLES", "SCRIPTS"]
+
+STYLES = ("joining.css",)
+SCRIPTS = ()
 
 
 def build() -> gr.HTML:
@@ -18,10 +21,15 @@ def build() -> gr.HTML:
         return gr.HTML(elem_id="join-panel")
 
 
+def wire(demo: gr.Blocks, join: gr.HTML, served_urls: tuple[str, ...]) -> None:
+    """The panel is drawn when the page opens, for the address that browser used."""
+    demo.load(join_handler(served_urls), None, join, show_progress="hidden")
+
+
 def join_address(page_url: str, served_urls: tuple[str, ...]) -> str:
     """The best address to give others: a Space's own, the address this page was opened at when another computer
     can reach it, else the first address the server printed at start, else this page's."""
-    if os.environ.get("SPACE_HOST"):
+    if read("SPACE_HOST"):
         return join_urls("", 0, True)[0]
     host = urlsplit(page_url).hostname or ""
     if host and not is_loopback(host):

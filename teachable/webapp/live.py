@@ -6,6 +6,7 @@ cards when examples were added, the tray when a frame entered it.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -19,7 +20,6 @@ from ..projection import METHODS
 from ..session import FrameResult, Session
 from ..video import sampled_frames
 from ..views import (
-    class_cards_html,
     grid_html,
     icon_sheet_html,
     map_live_html,
@@ -28,14 +28,48 @@ from ..views import (
     neighbours_html,
     neighbours_key,
     prediction_html,
-    tray_html,
 )
+from .classes import ClassHandles, cards_if_changed, tray_if_changed
 from .context import AppContext, PageState
 from .decoding import camera_frame, uploaded_image
 from .errors import USER_ERRORS, message_of, shows_errors
 from .saving import FRAME_SAVE_INTERVAL, autosave
+from .wiring import KEEP, PageWiring, wired
 
-__all__ = ["CameraHandles", "ViewHandles", "build_camera", "build_views", "on_frame", "classify", "play_video"]
+__all__ = [
+    "CameraHandles",
+    "ViewHandles",
+    "LiveOutputs",
+    "build_camera",
+    "build_views",
+    "wire",
+    "on_frame",
+    "classify",
+    "play_video",
+    "STYLES",
+    "SCRIPTS",
+]
+
+STYLES = ("live.css",)
+SCRIPTS = ("live-camera.js", "live-grid.js")
+
+
+@dataclass(frozen=True)
+class LiveOutputs:
+    """What a frame or a still image changes on the page; a field left at KEEP stays as it is (see wiring.py).
+    The order is the API's answer: ``classify`` gives prediction, details, neighbours, map points, map point, grid
+    and the session; ``play_video`` the same without details, with the class cards and the tray before the
+    session."""
+
+    prediction: object = KEEP
+    details: object = KEEP
+    neighbours: object = KEEP
+    map_points: object = KEEP
+    map_live: object = KEEP
+    grid: object = KEEP
+    cards: object = KEEP
+    tray: object = KEEP
+    session: object = KEEP
 
 
 @dataclass(frozen=True)
@@ -124,81 +158,73 @@ def build_views(app: AppContext) -> ViewHandles:
 
 
 # ---------------------------------------------------------------------------------------------- what a frame sends
-def view_outputs(result: FrameResult, session: Session, page: PageState) -> tuple:
-    """Map points (only when the layout changed), the moving point, and the activation grid."""
+def view_outputs(result: FrameResult, session: Session, page: PageState) -> dict:
+    """Map points (only when the layout changed), the moving point, and the activation grid, by field name."""
     views = result.views
     if views is None:
-        return gr.skip(), gr.skip(), gr.skip()
+        return {}
     grid = grid_html(views.grid)
     if result.prediction is None:
         page.layout_key = None
-        return map_points_html(session.project, np.zeros((0, 2)), views.method, False), "", grid
-    points = gr.skip()
+        points = map_points_html(session.project, np.zeros((0, 2)), views.method, False)
+        return {"map_points": points, "map_live": "", "grid": grid}
+    shown = {"map_live": map_live_html(result, views.positions, list(views.trail), session.project), "grid": grid}
     if views.layout_key != page.layout_key:
         page.layout_key = views.layout_key
-        points = map_points_html(session.project, views.positions, views.method, views.fitting, views.shown_method)
-    return points, map_live_html(result, views.positions, list(views.trail), session.project), grid
-
-
-def cards_output(session: Session, page: PageState):
-    """The class cards, or a skip when nothing on them changed since they were last sent."""
-    key = (*session.state_key()[:3], session.recording, session.recorded_this_take if session.recording else 0)
-    if key == page.cards_key:
-        return gr.skip()
-    page.cards_key = key
-    return class_cards_html(session.project, session.recording, session.recorded_this_take)
-
-
-def tray_output(session: Session, page: PageState):
-    if session.tray.version == page.tray_version:
-        return gr.skip()
-    page.tray_version = session.tray.version
-    return tray_html(session.tray.items, session.project.classes)
+        shown["map_points"] = map_points_html(
+            session.project, views.positions, views.method, views.fitting, views.shown_method
+        )
+    return shown
 
 
 def neighbours_output(result: FrameResult, session: Session, page: PageState):
-    """The nearest examples' pictures, or a skip when they are the same examples as last sent."""
+    """The nearest examples' pictures, or KEEP when they are the same examples as last sent."""
     key = neighbours_key(result, session.project)
     if key == page.neighbours_key:
-        return gr.skip()
+        return KEEP
     page.neighbours_key = key
     return neighbours_html(result, session.project)
 
 
-def frame_outputs(result: FrameResult, session: Session, page: PageState) -> tuple:
-    """Prediction, nearest examples, map points, map point, grid, class cards, tray."""
-    panel = prediction_html(result, session.project, session.recording, session.recorded_this_take)
-    nearest = neighbours_output(result, session, page)
-    return panel, nearest, *view_outputs(result, session, page), cards_output(session, page), tray_output(session, page)
+def frame_outputs(result: FrameResult, session: Session, page: PageState) -> LiveOutputs:
+    """Prediction, nearest examples, map points, map point, grid, class cards, tray, and the session."""
+    return LiveOutputs(
+        prediction=prediction_html(result, session.project, session.recording, session.recorded_this_take),
+        neighbours=neighbours_output(result, session, page),
+        **view_outputs(result, session, page),
+        cards=cards_if_changed(session, page),
+        tray=tray_if_changed(session, page),
+        session=session,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- handlers
-def on_frame(app: AppContext, frame, session: Session, page: PageState):
-    """One camera frame, as the camera's raw value (see decoding.py) or an RGB array: the frame outputs, then the
-    session (outputting it marks the session as active)."""
+def on_frame(app: AppContext, frame, session: Session, page: PageState) -> LiveOutputs:
+    """One camera frame, as the camera's raw value (see decoding.py) or an RGB array. The session is always an
+    output: outputting it marks the session as active."""
     try:
         frame = camera_frame(frame)
     except USER_ERRORS as error:
         app.live_sessions.add(session)
-        return message_html(message_of(error)), *[gr.skip()] * 6, session
+        return LiveOutputs(prediction=message_html(message_of(error)), session=session)
     return show_frame(app, frame, session, page)
 
 
-def show_frame(app: AppContext, frame: np.ndarray | None, session: Session, page: PageState):
-    """An RGB frame (the camera's or a video's) through the session: the frame outputs, then the session."""
+def show_frame(app: AppContext, frame: np.ndarray | None, session: Session, page: PageState) -> LiveOutputs:
+    """An RGB frame (the camera's or a video's) through the session."""
     app.live_sessions.add(session)
     if frame is None:
-        return *[gr.skip()] * 7, session
+        return LiveOutputs(session=session)
     try:
         result = session.step(frame)
     except USER_ERRORS as error:
-        return message_html(message_of(error)), *[gr.skip()] * 6, session
+        return LiveOutputs(prediction=message_html(message_of(error)), session=session)
     autosave(app, session, page, FRAME_SAVE_INTERVAL)
-    return *frame_outputs(result, session, page), session
+    return frame_outputs(result, session, page)
 
 
 @shows_errors
-def classify(app: AppContext, image, session: Session, page: PageState):
+def classify(app: AppContext, image, session: Session, page: PageState) -> LiveOutputs:
     """A still image (the Image tab and the ``classify`` API): the prediction, details as JSON, and the views."""
     app.live_sessions.add(session)
     image = uploaded_image(image, app.decode_budget)
@@ -211,9 +237,14 @@ def classify(app: AppContext, image, session: Session, page: PageState):
         "message": result.message,
         "nearest_similarity": result.prediction.nearest_similarity if result.prediction else None,
     }
-    panel = prediction_html(result, session.project)
     page.neighbours_key = None
-    return panel, details, neighbours_html(result, session.project), *view_outputs(result, session, page), session
+    return LiveOutputs(
+        prediction=prediction_html(result, session.project),
+        details=details,
+        neighbours=neighbours_html(result, session.project),
+        **view_outputs(result, session, page),
+        session=session,
+    )
 
 
 @shows_errors
@@ -230,7 +261,7 @@ def play_video(app: AppContext, video_path, session: Session, page: PageState):
 
 @shows_errors
 def set_views(session: Session, page: PageState, on: bool, method: str, mode: str) -> None:
-    session.set_views(on, method, mode)
+    session.views.set_views(on, method, mode)
     page.layout_key = None
 
 
@@ -239,134 +270,45 @@ def set_live_settings(session: Session, k, threshold, smoothing) -> None:
     session.set_live_settings(k, threshold, smoothing)
 
 
-GRID_SCRIPT = """
-  // The icons view arrives as data (cell indices, strengths, a small backdrop); it is drawn on one canvas that
-  // stays on the page, so nothing flickers between frames.
-  let drawnCells = null;
-  const drawIconGrid = () => {
-    const data = document.querySelector('#grid .tm-icon-cells');
-    let canvas = document.querySelector('#tm-grid-canvas');
-    if (!data) { if (canvas) canvas.style.display = 'none'; drawnCells = null; return; }
-    const sheet = document.querySelector('#tm-icon-sheet');
-    const key = data.dataset.cells + data.dataset.strength + data.dataset.backdrop;
-    if (!sheet || key === drawnCells) return;  // Gradio may update the same element in place
-    drawnCells = key;
-    const cell = Number(sheet.dataset.cell), sheetColumns = Number(sheet.dataset.columns);
-    const rows = Number(data.dataset.rows), columns = Number(data.dataset.columns);
-    if (!canvas) {
-      canvas = document.createElement('canvas');
-      canvas.id = 'tm-grid-canvas';
-      canvas.className = 'tm-grid';
-      data.closest('#grid').before(canvas);
-    }
-    const bytes = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-    const indices = new Uint16Array(bytes(data.dataset.cells).buffer);
-    const strength = bytes(data.dataset.strength);
-    const backdrop = new Image();
-    backdrop.onload = () => {
-      canvas.width = columns * cell; canvas.height = rows * cell; canvas.style.display = '';
-      const context = canvas.getContext('2d');
-      context.globalAlpha = 1;
-      context.drawImage(backdrop, 0, 0, canvas.width, canvas.height);
-      context.fillStyle = 'rgba(0, 0, 0, 0.65)';
-      context.fillRect(0, 0, canvas.width, canvas.height);
-      for (let i = 0; i < rows * columns; i++) {
-        const k = indices[i];
-        context.globalAlpha = strength[i] / 255;
-        context.drawImage(sheet, (k % sheetColumns) * cell, Math.floor(k / sheetColumns) * cell, cell, cell,
-                          (i % columns) * cell, Math.floor(i / columns) * cell, cell, cell);
-      }
-      canvas.dataset.frames = String(Number(canvas.dataset.frames || 0) + 1);
-    };
-    backdrop.src = data.dataset.backdrop;
-  };
-  new MutationObserver(drawIconGrid).observe(
-    document.body, {childList: true, subtree: true, attributes: true, attributeFilter: ['data-backdrop']});
-"""
-
-
-CAMERA_SCRIPT = """
-  // Camera problems in words, with the fix, instead of Gradio's untranslated keys.
-  const cameraHelp = (text) => {
-    const box = document.querySelector('#camera-help');
-    if (box) box.textContent = text;
-  };
-  const otherWays = ' Or use the Image and Video tabs.';
-  const insecure = () => {
-    const address = `https://${location.host}${location.pathname}`;
-    return `This page was opened over http:// from another computer, so the browser blocks the camera. Open ${address} instead (the app must be started with --https).` + otherWays;
-  };
-  const cameraMessages = {
-    NotAllowedError: 'The browser was told not to use the camera. Click the camera icon in the address bar, allow the camera, then reload the page.' + otherWays,
-    SecurityError: 'The browser blocks the camera on this page.' + otherWays,
-    NotFoundError: 'No camera was found. Plug one in and reload the page.' + otherWays,
-    OverconstrainedError: 'No camera here can give a picture of the size asked for.' + otherWays,
-    NotReadableError: 'The camera is in use by another program (a video call?). Close it, then click the camera button again.' + otherWays,
-    AbortError: 'The camera could not start. Close other programs that use it, then try again.' + otherWays,
-  };
-  const explain = (error) => cameraMessages[error?.name] || `The camera could not start (${error?.name || error}).` + otherWays;
-  const showWhenReady = (text) => {
-    const tryShow = () => document.querySelector('#camera-help') ? cameraHelp(text) : setTimeout(tryShow, 200);
-    tryShow();
-  };
-  if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) {
-    showWhenReady(window.isSecureContext ? 'This browser gives web pages no camera.' + otherWays : insecure());
-  } else {
-    const getUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-    navigator.mediaDevices.getUserMedia = async (constraints) => {
-      document.documentElement.dataset.camera = 'requested';  // the camera opens at most once by itself
-      try {
-        const stream = await getUserMedia(constraints);
-        cameraHelp('');
-        return stream;
-      } catch (error) {
-        cameraHelp(explain(error));
-        throw error;
-      }
-    };
-  }
-  // One click starts the camera and the predictions. Gradio's webcam takes two (open the camera, then start the
-  // stream from a control on the video): here the stream starts by itself as soon as the preview plays, and again
-  // whenever it stops while the preview plays (the stream's time limit), and that control is hidden (CSS). Where
-  // the browser already lets this page use the camera (a reload, a later visit), the camera opens without a click.
-  const GRADIO_START = 'Click to Access Webcam', START = 'Start camera';
-  const cameraStartWords = () => {  // the text node of Gradio's button (beside its icon)
-    const root = document.querySelector('#cam');
-    const walker = root && document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
-    for (let node = walker?.nextNode(); node; node = walker.nextNode()) {
-      if ([GRADIO_START, START].includes(node.nodeValue.trim())) return node;
-    }
-    return null;
-  };
-  const cameraStart = () => cameraStartWords()?.parentElement.closest('button');
-  setInterval(() => {
-    const words = cameraStartWords();
-    if (words && words.nodeValue.trim() === GRADIO_START) words.nodeValue = START;
-    // Frames wait for the page's first draw, which gives this page its session (page.OPENED_MARKER).
-    const ready = document.querySelector('[data-page-ready]');
-    const video = document.querySelector('#cam video');
-    const capture = document.querySelector('#cam .capture-button');
-    if (ready && video?.videoWidth > 0 && capture?.querySelector('[title="start recording"]')) capture.click();
-  }, 250);
-  if (window.isSecureContext && navigator.permissions) {
-    navigator.permissions.query({name: 'camera'}).then((status) => {
-      if (status.state !== 'granted') return;
-      const open = (tries) => {
-        if (document.documentElement.dataset.camera === 'requested') return;  // a click got there first
-        const start = cameraStart();
-        if (start) start.click(); else if (tries) setTimeout(() => open(tries - 1), 200);
-      };
-      open(50);
-    }).catch(() => {});
-  }
-  // Gradio reports the same problems as toasts whose text is an untranslated key: say them in words too.
-  const keys = {'image.no_webcam_support': () => (window.isSecureContext ? 'This browser gives web pages no camera.' + otherWays : insecure()),
-                'image.allow_webcam_access': () => cameraMessages.NotAllowedError};
-  new MutationObserver(() => {
-    for (const node of document.querySelectorAll('.toast-text, .toast-body div')) {
-      for (const [key, words] of Object.entries(keys)) {
-        if (node.childElementCount === 0 && node.textContent.includes(key)) node.textContent = words();
-      }
-    }
-  }).observe(document.body, {childList: true, subtree: true});
-"""
+# ---------------------------------------------------------------------------------------------- events
+def wire(wiring: PageWiring, camera: CameraHandles, views: ViewHandles, classes: ClassHandles) -> None:
+    """The camera's stream, the Image and Video tabs (``classify`` and ``play_video`` endpoints), and the live
+    settings. A frame also updates the class cards (the count climbs while recording) and the tray."""
+    app, session, page = wiring.app, wiring.session, wiring.page
+    drawn = dict(prediction=camera.prediction, neighbours=camera.neighbours, map_points=views.map_points,
+                 map_live=views.map_live, grid=views.grid, session=session)  # fmt: skip
+    shown = LiveOutputs(**drawn, cards=classes.cards, tray=classes.tray)
+    on_frame_handler, key_input = wiring.reattaching(functools.partial(on_frame, app), 1)
+    on_frame_handler, outputs = wired(on_frame_handler, shown)
+    camera.camera.stream(
+        on_frame_handler,
+        inputs=[camera.camera, session, page, *key_input],
+        outputs=outputs,
+        stream_every=app.settings.stream_every,
+        time_limit=app.settings.stream_time_limit,
+        concurrency_limit=None,
+        show_progress="hidden",
+        preprocess=False,  # decoded by live.on_frame, with the live frame limit checked first
+    )
+    still = LiveOutputs(**drawn, details=camera.details)
+    handler, outputs = wired(functools.partial(classify, app), still)
+    camera.classify_button.click(
+        handler, [camera.still, session, page], outputs, api_name="classify",
+        preprocess=False,  # decoded by live.classify, within the server's decoding budget
+    )  # fmt: skip
+    handler, outputs = wired(functools.partial(play_video, app), shown)
+    camera.play_button.click(
+        handler,
+        [camera.video, session, page],
+        outputs,
+        concurrency_limit=app.settings.video_plays,
+        concurrency_id="play-video",
+        show_progress="hidden",
+        api_name="play_video",
+    )
+    toggles = [session, page, views.views_toggle, views.map_method, views.grid_mode]
+    for control in (views.views_toggle, views.map_method, views.grid_mode):
+        control.change(set_views, toggles, None, show_progress="hidden").then(*wiring.after_change)
+    sliders = [session, views.k, views.threshold, views.smoothing]
+    for slider in (views.k, views.threshold, views.smoothing):
+        slider.change(set_live_settings, sliders, None, show_progress="hidden").then(*wiring.after_change)

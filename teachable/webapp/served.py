@@ -7,7 +7,9 @@ files go when Gradio frees the page); and exports run a few at a time, one per p
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import tempfile
 import threading
 import time
 from collections import deque
@@ -15,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..session import SessionError
+from ..settings import use_gradio_files_folder
 
-__all__ = ["FileBudget", "UploadLimits", "ExportSlots", "keep_served", "remove_served"]
+__all__ = ["FileBudget", "UploadLimits", "ExportSlots", "keep_served", "remove_served", "files_folder", "served_files"]
 
 UPLOAD_PATH = "/gradio_api/upload"
 SCAN_SECONDS = 1.0
@@ -60,6 +63,31 @@ class FileBudget:
                 f"The server's space for files ({_megabytes(self.max_total_bytes)}) is full, so {what} cannot be "
                 "made now; try again in a few minutes."
             )
+
+
+def served_files(max_total_bytes: int) -> FileBudget:
+    """Gradio's file folder, chosen now, and the one budget that counts it: made once where the server is
+    prepared and handed to the page and to the upload limits, so the folder's cap is counted once.
+
+    Gradio fixes its file cache when the Blocks are made and serves files only from there, so this comes first.
+    A folder of our own (``GRADIO_TEMP_DIR`` when set) keeps the app's files apart and is cleaned by
+    ``delete_cache``."""
+    return FileBudget(use_gradio_files_folder(files_folder()), max_total_bytes)
+
+
+def files_folder() -> Path:
+    """The default folder Gradio serves files from: one per user of this computer, made private to them, so a
+    second person's app on a shared machine does not meet a folder it cannot write to. If someone else already
+    holds that name, a fresh private folder is used instead."""
+    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    folder = Path(tempfile.gettempdir()) / f"teachable-gradio-{user}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if folder.is_symlink() or (hasattr(os, "getuid") and folder.stat().st_uid != os.getuid()):
+            raise PermissionError(f"{folder} belongs to someone else")
+        return folder
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="teachable-gradio-"))
 
 
 def _folder_bytes(folder: Path) -> int:

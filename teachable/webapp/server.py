@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from pathlib import Path
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -13,9 +11,8 @@ from starlette.middleware import Middleware
 from ..backbones import DEFAULT_BACKBONE, load_backbone_or_default
 from ..join import join_urls
 from ..projection import warm_up
-from ..views import CSS
-from .page import PAGE_CSS, PAGE_SCRIPT, build_app
-from .served import FileBudget, UploadLimits
+from .page import build_app, context_of, page_css, page_script
+from .served import UploadLimits, served_files
 from .settings import ServerSettings
 
 __all__ = ["prepare", "serve", "launch"]
@@ -33,17 +30,19 @@ def serve(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
 ) -> gr.Blocks:
-    """Queue and launch a built page with the server limits this app relies on (HTTPS when given a certificate)."""
+    """Queue and launch a page made by :func:`build_app` with the server limits this app relies on (HTTPS when
+    given a certificate)."""
     settings = settings or ServerSettings.from_env()
     demo.queue(default_concurrency_limit=8)
     # Gradio limits uploads, but not an event's JSON body, where an image can travel inline as a data: URL and
     # reach its decoder whatever its size: FastAPI refuses any request body over the same limit (413), before
     # reading it. The megabyte on top is room for an upload's multipart framing.
     max_body_bytes = (settings.max_upload_mb + 1) * 2**20
-    # Uploads are held to each client's share and to the file folder's cap before their bodies are read.
+    # Uploads are held to each client's share and to the file folder's cap before their bodies are read; the cap is
+    # the page's own file budget, which also counts saved projects and exports.
     upload_limits = Middleware(
         UploadLimits,
-        budget=FileBudget(Path(os.environ["GRADIO_TEMP_DIR"]), settings.files_max_mb * 2**20),
+        budget=context_of(demo).file_budget,
         per_client_bytes=settings.upload_mb_per_client * 2**20,
         window_seconds=settings.file_max_age_seconds,
     )
@@ -54,8 +53,8 @@ def serve(
         prevent_thread_lock=prevent_thread_lock,
         max_file_size=f"{settings.max_upload_mb}mb",
         state_session_capacity=settings.max_sessions,
-        css=CSS + PAGE_CSS,
-        js=PAGE_SCRIPT,
+        css=page_css(),
+        js=page_script(),
         ssr_mode=False,
         quiet=prevent_thread_lock,
         ssl_certfile=ssl_certfile,
@@ -75,12 +74,14 @@ def prepare(
     runtime: str | None = None,
     https: bool = False,
 ) -> gr.Blocks:
-    """Read the settings, load the backbone once and build the page (not served yet: see :func:`serve`)."""
+    """Read the settings, choose the file folder with its one budget, load the backbone once and build the page
+    (not served yet: see :func:`serve`)."""
     settings = ServerSettings.from_env()
+    file_budget = served_files(settings.files_max_mb * 2**20)
     threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()  # numba JIT off the frame path
     model, warning = load_backbone_or_default(backbone, device, compile_mode, runtime)
     served = tuple(join_urls(host, port, https=https))
-    return build_app(model, warning, settings=settings, served_urls=served)
+    return build_app(model, warning, settings=settings, served_urls=served, file_budget=file_budget)
 
 
 def launch(
