@@ -1,4 +1,9 @@
-"""A one-entry cache keyed by what the value was computed from: recomputed only when the key changes."""
+"""A one-entry cache keyed by what the value was computed from: recomputed only when the key changes.
+
+For a value derived from a project the key is ``(project, project.version)`` and whatever else it depends on:
+``Project.version`` rises with every change of the classes, examples and takes, and a project compares by
+identity. (The key is held until the next ``get`` with another key, and with it the project it names.)
+"""
 
 from __future__ import annotations
 

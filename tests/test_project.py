@@ -1,3 +1,4 @@
+import copy
 import io
 import json
 import zipfile
@@ -454,3 +455,66 @@ def test_a_missing_take_is_its_own_and_a_bad_take_is_refused():
     for bad in ("3", -1, 1.5, True, 2**60, [1]):
         with pytest.raises(ProjectError, match="example 2 has a take"):
             Project.load(edit(lambda i, r, bad=bad: {**r, "take": bad} if i == 2 else r))
+
+
+# ----------------------------------------------------------------- version
+class TinyBackbone:
+    """Just enough of a backbone for ``reembed``: every thumbnail embeds to its mean colour plus a constant."""
+
+    name, embedding_tap, input_size, mean, std = "tiny", "pool", 224, (0.5,) * 3, (0.2,) * 3
+
+    def __init__(self, dim):
+        self.taps = {"pool": type("Tap", (), {"name": "pool", "channels": dim})()}
+
+    def tap(self, name):
+        return self.taps[name]
+
+    def prepare(self, rgb):
+        return rgb
+
+    def embed(self, images, tap):
+        dim = self.taps[tap].channels
+        return np.abs(np.resize(images.reshape(len(images), -1, 3).mean(axis=1), (len(images), dim))) + 1
+
+
+def test_version_rises_with_every_change_and_never_with_a_read(tmp_path):
+    project, rng = project_with_takes()
+    thumbnail = project.examples[0].thumbnail
+    changes = {
+        "add_class": lambda p: p.add_class("pen"),
+        "rename_class": lambda p: p.rename_class("pen", "pencil"),
+        "add_examples": lambda p: p.add_examples("pencil", rng.normal(size=(2, 32)), [thumbnail] * 2),
+        "move_example": lambda p: p.move_example(0, "hand"),
+        "remove_examples": lambda p: p.remove_examples([1]),
+        "clear_class": lambda p: p.clear_class("pencil"),
+        "remove_class": lambda p: p.remove_class("pencil"),
+        "reembed": lambda p: p.reembed(TinyBackbone(8)),
+        "classifier replaced": lambda p: setattr(p, "classifier", copy.deepcopy(p.classifier)),
+    }
+    for name, change in changes.items():
+        before = project.version
+        change(project)
+        assert project.version > before, name
+    no_ops = {
+        "rename to the same name": lambda p: p.rename_class("cup", "cup"),
+        "clear an empty class": lambda p: p.clear_class("empty"),
+        "remove nothing": lambda p: p.remove_examples([]),
+        "move to its own class": lambda p: p.move_example(0, p.examples[0].label),
+        "new take": lambda p: p.new_take(),
+    }
+    reads = {
+        "counts": lambda p: p.counts(),
+        "indices_of": lambda p: p.indices_of("cup"),
+        "find_class": lambda p: p.find_class("CUP"),
+        "predict": lambda p: p.predict(rng.normal(size=8), 3),
+        "embeddings, takes, uids": lambda p: (p.embeddings, p.takes, p.uids, len(p), repr(p)),
+        "boundary and review": lambda p: (p.classifier.boundary, p.classifier.leave_one_out()),
+        "file": lambda p: (p.manifest(), p.to_bytes(), p.save(tmp_path / "p.zip"), p.contents()),
+    }
+    project.add_class("empty")
+    for name, action in {**no_ops, **reads}.items():
+        before = project.version
+        action(project)
+        assert project.version == before, name
+    loaded = Project.load(tmp_path / "p.zip")
+    assert loaded.version > 0 and (loaded.classes, loaded.takes) == (project.classes, project.takes)
