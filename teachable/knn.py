@@ -123,7 +123,7 @@ class KNNClassifier:
             raise KNNError(f"Unknown rule {rule!r}; choose one of: {', '.join(RULES)}.")
         self.dim = dim
         self._store = ExampleStore(dim)
-        self.index = ExampleIndex(dim, lambda: self._store.vectors, approximate_from, use_gpu)
+        self.index = ExampleIndex(dim, self._store, approximate_from, use_gpu)
         """The FAISS search over the stored vectors (:mod:`teachable.knn_index`)."""
         self._prototype_rule = PrototypeRule(self._store, DEFAULT_STRICTNESS, temperature)
         self._vote_rule = VoteRule(self._store, DEFAULT_MIN_SIMILARITY, temperature)
@@ -245,14 +245,7 @@ class KNNClassifier:
     def add(self, embeddings: np.ndarray, labels: list[str] | str, takes: list[int] | int | None = None) -> None:
         """Add examples. ``takes``: the take of each (a list), of all of them (a number, e.g. from
         :meth:`new_take`), or None: each a take of its own."""
-        vectors = to_stored_precision(normalise(embeddings))
-        labels = [labels] * len(vectors) if isinstance(labels, str) else list(labels)
-        if vectors.shape[1] != self.dim:
-            raise KNNError(f"Embedding has {vectors.shape[1]} dimensions; this classifier uses {self.dim}.")
-        if len(labels) != len(vectors):
-            raise KNNError(f"Got {len(vectors)} embeddings but {len(labels)} labels.")
-        if any(not isinstance(label, str) or not label for label in labels):
-            raise KNNError("Every example needs a non-empty class name.")
+        vectors, labels = _checked_rows(embeddings, labels, self.dim)
         takes = self._store.checked_takes(takes, len(vectors))
         with self.index.lock:
             self._store.append(vectors, labels, takes)
@@ -342,19 +335,8 @@ class KNNClassifier:
     def others_nearest(self, k: int = DEFAULT_K) -> tuple[np.ndarray, np.ndarray]:
         """For every example, its nearest examples of *other takes*: ``(similarities, rows)``, each
         ``N x min(k, N - largest take)``. (When one take holds every example, only the example itself is left out.)
-
-        One FAISS search of ``k`` plus the largest take; an example's take-mates are dropped by take, not by rank,
-        since exact duplicates may rank it second.
-        """
-        takes = np.asarray(self._store.takes, dtype=np.int64)
-        largest = int(np.unique(takes, return_counts=True)[1].max())
-        if largest == len(self):
-            takes, largest = np.arange(len(self)), 1
-        width = min(k, len(self) - largest)
-        similarities, indices = self.index.search(self._store.vectors, min(width + largest, len(self)))
-        keep = (indices >= 0) & (takes[np.maximum(indices, 0)] != takes[:, None])
-        keep &= np.cumsum(keep, axis=1) <= width  # the nearest ``width`` of the rest
-        return similarities[keep].reshape(len(self), width), indices[keep].reshape(len(self), width)
+        See :meth:`ExampleIndex.nearest_of_other_groups`."""
+        return self.index.nearest_of_other_groups(np.asarray(self._store.takes, dtype=np.int64), k)
 
     def leave_one_out(self, k: int = DEFAULT_K, classes: tuple[str, ...] = ()) -> Evaluation:
         """Classify every example by the examples of the other takes (see :meth:`others_nearest` and
@@ -367,3 +349,16 @@ class KNNClassifier:
         classes = tuple(dict.fromkeys([c for c in classes if c in present] + list(self.classes)))
         predictions = self._rule.held_out(classes, lambda: self.others_nearest(k))
         return Evaluation.of(classes, self._store.labels, predictions)
+
+
+def _checked_rows(embeddings: np.ndarray, labels: list[str] | str, dim: int) -> tuple[np.ndarray, list[str]]:
+    """New examples as stored (unit length, float16 precision) and one class name each, or :class:`KNNError`."""
+    vectors = to_stored_precision(normalise(embeddings))
+    labels = [labels] * len(vectors) if isinstance(labels, str) else list(labels)
+    if vectors.shape[1] != dim:
+        raise KNNError(f"Embedding has {vectors.shape[1]} dimensions; this classifier uses {dim}.")
+    if len(labels) != len(vectors):
+        raise KNNError(f"Got {len(vectors)} embeddings but {len(labels)} labels.")
+    if any(not isinstance(label, str) or not label for label in labels):
+        raise KNNError("Every example needs a non-empty class name.")
+    return vectors, labels

@@ -8,13 +8,13 @@ answering; once ready it answers instead, probing enough lists to keep recall ag
 from the kept centroids (a build overtaken by a removal is discarded, and rows added during a build are added before
 the swap). When the installed faiss sees a GPU (the ``gpu`` extra), indexes live on the GPU.
 
-The index holds copies of the rows; the rows themselves belong to the caller, which tells the index when they
-grow (:meth:`ExampleIndex.extend`) or lose rows (:meth:`ExampleIndex.reset`), holding :attr:`ExampleIndex.lock`
+The index holds copies of the rows; the rows themselves belong to the caller (any object whose ``vectors`` are the
+current rows, such as :class:`~teachable.knn_store.ExampleStore`), which tells the index when they grow (:meth:`ExampleIndex.extend`) or lose rows (:meth:`ExampleIndex.reset`), holding :attr:`ExampleIndex.lock`
 across its change and that call, so the background swap never sees the two out of step.
 
->>> import numpy as np
->>> rows = np.eye(3, dtype=np.float32)
->>> index = ExampleIndex(3, lambda: rows)
+>>> import numpy as np, types
+>>> rows = types.SimpleNamespace(vectors=np.eye(3, dtype=np.float32))
+>>> index = ExampleIndex(3, rows)
 >>> index.search(np.array([[0.1, 1, 0]], np.float32), 2)[1].tolist()
 [[1, 0]]
 """
@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Callable
 
 import faiss
 import numpy as np
@@ -50,7 +49,8 @@ def gpu_count() -> int:
 
 
 class ExampleIndex:
-    """FAISS inner-product search over the rows ``rows()`` returns (unit float32 vectors of dimension ``dim``).
+    """FAISS inner-product search over ``rows.vectors`` (unit float32 vectors of dimension ``dim``), read afresh
+    whenever needed: the owner replaces it as rows are added and removed.
 
     Queries and changes come from one thread; only the approximate index is built in another.
     """
@@ -58,7 +58,7 @@ class ExampleIndex:
     def __init__(
         self,
         dim: int,
-        rows: Callable[[], np.ndarray],
+        rows: object,
         approximate_from: int | None = APPROXIMATE_FROM,
         use_gpu: bool | None = None,
     ) -> None:
@@ -67,7 +67,7 @@ class ExampleIndex:
                 "FAISS sees no GPU here; install the gpu extra on a machine with CUDA, or leave use_gpu unset."
             )
         self.dim = dim
-        self._rows = rows
+        self._owner = rows  # holds the rows as ``vectors``; no reference back, so no cycle keeps the rows alive
         self.approximate_from = approximate_from
         """Number of rows from which an approximate index is used (None: always exact)."""
         self.use_gpu = gpu_count() > 0 if use_gpu is None else use_gpu
@@ -83,6 +83,9 @@ class ExampleIndex:
     def reuse_centroids(self, other: "ExampleIndex", memo: dict | None = None) -> None:
         """Start from a copy of ``other``'s trained IVF centroids (a copied classifier need not train again)."""
         self._centroids = copy.deepcopy(other._centroids, memo) if other._centroids is not None else None
+
+    def _rows(self) -> np.ndarray:
+        return self._owner.vectors
 
     @property
     def kind(self) -> str:
@@ -121,6 +124,23 @@ class ExampleIndex:
                 if self._approximate is None:
                     self._flat = flat
         return flat.search(queries, k)
+
+    def nearest_of_other_groups(self, groups: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """For every row, its nearest rows of *other groups* (``groups``: one number per row, e.g. the takes):
+        ``(similarities, rows)``, each ``N x min(k, N - largest group)``. When one group holds every row, only the
+        row itself is left out.
+
+        One search of ``k`` plus the largest group; a row's group-mates are dropped by group, not by rank, since
+        exact duplicates may rank the row itself second."""
+        count = len(groups)
+        largest = int(np.unique(groups, return_counts=True)[1].max())
+        if largest == count:
+            groups, largest = np.arange(count), 1
+        width = min(k, count - largest)
+        similarities, indices = self.search(self._rows(), min(width + largest, count))
+        keep = (indices >= 0) & (groups[np.maximum(indices, 0)] != groups[:, None])
+        keep &= np.cumsum(keep, axis=1) <= width  # the nearest ``width`` of the rest
+        return similarities[keep].reshape(count, width), indices[keep].reshape(count, width)
 
     def wait(self, timeout: float | None = None) -> str:
         """Block until a background build finishes; returns :attr:`kind`. (For tests and tools.)"""
