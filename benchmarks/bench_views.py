@@ -53,7 +53,7 @@ def main() -> None:
     for seed, name in enumerate(names):
         squares = [backbone.prepare(v) for v in views(getattr(skimage.data, name)(), 60, seed)]
         session.project.add_examples(name, backbone.embed(np.stack(squares)), [encode_jpeg(s) for s in squares])
-    session.map_positions()
+    session.views.positions()
     session.map.wait()
     frames = [f for name in names for f in views(getattr(skimage.data, name)(), FRAMES // len(names), 99)]
 
@@ -68,7 +68,7 @@ def main() -> None:
     # adds: the map's moving point as SVG and the grid encoded as JPEG.
     step_on, encode_ms, frame_results = {}, {}, []
     for mode in ("icons", "factors", "attribution"):
-        session.set_grid_mode(mode)
+        session.views.set_grid_mode(mode)
         samples, frame_results = [], []
         for frame in frames:
             elapsed, result = timed(lambda: session.step(frame))
@@ -78,7 +78,7 @@ def main() -> None:
         encode_ms[mode] = stats([timed(lambda: grid_html(r.views.grid))[0] for r in frame_results])
     results["step_views_on"] = step_on["icons"]
     results["step_views_on_by_mode"] = step_on
-    positions = session.map_positions()
+    positions = session.views.positions()
     map_ms = [timed(lambda: map_live_html(r, positions, list(r.views.trail), session.project))[0] for r in frame_results]
     results["map_point"] = stats(map_ms)
     results["grid"] = encode_ms

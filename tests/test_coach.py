@@ -124,33 +124,33 @@ def session(backbone):
 
 def test_session_fixes_a_mislabelled_example_and_accuracy_rises(session):
     session.project.move_example(0, "coffee")  # a cat recorded as coffee
-    before = session.review()
+    before = session.insights.review()
     (hint,) = [h for h in before.hints if h.kind == "mislabelled"]
     assert hint.examples == (0,) and hint.move_to == "cat"
     assert "Moved 1 example(s) to 'cat'" in session.apply_hint(hint)
-    after = session.review()
+    after = session.insights.review()
     assert after.evaluation.accuracy > before.evaluation.accuracy and after.evaluation.accuracy == 1.0
 
 
 def test_session_unit_view_returns_the_true_top_examples_with_heat_maps(session, backbone):
     channel = 7
-    views_ = session.unit_view(channel, top=4)
+    views_ = session.insights.unit_view(channel, top=4)
     squares = np.stack([backbone.prepare(decode_image(e.thumbnail)) for e in session.project.examples])
     maxima = backbone.run(squares, [session.grid_tap])[session.grid_tap][:, channel].amax(dim=(1, 2)).numpy()
     assert [row for row, _ in views_] == list(np.argsort(-maxima)[:4])
     assert all(image.shape == (224, 224, 3) for _, image in views_)
     with pytest.raises(SessionError, match="out of range"):
-        session.unit_view(999)
+        session.insights.unit_view(999)
 
 
 def test_session_class_summary_and_compare(session):
-    summary = session.class_summary(top=5)
+    summary = session.insights.class_summary(top=5)
     assert set(summary) == {"cat", "coffee"} and all(len(v) == 5 for v in summary.values())
     assert summary["cat"][0][1] > 0
-    compared = session.compare("cat", "coffee")
+    compared = session.insights.compare("cat", "coffee")
     assert set(compared) == {"shared", "cat", "coffee"}
     with pytest.raises(SessionError):
-        session.compare("cat", "cat")
+        session.insights.compare("cat", "cat")
 
 
 def test_planted_spread_out_class_is_reported_and_tight_ones_are_not():

@@ -70,6 +70,8 @@ def test_any_sequence_of_calls_leaves_a_working_session(backbone, frames, sequen
         try:
             if name == "frame":
                 session.step(frames[arguments[0]], now=float(next(clock)))
+            elif name == "set_views":
+                session.views.set_views(*arguments)
             else:
                 getattr(session, name)(*arguments)
         except USER_ERRORS as error:
