@@ -5,7 +5,7 @@ are never written again: a view of :attr:`ExampleStore.vectors` taken earlier st
 the kept rows into a fresh array.
 
 >>> store = ExampleStore(2)
->>> store.append(to_stored_precision(normalise([[1, 0], [0, 1]])), ["cup", "hand"], store.checked_takes(None, 2))
+>>> store.append(np.eye(2, dtype=np.float32), ["cup", "hand"], store.checked_takes(None, 2))
 >>> store.classes, store.takes, store.new_take()
 (('cup', 'hand'), [0, 1], 2)
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .vectors import KNNError, normalise, to_stored_precision
+from .vectors import KNNError
 
 __all__ = ["ExampleStore"]
 
