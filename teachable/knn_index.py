@@ -9,8 +9,9 @@ from the kept centroids (a build overtaken by a removal is discarded, and rows a
 the swap). When the installed faiss sees a GPU (the ``gpu`` extra), indexes live on the GPU.
 
 The index holds copies of the rows; the rows themselves belong to the caller (any object whose ``vectors`` are the
-current rows, such as :class:`~teachable.knn_store.ExampleStore`), which tells the index when they grow (:meth:`ExampleIndex.extend`) or lose rows (:meth:`ExampleIndex.reset`), holding :attr:`ExampleIndex.lock`
-across its change and that call, so the background swap never sees the two out of step.
+current rows, such as :class:`~teachable.knn_store.ExampleStore`), which tells the index when they grow
+(:meth:`ExampleIndex.extend`) or lose rows (:meth:`ExampleIndex.reset`), holding :attr:`ExampleIndex.lock` across
+its change and that call, so the background swap never sees the two out of step.
 
 >>> import numpy as np, types
 >>> rows = types.SimpleNamespace(vectors=np.eye(3, dtype=np.float32))

@@ -252,13 +252,18 @@ def _read_archive(archive: zipfile.ZipFile, name: str, max_examples: int | None,
         _read_example(archive, name, classes, i, record, member, side)
         for i, (record, member) in enumerate(zip(records, members))
     ]
-    takes = []
-    if records:
-        try:
-            takes = _read_takes(records, name) if version >= 2 else near_copy_takes(embeddings, [e.label for e in examples])
-        except KNNError as error:
-            raise ProjectError(f"{name}: {error}") from None
-    return ProjectContents(backbone, tap, dim, preprocessing, classes, examples, embeddings, [int(t) for t in takes])
+    takes = _read_takes(records, name) if version >= 2 else _near_copy_takes(embeddings, examples, name)
+    return ProjectContents(backbone, tap, dim, preprocessing, classes, examples, embeddings, takes)
+
+
+def _near_copy_takes(embeddings: np.ndarray, examples: list[Example], name: str) -> list[int]:
+    """Takes for a version-1 file, which has none: near-copies within a class share one."""
+    if not examples:
+        return []
+    try:
+        return [int(take) for take in near_copy_takes(embeddings, [example.label for example in examples])]
+    except KNNError as error:
+        raise ProjectError(f"{name}: {error}") from None
 
 
 def _checked_classes(classes: list, name: str, max_classes: int) -> list[str]:
@@ -435,7 +440,13 @@ def _thumbnail_side(preprocessing: dict) -> int:
 
 
 def _read_example(
-    archive: zipfile.ZipFile, name: str, classes: list[str], index: int, record: dict, member: zipfile.ZipInfo, side: int
+    archive: zipfile.ZipFile,
+    name: str,
+    classes: list[str],
+    index: int,
+    record: dict,
+    member: zipfile.ZipInfo,
+    side: int,
 ) -> Example:
     """Example ``index``: its class, its thumbnail (decoded, and re-encoded unless plain), its source and time. (Its
     uid is given by the project it joins.)"""
