@@ -151,7 +151,7 @@ def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], f
         start = time.perf_counter()
         out = outputs(*args, **kwargs)
         split.setdefault("page_outputs_ms", []).append((time.perf_counter() - start) * 1000)
-        split.setdefault("bytes", []).append(sum(len(o) for o in out if isinstance(o, str)))
+        split.setdefault("bytes", []).append(sum(len(o) for o in vars(out).values() if isinstance(o, str)))
         return out
 
     Project.predict = timed_predict

@@ -163,9 +163,9 @@ def test_uploads_hold_the_servers_decoding_budget(tmp_path, backbone):
     with pytest.raises(ImageError, match="would take 34 MB to decode"):
         uploaded_image({"path": str(path)}, small)
     session = Session(backbone)
-    *_, status = tool(uploader(small))(session, "Class 1", [str(path)])
+    tool(uploader(small))(session, "Class 1", [str(path)])
     assert not len(session.project)
-    *_, status = tool(uploader(DecodeBudget(64 * 2**20)))(session, "Class 1", [str(path)])
+    status = tool(uploader(DecodeBudget(64 * 2**20)))(session, "Class 1", [str(path)]).status
     assert "Added 1 image" in status and len(session.project) == 1
 
 

@@ -215,17 +215,11 @@ def _tray(session: Session) -> str:
 def cards_if_changed(session: Session, page: PageState):
     """The class cards, or KEEP when nothing on them changed since they were last sent (the count climbs live
     while recording)."""
-    key = (*_examples_shown(session), session.recording, session.recorded_this_take if session.recording else 0)
+    key = (session.examples_state(), session.recording, session.recorded_this_take if session.recording else 0)
     if key == page.cards_key:
         return KEEP
     page.cards_key = key
     return class_cards_html(session.project, session.recording, session.recorded_this_take)
-
-
-def _examples_shown(session: Session) -> tuple:
-    """Which examples there are, under which labels, in which classes: what the cards show of the project.
-    The session names no such key of its own yet; this is the first part of its state key."""
-    return session.state_key()[:3]
 
 
 def tray_if_changed(session: Session, page: PageState):

@@ -209,13 +209,12 @@ def first_draw(app: AppContext, session: Session, page: PageState, key=None) -> 
         session, key = saving.open_session(app, session, page, key)
     page.redraw_everything()
     classes = class_panel.everything_drawn(session)
-    settings = session.settings()
     return OpeningOutputs(
         picker=classes.picker, cards=classes.cards, strip=classes.strip, status=classes.status, tray=classes.tray,
         prediction=message_html(session.opening_message()),  # what was restored, in words, until the first frame
         opened=OPENED_MARKER,
-        k=settings["k"], threshold=settings["threshold"], smoothing=settings["smoothing"],
-        views_toggle=settings["views_on"], map_method=settings["map_method"],
+        k=session.k, threshold=session.threshold, smoothing=session.smoothing, views_toggle=session.views_on,
+        map_method=session.map.method,
         # The page state is an output too: Gradio keeps a load event's changes to a state only when it is returned.
         session=session, page=page, browser_key=key,
     )  # fmt: skip
