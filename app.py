@@ -6,7 +6,7 @@ when the file is run or imported and kept in `demo`, where Gradio's reload mode 
 
 import sys
 
-from teachable.spaces_gpu import import_spaces_first
+from teachable.runners.zero_gpu import import_spaces_first
 
 import_spaces_first()  # on a ZeroGPU Space, `spaces` must be imported before anything starts CUDA
 

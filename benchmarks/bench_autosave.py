@@ -117,7 +117,7 @@ def bench_twenty_recording(store: ProjectStore, blocks: int = 6, frames: int = 6
     from concurrent.futures import ThreadPoolExecutor
 
     from teachable.backbones import load_backbone
-    from teachable.inference import LocalRunner
+    from teachable.runners import LocalRunner
     from teachable.session import Session
     from teachable.webapp.context import AppContext, PageState
     from teachable.webapp.saving import FRAME_SAVE_INTERVAL, autosave

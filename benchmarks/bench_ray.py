@@ -52,7 +52,7 @@ def wire_bytes() -> dict:
 
     from teachable.backbones import load_backbone
     from teachable.frames import encode_jpeg
-    from teachable.ray_serving import JPEG_QUALITY
+    from teachable.runners.ray import JPEG_QUALITY
 
     backbone = load_backbone("efficientnet_lite0", "cpu", runtime="torch")
     square = backbone.prepare(skimage.data.chelsea())
@@ -69,7 +69,7 @@ def wire_bytes() -> dict:
 def start_ray(replicas: int) -> tuple[str, object]:
     import ray
 
-    from teachable.ray_serving import RayServeSettings, deploy
+    from teachable.runners.ray import RayServeSettings, deploy
 
     ray.init(num_cpus=max(2, replicas), include_dashboard=False, log_to_driver=False)
     settings = RayServeSettings(min_replicas=replicas, max_replicas=replicas, replica_cpus=1.0)

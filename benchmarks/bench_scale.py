@@ -43,7 +43,7 @@ from bench_core import percentiles, timed  # noqa: E402
 from scale_data import augmented_crop, embed_all, manifold_vectors, photos, real_crops  # noqa: E402
 
 from teachable.backbones import load_backbone  # noqa: E402
-from teachable.batching import FrameBatcher  # noqa: E402
+from teachable.runners import FrameBatcher  # noqa: E402
 from teachable.folder import import_folder  # noqa: E402
 from teachable.frames import encode_jpeg  # noqa: E402
 from teachable.knn import KNNClassifier, gpu_count, normalise  # noqa: E402

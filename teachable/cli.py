@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .backbones import DEFAULT_BACKBONE, BackboneError, available_backbones, load_backbone, load_backbone_or_default
 from .folder import FolderError, import_folder, partial_path
 from .frames import ImageError, load_image
-from .inference import InferenceError
+from .runners import InferenceError
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, KNNError
 from .project import Project, ProjectError
 from .settings import SettingsError, read

@@ -9,7 +9,8 @@ The graph takes an ``image`` (uint8 ``H x W x 3`` RGB, any size) and does what t
    the graph from ``H`` and ``W`` and rounded to whole grey levels; it equals OpenCV for whole shrink factors and
    differs by one grey level on well under 0.1 % of pixels otherwise (OpenCV sums in float in another order).
    ONNX ``Resize`` is not used: its filters differ from OpenCV's.
-2. **Normalise** with the backbone's mean and std, run the backbone up to the project's tap, average-pool.
+2. **Normalise** with the backbone's mean and std and run the backbone up to the project's tap (both are
+   :meth:`teachable.stages.Backbone.truncated`, the module the app's own forward pass runs), average-pool.
 3. **Classify** with the project's rule (see :mod:`teachable.knn`), everything fixed at export time:
 
    * ``prototype`` (the default): signed square root and unit length, similarity to each class prototype (a
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_write
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD
 from .runtime import onnx_graph_bytes
 
@@ -122,10 +124,7 @@ class _Exported(nn.Module):
     def __init__(self, backbone, tap: str, head: nn.Module) -> None:
         super().__init__()
         self.size = backbone.input_size
-        names = backbone._stage_names
-        self.stages = nn.ModuleList(list(backbone.model)[: names.index(tap) + 1])
-        self.register_buffer("mean", torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
-        self.register_buffer("std", torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+        self.network = backbone.truncated([tap])
         self.head = head
 
     def forward(self, image: torch.Tensor):
@@ -139,9 +138,7 @@ class _Exported(nn.Module):
         shrunk = torch.clamp(torch.floor(shrunk + 0.5), 0.0, 255.0)  # OpenCV's uint8 output rounds halves up
         grown = _linear_exact(image, (height - side) // 2, (width - side) // 2, side, self.size)
         square = torch.where(side > self.size, shrunk, grown)
-        x = (square[None] - self.mean) / self.std
-        for stage in self.stages:
-            x = stage(x)
+        (x,) = self.network(square[None])
         embedding = x.mean(dim=(2, 3)) if x.dim() == 4 else x
         embedding = embedding[0]
         confidences, label, similarity = self.head(embedding)
@@ -281,10 +278,7 @@ def export_onnx(
     """Write the project as one ONNX file at ``path`` (atomically: a temporary file renamed over it)."""
     started = time.perf_counter()
     data, metadata = onnx_bytes(project, backbone, k=k, strictness=strictness)
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    temporary.replace(path)
+    path = atomic_write(path, data)
     return ExportInfo(
         path,
         tuple(json.loads(metadata["classes"])),

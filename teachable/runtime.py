@@ -9,11 +9,15 @@
   bundled sample photos. The check runs once per backbone and version set (about two seconds) and its verdict is
   kept next to the exported graphs, so later starts only read a small JSON file.
 
-For each (backbone, set of taps) the stages up to the last tap are exported once, from the uint8 ``NxHxWx3`` image
-(normalisation included) to those taps, and kept in the per-user cache folder (``$TEACHABLE_DATA_DIR/onnx`` when
-that is set). The file name holds the backbone, the taps, the torch/onnx/onnxruntime versions and a hash of the
+For each (backbone, set of taps) the backbone's :meth:`~teachable.stages.Backbone.truncated` network is exported
+once, from the uint8 ``NxHxWx3`` image (normalisation included) to those taps, and kept in the per-user cache folder
+(``$TEACHABLE_DATA_DIR/onnx`` when that is set). The file name holds the backbone, the taps, the torch/onnx/onnxruntime versions and a hash of the
 weights, so a change to any of them exports again; files are written atomically and one that does not load is
 exported again.
+
+:func:`cpu_runtime` is what :func:`teachable.backbones.load_backbone` plugs into a backbone
+(:attr:`~teachable.stages.Backbone.cpu_runtime`): it decides on first use, and says in one log line which runtime
+runs the frames and why.
 """
 
 from __future__ import annotations
@@ -28,16 +32,24 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from .backbones import Backbone
+from .atomic import atomic_write
+from .stages import Backbone, BackboneError, Truncated
 
-__all__ = ["RUNTIMES", "AUTO_MIN_SPEEDUP", "RuntimeChoiceError", "runtime_setting", "cache_folder", "OrtForward"]
+__all__ = [
+    "RUNTIMES",
+    "AUTO_MIN_SPEEDUP",
+    "RuntimeChoiceError",
+    "runtime_setting",
+    "cache_folder",
+    "cpu_runtime",
+    "OnnxRuntimeChoice",
+    "OrtForward",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,30 +88,18 @@ def default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-class _Upto(nn.Module):
-    """uint8 NHWC images -> the requested taps, the stages run in order up to the last one."""
+class _FromImages(nn.Module):
+    """uint8 NHWC images -> the taps of a truncated backbone: the interface of the graphs ONNX Runtime runs."""
 
-    def __init__(self, backbone: "Backbone", taps: Sequence[str]) -> None:
+    def __init__(self, truncated: Truncated) -> None:
         super().__init__()
-        names = backbone._stage_names
-        last = max(names.index(t) for t in taps)
-        self.names = names[: last + 1]
-        self.stages = nn.ModuleList(list(backbone.model)[: last + 1])
-        self.taps = list(taps)
-        self.register_buffer("mean", torch.tensor(backbone.mean).view(1, 3, 1, 1) * 255.0)
-        self.register_buffer("std", torch.tensor(backbone.std).view(1, 3, 1, 1) * 255.0)
+        self.truncated = truncated
 
-    def forward(self, images: torch.Tensor):
-        x = (images.permute(0, 3, 1, 2).float() - self.mean) / self.std
-        outputs = {}
-        for name, stage in zip(self.names, self.stages):
-            x = stage(x)
-            if name in self.taps:
-                outputs[name] = x
-        return tuple(outputs[t] for t in self.taps)
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.truncated(images.permute(0, 3, 1, 2).float())
 
 
-def weights_hash(backbone: "Backbone") -> str:
+def weights_hash(backbone: Backbone) -> str:
     digest = hashlib.sha256()
     for key, value in backbone.model.state_dict().items():
         digest.update(key.encode())
@@ -114,11 +114,9 @@ def _versions() -> str:
     return f"torch{torch.__version__.split('+')[0]}-onnx{onnx.__version__}-ort{onnxruntime.__version__}"
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _keep(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    atomic_write(path, data)
 
 
 def onnx_graph_bytes(
@@ -148,9 +146,9 @@ def onnx_graph_bytes(
     return buffer.getvalue()
 
 
-def export_bytes(backbone: "Backbone", taps: Sequence[str]) -> bytes:
+def export_bytes(backbone: Backbone, taps: Sequence[str]) -> bytes:
     """The ONNX graph (as bytes) from uint8 images to ``taps``, with a dynamic batch size, in float32."""
-    module = _Upto(backbone, taps).eval()
+    module = _FromImages(backbone.truncated(taps)).eval()
     if backbone.device.type != "cpu" or backbone.dtype != torch.float32:
         # A copy: the backbone's own modules stay on their device and dtype.
         module = copy.deepcopy(module).float().cpu()
@@ -163,7 +161,7 @@ def export_bytes(backbone: "Backbone", taps: Sequence[str]) -> bytes:
 class OrtForward:
     """ONNX Runtime sessions for one backbone, one per set of taps, exported on first use and cached on disk."""
 
-    def __init__(self, backbone: "Backbone", threads: int | None = None, folder: Path | None = None) -> None:
+    def __init__(self, backbone: Backbone, threads: int | None = None, folder: Path | None = None) -> None:
         self.backbone = backbone
         self.threads = threads or default_threads()
         self.folder = folder or cache_folder()
@@ -207,7 +205,7 @@ class OrtForward:
                 data = export_bytes(self.backbone, key)
                 self.exports += 1
                 try:
-                    _write_atomically(path, data)
+                    _keep(path, data)
                 except OSError as error:
                     log.warning("Cannot keep the ONNX graph in %s (%s); it is exported again next start.", path, error)
                 session = self._new_session(data)
@@ -215,7 +213,7 @@ class OrtForward:
             return session
 
     def run(self, images: np.ndarray, taps: Sequence[str]) -> dict[str, torch.Tensor]:
-        unique = sorted(set(taps), key=self.backbone._stage_names.index)  # one graph per set, whatever the order
+        unique = self.backbone.stage_order(taps)  # one graph per set, whatever the order
         outputs = self.session(unique).run(None, {"images": np.ascontiguousarray(images, dtype=np.uint8)})
         by_tap = {tap: torch.from_numpy(value) for tap, value in zip(unique, outputs)}
         return {tap: by_tap[tap] for tap in taps}
@@ -233,7 +231,7 @@ class OrtForward:
         if figures.get("same_labels") is None:  # nothing was measured: ask again next time
             return use, why
         try:
-            _write_atomically(path, json.dumps({"use": use, "why": why, **figures}).encode())
+            _keep(path, json.dumps({"use": use, "why": why, **figures}).encode())
         except OSError:
             pass
         return use, why
@@ -274,3 +272,66 @@ class OrtForward:
             f"needs {AUTO_MIN_SPEEDUP}x), {'same' if same else 'different'} labels on {len(images)} sample photos"
         )
         return use, why, {"torch_ms": torch_ms, "ort_ms": ort_ms, "speedup": speedup, "same_labels": same}
+
+
+class OnnxRuntimeChoice:
+    """Whether a backbone on the CPU runs its frames in ONNX Runtime, per ``setting`` (``onnxruntime`` or ``auto``),
+    decided on first use (for ``auto``, by :meth:`OrtForward.auto_verdict`); one log line says which and why.
+
+    A :class:`~teachable.stages.CpuRuntime`: the backbone asks :meth:`active` before each frame it runs on the CPU.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, backbone: Backbone, setting: str, folder: Path | None = None) -> None:
+        self.backbone = backbone
+        self.setting = setting
+        self.folder = folder
+        self.reason = ""
+        """Why ONNX Runtime is used or not, once decided."""
+        self._forward: OrtForward | None = None
+        self._lock = threading.Lock()
+
+    def active(self) -> bool:
+        if not self.reason:
+            with self._lock:
+                if not self.reason:
+                    self._forward, self.reason = self._decide()
+        return self._forward is not None
+
+    def run(self, images: np.ndarray, taps: Sequence[str]) -> dict[str, torch.Tensor]:
+        if not self.active():
+            raise RuntimeError(f"ONNX Runtime does not run {self.backbone.name} here ({self.reason}).")
+        return self._forward.run(images, taps)
+
+    def _decide(self) -> tuple[OrtForward | None, str]:
+        backbone = self.backbone
+        try:
+            ort_forward = OrtForward(backbone, folder=self.folder)
+        except ImportError as error:
+            if self.setting == "onnxruntime":
+                needs = "TEACHABLE_RUNTIME=onnxruntime needs the onnx and onnxruntime packages"
+                raise BackboneError(f"{needs} ({error}).") from None
+            why = f"auto: {error.name or 'onnxruntime'} is not installed"
+            log.info("%s forward pass on the CPU runs in torch (%s)", backbone.name, why)
+            return None, why
+        if self.setting == "onnxruntime":
+            use, why = True, "requested"
+        elif backbone.compiled:
+            use, why = False, "auto: torch.compile was requested"
+        else:
+            use, why = ort_forward.auto_verdict()
+        log.info(
+            "%s forward pass on the CPU runs in %s, %d thread(s) (%s)",
+            backbone.name,
+            "ONNX Runtime" if use else "torch",
+            ort_forward.threads if use else torch.get_num_threads(),
+            why,
+        )
+        return (ort_forward if use else None), why
+
+
+def cpu_runtime(backbone: Backbone, setting: str) -> OnnxRuntimeChoice | None:
+    """What runs ``backbone``'s frames on the CPU for a checked ``setting`` (see :func:`runtime_setting`): None for
+    ``torch``, else ONNX Runtime where the setting allows it."""
+    return None if setting == "torch" else OnnxRuntimeChoice(backbone, setting)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from teachable.batching import FrameBatcher
+from teachable.runners.batched import FrameBatcher
 from teachable.frames import encode_jpeg
 from teachable.session import Session
 

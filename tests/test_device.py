@@ -37,7 +37,7 @@ def test_unusable_devices_are_refused_with_the_choices(monkeypatch, wrong):
 
 
 def test_the_chosen_device_is_logged_with_its_reason(caplog):
-    with caplog.at_level(logging.INFO, logger="teachable.backbones"):
+    with caplog.at_level(logging.INFO, logger="teachable.stages"):
         load_backbone(device="cpu")
     assert "efficientnet_lite0 on cpu, float32, channels_last (requested)" in caplog.text
 
@@ -45,7 +45,8 @@ def test_the_chosen_device_is_logged_with_its_reason(caplog):
 def run_out_of_memory_once(backbone: Backbone, stage: int) -> list[int]:
     """Make one stage raise CUDA's out-of-memory error the first time it runs; returns a call counter."""
     calls = [0]
-    original = backbone._stages[stage]
+    module = backbone.model[stage]
+    original = module.forward
 
     def failing(x):
         calls[0] += 1
@@ -53,7 +54,7 @@ def run_out_of_memory_once(backbone: Backbone, stage: int) -> list[int]:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
         return original(x)
 
-    backbone._stages[stage] = failing
+    module.forward = failing
     return calls
 
 
@@ -69,7 +70,7 @@ def pretend_accelerator(monkeypatch):
 def test_out_of_memory_moves_the_backbone_to_the_cpu_and_answers(pretend_accelerator, backbone, caplog):
     calls = run_out_of_memory_once(pretend_accelerator, stage=4)
     square = backbone.prepare(photo("chelsea"))[None]
-    with caplog.at_level(logging.WARNING, logger="teachable.backbones"):
+    with caplog.at_level(logging.WARNING, logger="teachable.stages"):
         embedding = pretend_accelerator.embed(square)
     assert calls[0] == 2  # failed once, then ran again
     assert pretend_accelerator.dtype == torch.float32 and not pretend_accelerator.on_accelerator
@@ -88,7 +89,7 @@ def test_a_session_survives_the_out_of_memory_fall_back(pretend_accelerator):
 
 
 def test_other_errors_are_not_taken_for_out_of_memory(pretend_accelerator):
-    pretend_accelerator._stages[3] = lambda x: (_ for _ in ()).throw(RuntimeError("shape mismatch"))
+    pretend_accelerator.model[3].forward = lambda x: (_ for _ in ()).throw(RuntimeError("shape mismatch"))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         pretend_accelerator.embed(np.zeros((1, 224, 224, 3), np.uint8))
     assert pretend_accelerator.on_accelerator  # not moved

@@ -18,15 +18,15 @@ serve = pytest.importorskip("ray.serve")
 
 from teachable.assets import CLASS_SAMPLES  # noqa: E402
 from teachable.folder import import_folder, partial_path  # noqa: E402
-from teachable.inference import InferenceError, LocalRunner  # noqa: E402
 from teachable.project import Project  # noqa: E402
-from teachable.ray_serving import (  # noqa: E402
+from teachable.ray_serving import import_folder_ray  # noqa: E402
+from teachable.runners import InferenceError, LocalRunner  # noqa: E402
+from teachable.runners.ray import (  # noqa: E402
     APP_NAME,
     DEPLOYMENT_NAME,
     RayRunner,
     RayServeSettings,
     deploy,
-    import_folder_ray,
     jpeg_round_trip,
 )
 

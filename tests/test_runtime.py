@@ -95,7 +95,7 @@ def test_the_torch_setting_never_uses_onnxruntime(monkeypatch, samples):
 def test_onnxruntime_setting_runs_frames_there_and_says_so(monkeypatch, samples, caplog):
     monkeypatch.setenv("TEACHABLE_RUNTIME", "onnxruntime")
     backbone = load_backbone(device="cpu")
-    with caplog.at_level(logging.INFO, logger="teachable.backbones"):
+    with caplog.at_level(logging.INFO, logger="teachable.runtime"):
         outputs = backbone.run(samples[:2], ["blocks.4", "pool"])
     assert backbone.runtime_in_use == "onnxruntime"
     assert "runs in ONNX Runtime" in caplog.text and "requested" in caplog.text
@@ -155,3 +155,43 @@ def test_without_onnxruntime_auto_keeps_torch_and_onnxruntime_says_what_is_missi
     assert backbone.run(samples[:1])["pool"].shape == (1, 1280)
     with pytest.raises(BackboneError, match="needs the onnx and onnxruntime packages"):
         load_backbone(device="cpu", runtime="onnxruntime").run(samples[:1])
+
+
+def test_torch_onnxruntime_and_the_export_read_the_same_taps_from_one_truncated_network(
+    backbone, samples, tmp_path, monkeypatch
+):
+    """The live forward pass, the ONNX Runtime graph and the exported model are all ``Backbone.truncated``: the same
+    normalisation and stages, so the same taps for the same squares."""
+    import onnxruntime as ort
+
+    from teachable.assets import DEMO_PROJECT
+    from teachable.export import onnx_bytes
+    from teachable.project import Project
+    from teachable.stages import Truncated, pooled
+
+    built = []
+    forward = Truncated.forward
+
+    def watched(self, pixels):
+        built.append(tuple(self.taps))
+        return forward(self, pixels)
+
+    monkeypatch.setattr(Truncated, "forward", watched)
+    monkeypatch.setattr(backbone, "cpu_runtime", None)  # the live forward pass in torch
+    project = Project.load(DEMO_PROJECT)
+    taps = [backbone.grid_tap, project.tap]
+
+    live = backbone.run(samples, taps)
+    assert built == [tuple(taps)]
+    in_ort = OrtForward(backbone, folder=tmp_path).run(samples, taps)
+    assert built[1:] == [tuple(backbone.stage_order(taps))]  # traced once into the graph
+    model, _ = onnx_bytes(project, backbone)
+    assert built[2:] == [(project.tap,)]
+    exported = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    embeddings = np.stack([exported.run(["embedding"], {"image": square})[0] for square in samples])
+
+    for tap in taps:
+        scale = float(live[tap].abs().max())
+        assert float((in_ort[tap] - live[tap]).abs().max()) <= 1e-4 * scale, tap
+    expected = pooled(live[project.tap])
+    assert np.abs(embeddings - expected).max() <= 1e-4 * np.abs(expected).max()

@@ -8,8 +8,8 @@ import types
 import numpy as np
 import torch
 
-from teachable.inference import LocalRunner, runner_from_setting
-from teachable.spaces_gpu import gpu, import_spaces_first, zero_gpu_available
+from teachable.runners import FrameBatcher, LocalRunner, ZeroGpuRunner, runner_from_setting
+from teachable.runners.zero_gpu import gpu, import_spaces_first, zero_gpu_available
 
 
 class StubBackbone:
@@ -50,7 +50,10 @@ def test_off_zero_gpu_nothing_is_wrapped(monkeypatch):
     assert not zero_gpu_available() and not import_spaces_first()
     assert gpu(function) is function
     backbone = StubBackbone()
-    assert LocalRunner(backbone)._forward == backbone.run
+    runner = runner_from_setting("auto", backbone)  # off ZeroGPU, a GPU backbone batches; local is plain
+    assert isinstance(runner, FrameBatcher)
+    runner.close()
+    assert type(runner_from_setting("local", backbone)) is LocalRunner
 
 
 def test_on_zero_gpu_the_local_backbone_call_is_wrapped(monkeypatch):
@@ -60,6 +63,7 @@ def test_on_zero_gpu_the_local_backbone_call_is_wrapped(monkeypatch):
     assert zero_gpu_available() and import_spaces_first()
     backbone = StubBackbone()
     runner = runner_from_setting("auto", backbone)  # no batching thread: each call gets its own lent GPU
-    assert isinstance(runner, LocalRunner) and len(wrapped) == 1
+    assert isinstance(runner, ZeroGpuRunner) and len(wrapped) == 1
+    assert isinstance(runner_from_setting("local", backbone), ZeroGpuRunner)
     outputs = runner.run(np.zeros((2, 8, 8, 3), np.uint8), ("pool",))
     assert outputs["pool"].shape == (2, 3) and outputs["pool"].device.type == "cpu" and backbone.calls == 1

@@ -12,7 +12,7 @@ from ..activations import GridIcons
 from ..autosave import Autosaver
 from ..backbones import Backbone
 from ..frames import DecodeBudget
-from ..inference import FrameRunner
+from ..runners import FrameRunner
 from ..session import Session
 from .lifecycle import SessionRegistry
 from .served import ExportSlots, FileBudget

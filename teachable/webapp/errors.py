@@ -11,7 +11,7 @@ import gradio as gr
 
 from ..backbones import BackboneError
 from ..frames import ImageError
-from ..inference import InferenceError
+from ..runners import InferenceError
 from ..knn import KNNError
 from ..project import ProjectError
 from ..session import SessionError

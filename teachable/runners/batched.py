@@ -18,9 +18,14 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..stages import Backbone
 
 __all__ = ["FrameBatcher"]
 
@@ -44,7 +49,7 @@ class FrameBatcher:
     """
 
     def __init__(
-        self, backbone, window: float = 0.004, max_batch: int = 16, active_seconds: float = ACTIVE_SECONDS
+        self, backbone: Backbone, window: float = 0.004, max_batch: int = 16, active_seconds: float = ACTIVE_SECONDS
     ) -> None:
         self.backbone = backbone
         self.window = window
