@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .runtime import RuntimeChoiceError, cpu_runtime, runtime_setting
+from .settings import SettingsError
 from .stages import Backbone, BackboneError, TapInfo, choose_device, pooled
 
 __all__ = [
@@ -242,7 +243,7 @@ def load_backbone(
         raise BackboneError(f"Unknown backbone {name!r}; choose one of: {', '.join(_REGISTRY)}.") from None
     try:
         setting = runtime_setting(runtime)
-    except RuntimeChoiceError as error:
+    except (RuntimeChoiceError, SettingsError) as error:
         raise BackboneError(str(error)) from None
     backbone = builder(device=device, compile_mode=compile_mode)
     backbone.cpu_runtime = cpu_runtime(backbone, setting)

@@ -11,7 +11,7 @@
 
 For each (backbone, set of taps) the backbone's :meth:`~teachable.stages.Backbone.truncated` network is exported
 once, from the uint8 ``NxHxWx3`` image (normalisation included) to those taps, and kept in the per-user cache folder
-(``$TEACHABLE_DATA_DIR/onnx`` when that is set). The file name holds the backbone, the taps, the torch/onnx/onnxruntime versions and a hash of the
+(``$TEACHABLE_CACHE_DIR/onnx`` when that is set). The file name holds the backbone, the taps, the torch/onnx/onnxruntime versions and a hash of the
 weights, so a change to any of them exports again; files are written atomically and one that does not load is
 exported again.
 
@@ -38,6 +38,8 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write
+from .settings import cache_folder as built_files_folder
+from .settings import read
 from .stages import Backbone, BackboneError, Truncated
 
 __all__ = [
@@ -63,9 +65,11 @@ class RuntimeChoiceError(ValueError):
 
 
 def runtime_setting(value: str | None = None) -> str:
-    """``value``, else ``$TEACHABLE_RUNTIME``, else ``auto``; checked against :data:`RUNTIMES`."""
-    text = value if value is not None else os.environ.get("TEACHABLE_RUNTIME", "")
-    text = text.strip().lower() or "auto"
+    """``value``, else ``$TEACHABLE_RUNTIME`` (a :class:`~teachable.settings.SettingsError` when that is not one of
+    :data:`RUNTIMES`), else ``auto``; checked against :data:`RUNTIMES`."""
+    if value is None:
+        return read("TEACHABLE_RUNTIME")
+    text = value.strip().lower() or "auto"
     if text not in RUNTIMES:
         choices = ", ".join(RUNTIMES)
         raise RuntimeChoiceError(f"Unknown runtime {text!r} (TEACHABLE_RUNTIME / --runtime); use {choices}.")
@@ -73,13 +77,8 @@ def runtime_setting(value: str | None = None) -> str:
 
 
 def cache_folder() -> Path:
-    """``$TEACHABLE_DATA_DIR/onnx`` when set, else the per-user cache folder's ``onnx``."""
-    data = (os.environ.get("TEACHABLE_DATA_DIR") or "").strip()
-    if data:
-        return Path(data) / "onnx"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("teachable")) / "onnx"
+    """The built files' folder's ``onnx`` (``$TEACHABLE_CACHE_DIR``, else the per-user cache folder)."""
+    return built_files_folder() / "onnx"
 
 
 def default_threads() -> int:

@@ -141,9 +141,8 @@ def test_the_cli_passes_runtime_on_and_refuses_a_bad_one(monkeypatch, tmp_path, 
     assert cli.main(["fit", str(tmp_path), "-o", str(tmp_path / "p.zip"), "--runtime", "torch"]) == 130
     assert seen["args"][-1] == "torch"
     monkeypatch.undo()
-    monkeypatch.setenv("TEACHABLE_RUNTIME", "bogus")
-    assert cli.main(["fit", str(tmp_path), "-o", str(tmp_path / "p.zip")]) == 2
-    assert "Unknown runtime 'bogus'" in capsys.readouterr().err
+    assert cli.main(["fit", str(tmp_path), "-o", str(tmp_path / "p.zip"), "--runtime", "bogus"]) == 2
+    assert "Unknown runtime 'bogus'" in capsys.readouterr().err  # a bad TEACHABLE_RUNTIME: test_cli.py
 
 
 def test_without_onnxruntime_auto_keeps_torch_and_onnxruntime_says_what_is_missing(monkeypatch, samples):
@@ -195,3 +194,11 @@ def test_torch_onnxruntime_and_the_export_read_the_same_taps_from_one_truncated_
         assert float((in_ort[tap] - live[tap]).abs().max()) <= 1e-4 * scale, tap
     expected = pooled(live[project.tap])
     assert np.abs(embeddings - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_built_graphs_are_kept_with_the_built_files_not_with_peoples_projects(monkeypatch, tmp_path):
+    from teachable.runtime import cache_folder
+
+    monkeypatch.setenv("TEACHABLE_DATA_DIR", str(tmp_path / "projects"))
+    monkeypatch.setenv("TEACHABLE_CACHE_DIR", str(tmp_path / "built"))
+    assert cache_folder() == tmp_path / "built" / "onnx"

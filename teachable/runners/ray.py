@@ -15,7 +15,6 @@ in :mod:`teachable.runners` for ``TEACHABLE_INFERENCE=ray``, and :mod:`teachable
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from collections import deque
@@ -32,6 +31,7 @@ from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableE
 
 from ..backbones import load_backbone
 from ..frames import encode_jpeg
+from ..settings import SettingsError, read
 from .base import InferenceError
 
 __all__ = [
@@ -71,30 +71,19 @@ class RayServeSettings:
     target_ongoing_requests: int = 16
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> RayServeSettings:
-        """The settings the environment gives; a value that is not a positive number is an :class:`InferenceError`
-        naming it."""
-        defaults = cls()
-
-        def read(name: str, default, parse):
-            text = environ.get(name, "").strip()
-            if not text:
-                return default
-            try:
-                value = parse(text)
-            except ValueError:
-                value = None
-            if value is None or value <= 0:
-                raise InferenceError(f"{name}={text!r} must be a number above zero.")
-            return value
-
-        return cls(
-            min_replicas=read("TEACHABLE_RAY_MIN_REPLICAS", defaults.min_replicas, int),
-            max_replicas=read("TEACHABLE_RAY_MAX_REPLICAS", defaults.max_replicas, int),
-            max_batch=read("TEACHABLE_RAY_MAX_BATCH", defaults.max_batch, int),
-            batch_wait_s=read("TEACHABLE_RAY_BATCH_WAIT_MS", defaults.batch_wait_s * 1000, float) / 1000,
-            replica_cpus=read("TEACHABLE_RAY_REPLICA_CPUS", defaults.replica_cpus, float),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RayServeSettings:
+        """The settings ``environ`` (default: this process's environment) gives, read by :mod:`teachable.settings`;
+        a value that breaks its rule is an :class:`InferenceError` naming it."""
+        try:
+            return cls(
+                min_replicas=read("TEACHABLE_RAY_MIN_REPLICAS", environ),
+                max_replicas=read("TEACHABLE_RAY_MAX_REPLICAS", environ),
+                max_batch=read("TEACHABLE_RAY_MAX_BATCH", environ),
+                batch_wait_s=read("TEACHABLE_RAY_BATCH_WAIT_MS", environ) / 1000,
+                replica_cpus=read("TEACHABLE_RAY_REPLICA_CPUS", environ),
+            )
+        except SettingsError as error:
+            raise InferenceError(str(error)) from None
 
 
 def decode_jpegs(jpegs: Sequence[bytes]) -> np.ndarray:
@@ -183,7 +172,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
     """Join the cluster at ``address`` (default ``RAY_ADDRESS``), or start a local one when there is none; return
     the cluster's address, which other processes can pass as ``RAY_ADDRESS``."""
     if not ray.is_initialized():
-        address = address or os.environ.get("RAY_ADDRESS") or None
+        address = address or read("RAY_ADDRESS")
         if address:
             _check_reachable(address)
             try:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
+
+from ..settings import read
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,8 +32,7 @@ Function = TypeVar("Function", bound=Callable)
 
 def zero_gpu_available() -> bool:
     """Whether this process runs on a ZeroGPU Space with the ``spaces`` package installed."""
-    flag = os.environ.get("SPACES_ZERO_GPU", "").strip().lower()
-    return flag in ("1", "t", "true") and ("spaces" in sys.modules or importlib.util.find_spec("spaces") is not None)
+    return read("SPACES_ZERO_GPU") and ("spaces" in sys.modules or importlib.util.find_spec("spaces") is not None)
 
 
 def import_spaces_first() -> bool:
