@@ -148,11 +148,11 @@ ERRORS = {
         "51 classes; the limit is 50",
     ),
     # views and the coach
-    "unit channel out of range": (lambda s: s.unit_view(5000), "out of range"),
-    "unknown grid mode": (lambda s: s.set_grid_mode("x-ray"), "Unknown grid mode"),
+    "unit channel out of range": (lambda s: s.insights.unit_view(5000), "out of range"),
+    "unknown grid mode": (lambda s: s.views.set_grid_mode("x-ray"), "Unknown grid mode"),
     "unknown embedding layer": (lambda s: s.set_embedding_tap("layer99"), "no tap 'layer99'"),
-    "grid at a pooled layer": (lambda s: s.set_grid_tap("pool"), "no spatial grid"),
-    "compare a class with itself": (lambda s: s.compare("cup", "cup"), "two different classes"),
+    "grid at a pooled layer": (lambda s: s.views.set_grid_tap("pool"), "no spatial grid"),
+    "compare a class with itself": (lambda s: s.insights.compare("cup", "cup"), "two different classes"),
 }
 
 
