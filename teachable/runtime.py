@@ -11,9 +11,9 @@
 
 For each (backbone, set of taps) the backbone's :meth:`~teachable.stages.Backbone.truncated` network is exported
 once, from the uint8 ``NxHxWx3`` image (normalisation included) to those taps, and kept in the per-user cache folder
-(``$TEACHABLE_CACHE_DIR/onnx`` when that is set). The file name holds the backbone, the taps, the torch/onnx/onnxruntime versions and a hash of the
-weights, so a change to any of them exports again; files are written atomically and one that does not load is
-exported again.
+(``$TEACHABLE_CACHE_DIR/onnx`` when that is set). The file name holds the backbone, the taps, the
+torch/onnx/onnxruntime versions and a hash of the weights, so a change to any of them exports again; files are
+written atomically and one that does not load is exported again.
 
 :func:`cpu_runtime` is what :func:`teachable.backbones.load_backbone` plugs into a backbone
 (:attr:`~teachable.stages.Backbone.cpu_runtime`): it decides on first use, and says in one log line which runtime

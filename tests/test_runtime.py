@@ -2,7 +2,6 @@
 cached and rebuilt when damaged, and the TEACHABLE_RUNTIME setting obeyed."""
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
