@@ -14,17 +14,20 @@ from teachable.backbones import load_backbone
 
 @pytest.fixture(scope="session", autouse=True)
 def autosave_folder(tmp_path_factory):
-    """Apps started by the tests keep autosaved projects in a folder of the test run, never the user's own."""
+    """Apps started by the tests keep autosaved projects and built graphs in folders of the test run, never the
+    user's own."""
     import os
 
     folder = tmp_path_factory.mktemp("autosave")
-    previous = os.environ.get("TEACHABLE_DATA_DIR")
-    os.environ["TEACHABLE_DATA_DIR"] = str(folder)
+    chosen = {"TEACHABLE_DATA_DIR": str(folder), "TEACHABLE_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    previous = {name: os.environ.get(name) for name in chosen}
+    os.environ.update(chosen)
     yield folder
-    if previous is None:
-        os.environ.pop("TEACHABLE_DATA_DIR", None)
-    else:
-        os.environ["TEACHABLE_DATA_DIR"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -229,9 +229,12 @@ def test_space_without_a_mounted_folder_is_told_a_restart_loses_work(tmp_path):
 # ---------------------------------------------------------------------------------------------- onnxruntime-web
 def test_bundled_onnxruntime_web_is_the_pinned_npm_package():
     """The package's own copy equals the files in the registry's tarball, whose sha512 is pinned."""
-    from teachable.webexport import ORT_WEB_VERSION, bundled_ort_files, cache_folder, tarball_ort_files
+    import platformdirs
 
-    tarball = cache_folder() / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
+    from teachable.webexport import ORT_WEB_VERSION, bundled_ort_files, tarball_ort_files
+
+    # where `make` fetched it (the tests' own TEACHABLE_CACHE_DIR is a fresh folder of the test run)
+    tarball = Path(platformdirs.user_cache_dir("teachable")) / "npm" / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
     if not tarball.is_file():
         pytest.skip("the pinned tarball is not in the cache (make fetches it with npm)")
     assert bundled_ort_files() == tarball_ort_files(tarball)
