@@ -16,6 +16,7 @@ import copy
 import functools
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction
 from .live_views import LiveViews, LiveViewState
 from .project import MAX_CLASSES, BackboneMismatch, Project
 from .runners import FrameRunner, LocalRunner
+from .sent_frames import SentFrame
 from .tray import HelpTray, uncertainty
 
 __all__ = ["Session", "FrameResult", "LiveViews", "SessionError", "DEFAULT_CLASSES"]
@@ -150,14 +152,26 @@ class Session:
         ``live=False`` is for a still image: it is never recorded, never offered to the tray, and its confidences
         are not blended with earlier frames.
         """
-        now = time.monotonic() if now is None else now
-        self.last_active = time.monotonic()
         square = self.backbone.prepare(frame)
         tap, grid_tap = self.project.tap, self.views.grid_tap
         outputs = self.runner.run(square[None], [grid_tap, tap] if self.views.on else [tap], caller=id(self))
         embedding = pooled(outputs[tap])[0]
         grid_activation = outputs[grid_tap][0].cpu().numpy() if self.views.on else None
-        recorded = live and self._record_if_due(embedding, square, now)
+        return self._classify(embedding, square, lambda: encode_jpeg(square), grid_activation, now, live)
+
+    @exclusive
+    def step_embedded(self, sent: SentFrame, now: float | None = None) -> FrameResult:
+        """A live frame the person's browser embedded itself (browser inference): recorded only when it brings its
+        thumbnail, offered to the tray only then too; the browser draws its own activation grid."""
+        thumbnail = None if sent.thumbnail is None else (lambda: sent.thumbnail)
+        return self._classify(sent.embedding, None, thumbnail, None, now, live=True)
+
+    def _classify(self, embedding, square, thumbnail, grid_activation, now, live: bool) -> FrameResult:
+        """The frame path after the backbone: record, classify, smooth, tray, map. ``thumbnail`` makes the JPEG
+        an example or a tray item keeps (None: there is none, so the frame is neither)."""
+        now = time.monotonic() if now is None else now
+        self.last_active = time.monotonic()
+        recorded = live and thumbnail is not None and self._record_if_due(embedding, thumbnail, now)
         if not len(self.project):
             views = self.views.draw(None, square, grid_activation)
             message = "No examples yet: record a few frames of each class."
@@ -167,8 +181,8 @@ class Session:
         if live and not self.recording:
             self._drop_explained_from_tray()
             reason = uncertainty(prediction, self._filled_classes())
-            if reason and self.tray.wants(now):
-                self.tray.offer(embedding, encode_jpeg(square), prediction.label, reason, now)
+            if reason and thumbnail is not None and self.tray.wants(now):
+                self.tray.offer(embedding, thumbnail(), prediction.label, reason, now)
         map_point = self.views.map_point(prediction, live) if self.views.on else None
         views = self.views.draw(prediction, square, grid_activation)
         message = editing.next_step(self.project)  # an unknown frame says so in its label, with the best guess
@@ -181,14 +195,14 @@ class Session:
     def _filled_classes(self) -> int:
         return sum(1 for count in self.project.counts().values() if count)
 
-    def _record_if_due(self, embedding: np.ndarray, square: np.ndarray, now: float) -> bool:
+    def _record_if_due(self, embedding: np.ndarray, thumbnail: Callable[[], bytes], now: float) -> bool:
         due = now - self._last_recorded_at >= self.record_interval - 1e-6  # tolerance for clock rounding
         if not (self.recording and due):
             return False
         if len(self.project) >= self.max_examples:
             self.recording = self.take = None
             return False
-        self.project.add_examples(self.recording, embedding[None], [encode_jpeg(square)], "webcam", self.take)
+        self.project.add_examples(self.recording, embedding[None], [thumbnail()], "webcam", self.take)
         self._last_recorded_at = now
         self.recorded_this_take += 1
         return True
@@ -214,9 +228,15 @@ class Session:
     def next_step(self) -> str:
         return editing.next_step(self.project)
 
-    @exclusive
-    def opening_message(self) -> str:
-        return editing.opening_message(self.project)
+    def opening_message(self, wait: float = 0.25) -> str:
+        """The prediction panel's first words. A page load never waits for long work on the session (an atlas, a
+        re-embedding) for them: after ``wait`` seconds it says the examples are busy instead."""
+        if not self.lock.acquire(timeout=wait):
+            return "Your examples are busy with a long task (an atlas, a new layer); this page catches up when it ends."
+        try:
+            return editing.opening_message(self.project)
+        finally:
+            self.lock.release()
 
     # ----------------------------------------------------------------- the embedding layer
     def set_embedding_tap(self, tap: str, progress=None) -> str:
@@ -335,8 +355,8 @@ class Session:
         """Apply settings saved by :meth:`settings`; anything missing, out of date or invalid is left as it is."""
         for change in (
             lambda: self.set_live_settings(settings.get("k"), settings.get("threshold"), settings.get("smoothing")),
-            lambda: self.set_grid_tap(settings["grid_tap"]),
-            lambda: self.set_views(settings["views_on"], settings["map_method"], settings["grid_mode"]),
+            lambda: self.views.set_grid_tap(settings["grid_tap"]),
+            lambda: self.views.set_views(settings["views_on"], settings["map_method"], settings["grid_mode"]),
         ):
             try:
                 change()
