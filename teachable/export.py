@@ -4,8 +4,8 @@ The graph takes an ``image`` (uint8 ``H x W x 3`` RGB, any size) and does what t
 
 1. **Centre square and resize** as :func:`teachable.frames.center_square` does with OpenCV
    (:class:`teachable.graph_square.CentreSquare`: OpenCV's uint8 ``INTER_LINEAR`` bit for bit when growing, its
-   ``INTER_AREA`` as one weight matrix per axis when shrinking, within one grey level on well under 0.1 % of
-   pixels). ONNX ``Resize`` is not used: its filters differ from OpenCV's.
+   ``INTER_AREA`` as one weight matrix per axis when shrinking, within one grey level). ONNX ``Resize`` is not
+   used: its filters differ from OpenCV's.
 2. **Normalise** with the backbone's mean and std and run the backbone up to the project's tap (both are
    :meth:`teachable.stages.Backbone.truncated`, the module the app's own forward pass runs), average-pool.
 3. **Classify** with the project's rule (see :mod:`teachable.knn`), everything fixed at export time:
