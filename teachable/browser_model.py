@@ -268,7 +268,7 @@ def browser_model(
 ) -> BrowserModel:
     """The graph the browser runs for ``embedding_tap`` (and, when ``icons`` were made for ``grid_tap``, the icon
     cells of that tap), read from ``folder`` (default :func:`browser_model_folder`) when it was built before, else
-    built (a few seconds) and kept there.
+    built (about a second for EfficientNet-Lite0 on two cores) and kept there.
 
     Icons made for another tap or backbone (or ``grid_tap=None``) give a graph without icon outputs. Two callers at
     once may both build it; the file is written atomically, so either copy is whole."""
