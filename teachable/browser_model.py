@@ -4,20 +4,17 @@ In browser inference the page runs the backbone on the camera frame with onnxrun
 what the server needs. :func:`browser_model` gives that graph, built once and then read from
 ``cache_folder()/browser`` under its :attr:`BrowserModel.version`.
 
-The graph's input is ``image``: uint8 ``H x W x 3`` RGB, any size (the camera frame as the canvas gives it, alpha
-dropped). It does what the server does with a frame, in the same steps:
-
-1. the centre square and OpenCV-exact resize of :class:`teachable.graph_square.CentreSquare` (shared with
-   ``teachable export``), so the same pixels give the same square as :meth:`~teachable.stages.Backbone.prepare`;
-2. :meth:`~teachable.stages.Backbone.truncated` up to the embedding tap (and the grid tap when icons are drawn):
-   the backbone's own normalisation and stages, the module the server's forward pass runs.
+The graph's input is ``square``: uint8 ``S x S x 3`` RGB, the frame's centre square at the backbone's input size,
+made by the page as :meth:`~teachable.stages.Backbone.prepare` makes it (``static/browser.js`` does OpenCV's
+``INTER_AREA`` in a few milliseconds; in the graph, as ``teachable export`` does it for frames of any size
+(:class:`teachable.graph_square.CentreSquare`), that step was half of each frame's time in onnxruntime-web). The
+graph runs :meth:`~teachable.stages.Backbone.truncated` up to the embedding tap (and the grid tap when icons are
+drawn): the backbone's own normalisation and stages, the module the server's forward pass runs.
 
 Outputs:
 
 * ``embedding`` float32 ``[D]``: the embedding tap's spatial mean, as :func:`teachable.backbones.pooled` computes it
   on the server (not normalised);
-* ``square`` uint8 ``[S, S, 3]``: the preprocessed square, which the page JPEG-encodes as a recorded example's
-  thumbnail (the server keeps ``encode_jpeg(square)`` for its own frames);
 * with icons made for the grid tap, ``icon_best`` int32 ``[cells]`` and ``cell_norms`` float32 ``[cells]``: what
   :func:`teachable.activations.icon_cells` computes before its percentile step (each cell's best icon direction by
   cosine, and its norm), cells in row-major order (cell ``y * grid_width + x``, as ``_cells`` orders them). The
@@ -29,7 +26,7 @@ opset :data:`teachable.runtime.OPSET`, the export's operators plus ``ReduceL2``/
 cells, all in ONNX Runtime's CPU kernels that the wasm build carries.
 
 :attr:`BrowserModel.version` is a short digest of everything that changes the outputs: the graph's format
-(:data:`BROWSER_MODEL_FORMAT`, raised whenever this module or ``CentreSquare`` changes what the graph computes), the
+(:data:`BROWSER_MODEL_FORMAT`, raised whenever this module changes what the graph computes), the
 backbone's name, input size, normalisation and weights (:func:`teachable.runtime.weights_hash`), the taps, the
 icon directions, the opset and the torch and onnx versions that write the graph. The page can send it with every
 embedding, so that the server refuses embeddings of another model (a stale page after a change of backbone or tap).
@@ -51,7 +48,6 @@ from torch import nn
 
 from .activations import GridIcons
 from .atomic import atomic_write
-from .graph_square import CentreSquare
 from .runtime import OPSET, onnx_graph_bytes, weights_hash
 from .settings import cache_folder
 from .stages import Backbone, BackboneError
@@ -60,11 +56,11 @@ __all__ = ["BROWSER_MODEL_FORMAT", "BrowserModel", "browser_model", "browser_mod
 
 log = logging.getLogger(__name__)
 
-BROWSER_MODEL_FORMAT = 1
+BROWSER_MODEL_FORMAT = 2
 """Raise it whenever the graph computes something else for the same backbone, taps and icons."""
 
-INPUT = "image"
-OUTPUTS = ("embedding", "square")
+INPUT = "square"
+OUTPUTS = ("embedding",)
 ICON_OUTPUTS = ("icon_best", "cell_norms")
 
 
@@ -115,25 +111,23 @@ class BrowserModel:
 
 
 class _BrowserGraph(nn.Module):
-    """uint8 ``H x W x 3`` -> embedding, square (and each cell's best icon and norm): the traced module."""
+    """uint8 ``S x S x 3`` square -> embedding (and each cell's best icon and norm): the traced module."""
 
     def __init__(self, backbone: Backbone, embedding_tap: str, grid_tap: str | None, directions) -> None:
         super().__init__()
-        self.square = CentreSquare(backbone.input_size)
         self.network = backbone.truncated([embedding_tap] + ([grid_tap] if grid_tap else []))
         self.with_icons = directions is not None
         if self.with_icons:
             self.register_buffer("directions", torch.from_numpy(np.ascontiguousarray(directions, np.float32)))
 
-    def forward(self, image: torch.Tensor):
-        pixels = self.square(image)  # 3 x S x S, whole grey levels
+    def forward(self, square: torch.Tensor):
+        pixels = square.to(torch.float32).permute(2, 0, 1)  # 3 x S x S
         taps = self.network(pixels[None])
         embedding = taps[0].mean(dim=(2, 3)) if taps[0].dim() == 4 else taps[0]
-        square = pixels.permute(1, 2, 0).to(torch.uint8)
         if not self.with_icons:
-            return embedding[0], square
+            return (embedding[0],)
         best, norms = self._icon_cells(taps[1][0])
-        return embedding[0], square, best, norms
+        return embedding[0], best, norms
 
     def _icon_cells(self, activation: torch.Tensor):
         """As :func:`teachable.activations.icon_cells` before its percentile: ``C x H x W`` -> per cell (row-major)
@@ -210,8 +204,8 @@ def _build(backbone: Backbone, embedding_tap: str, grid_tap: str | None, icons: 
     if backbone.device.type != "cpu" or backbone.dtype != torch.float32:
         module = copy.deepcopy(module).float().cpu()  # a copy: the backbone's own modules stay where they are
     outputs = list(OUTPUTS + (ICON_OUTPUTS if icons is not None else ()))
-    example = torch.zeros((backbone.input_size + 32, backbone.input_size + 64, 3), dtype=torch.uint8)
-    graph = onnx_graph_bytes(module, example, [INPUT], outputs, {INPUT: {0: "height", 1: "width"}})
+    example = torch.zeros((backbone.input_size, backbone.input_size, 3), dtype=torch.uint8)
+    graph = onnx_graph_bytes(module, example, [INPUT], outputs, {})
     model = onnx.load_from_string(graph)
     metadata = {
         "format": "teachable-browser",
@@ -225,7 +219,7 @@ def _build(backbone: Backbone, embedding_tap: str, grid_tap: str | None, icons: 
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     model.producer_name = "teachable"
-    model.doc_string = f"teachable browser model: uint8 HxWx3 RGB image -> {', '.join(outputs)}"
+    model.doc_string = f"teachable browser model: uint8 SxSx3 RGB square -> {', '.join(outputs)}"
     onnx.checker.check_model(model)
     return model.SerializeToString()
 
