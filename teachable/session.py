@@ -32,6 +32,7 @@ from .insights import Insights, Subject
 from .knn import DEFAULT_K, DEFAULT_THRESHOLD, Prediction
 from .live_views import LiveViews, LiveViewState
 from .project import MAX_CLASSES, BackboneMismatch, Project
+from .live_state import RECORD_PER_SECOND, Recorder, Smoother
 from .runners import FrameRunner, LocalRunner
 from .sent_frames import SentFrame
 from .tray import HelpTray, uncertainty
@@ -41,7 +42,6 @@ __all__ = ["Session", "FrameResult", "LiveViews", "SessionError", "DEFAULT_CLASS
 DEFAULT_CLASSES = ("Class 1", "Class 2")
 MAX_EXAMPLES = 2000
 """Per-session cap, so one browser cannot exhaust a shared server's memory (about 30 KB per example)."""
-RECORD_PER_SECOND = 10
 SETTINGS = ("k", "threshold", "smoothing", "views_on", "grid_tap", "grid_mode")
 """The per-person settings that are copied with a session and kept with an autosaved project."""
 
@@ -110,20 +110,14 @@ class Session:
         """Counts the projects this session has had; with ``project.version`` it names the examples' state."""
         self.k, self.threshold, self.smoothing = k, threshold, smoothing
         self.max_examples, self.max_classes = max_examples, max_classes
-        self.record_interval = 1.0 / record_per_second
-        self.recording: str | None = None
-        self.take: int | None = None
-        """The take the frames being recorded join (one per hold of the record button)."""
-        self.recorded_this_take = 0
-        self._last_recorded_at = -np.inf
-        self._smoothed: dict[str, float] = {}
+        self.recorder = Recorder(record_per_second)
+        self.smoother = Smoother()
         self.views = LiveViewState(backbone, icons, self.lock, lambda: self.project, map_executor)
         """The embedding map and the activation grid; its setters take this session's lock."""
         self.insights = Insights(backbone, icons, self.lock, self._subject)
         """The views under the hood (review, summaries, units, atlas); each takes this session's lock."""
         self.tray = HelpTray()
         """Recent live frames it was unsure about, for the person to label with one click."""
-        self._tray_checked_at: tuple | None = None
         self.last_active = time.monotonic()
         self.cleared_when_idle = False
         """True after its examples were dropped for idleness (an autosaved copy may bring them back)."""
@@ -135,7 +129,7 @@ class Session:
         fresh.views = self.views.copy(fresh.lock, lambda: fresh.project)
         fresh.insights = Insights(self.backbone, self.views.icons, fresh.lock, fresh._subject)
         fresh.k, fresh.threshold, fresh.smoothing = self.k, self.threshold, self.smoothing
-        fresh.max_examples, fresh.record_interval = self.max_examples, self.record_interval
+        fresh.max_examples, fresh.recorder = self.max_examples, Recorder(1.0 / self.recorder.interval)
         return fresh
 
     # The live views' settings, as the page and the saved settings name them.
@@ -143,6 +137,10 @@ class Session:
     grid_tap = property(lambda self: self.views.grid_tap)
     grid_mode = property(lambda self: self.views.grid_mode)
     map = property(lambda self: self.views.map)
+    # The take being recorded, as the cards show it.
+    recording = property(lambda self: self.recorder.label)
+    take = property(lambda self: self.recorder.take)
+    recorded_this_take = property(lambda self: self.recorder.count)
 
     # ----------------------------------------------------------------- the frame path
     @exclusive
@@ -177,12 +175,12 @@ class Session:
             message = "No examples yet: record a few frames of each class."
             return FrameResult(None, {}, message, recorded, square, grid_activation, None, views)
         prediction = self._predict(embedding)
-        confidences = self._smooth(prediction.confidences) if live else prediction.confidences
+        confidences = self.smoother(prediction.confidences, self.smoothing) if live else prediction.confidences
         if live and not self.recording:
-            self._drop_explained_from_tray()
-            reason = uncertainty(prediction, self._filled_classes())
-            if reason and thumbnail is not None and self.tray.wants(now):
-                self.tray.offer(embedding, thumbnail(), prediction.label, reason, now)
+            filled = self._filled_classes()
+            self.tray.recheck(self.state_key, lambda item: uncertainty(self._predict(item.embedding), filled) is not None)
+            if thumbnail is not None:
+                self.tray.consider(prediction, embedding, thumbnail, filled, now)
         map_point = self.views.map_point(prediction, live) if self.views.on else None
         views = self.views.draw(prediction, square, grid_activation)
         message = editing.next_step(self.project)  # an unknown frame says so in its label, with the best guess
@@ -196,33 +194,14 @@ class Session:
         return sum(1 for count in self.project.counts().values() if count)
 
     def _record_if_due(self, embedding: np.ndarray, thumbnail: Callable[[], bytes], now: float) -> bool:
-        due = now - self._last_recorded_at >= self.record_interval - 1e-6  # tolerance for clock rounding
-        if not (self.recording and due):
+        if not self.recorder.due(now):
             return False
         if len(self.project) >= self.max_examples:
-            self.recording = self.take = None
+            self.recorder.stop()
             return False
-        self.project.add_examples(self.recording, embedding[None], [thumbnail()], "webcam", self.take)
-        self._last_recorded_at = now
-        self.recorded_this_take += 1
+        self.project.add_examples(self.recorder.label, embedding[None], [thumbnail()], "webcam", self.recorder.take)
+        self.recorder.kept(now)
         return True
-
-    def _drop_explained_from_tray(self) -> None:
-        """After the examples or settings changed: drop the tray's frames the classifier is now sure about."""
-        if not len(self.tray):  # the usual case on the frame path: nothing to check, no key to build
-            return
-        key = self.state_key()
-        if key != self._tray_checked_at:
-            self._tray_checked_at, filled = key, self._filled_classes()
-            self.tray.drop_explained(lambda item: uncertainty(self._predict(item.embedding), filled) is not None)
-
-    def _smooth(self, confidences: dict[str, float]) -> dict[str, float]:
-        if set(confidences) != set(self._smoothed):
-            self._smoothed = dict(confidences)
-        else:
-            a = self.smoothing
-            self._smoothed = {name: a * self._smoothed[name] + (1 - a) * value for name, value in confidences.items()}
-        return dict(self._smoothed)
 
     @exclusive
     def next_step(self) -> str:
@@ -265,14 +244,12 @@ class Session:
         label = editing.existing_class(self.project, label)
         if len(self.project) >= self.max_examples:
             raise SessionError(editing.full_message(self.max_examples))
-        self.recording, self.take = label, self.project.new_take()
-        self.recorded_this_take, self._last_recorded_at = 0, -np.inf
+        self.recorder.start(label, self.project.new_take())
 
     @exclusive
     def stop_recording(self) -> int:
         """End the take; returns how many frames it recorded."""
-        self.recording = self.take = None
-        return self.recorded_this_take
+        return self.recorder.stop()
 
     # ----------------------------------------------------------------- classes and examples
     @exclusive
@@ -284,8 +261,9 @@ class Session:
     def rename_class(self, old: str | None, new: str) -> str:
         old = editing.existing_class(self.project, old)
         new = self.project.rename_class(old, new)
-        self.recording = new if self.recording == old else self.recording
-        self._smoothed = {}
+        if self.recorder.label == old:
+            self.recorder.label = new
+        self.smoother.reset()
         return new
 
     @exclusive
@@ -295,7 +273,7 @@ class Session:
         if self.recording == name:
             self.stop_recording()
         self.project.remove_class(name)
-        self._smoothed = {}
+        self.smoother.reset()
 
     @exclusive
     def clear_class(self, name: str | None) -> int:
@@ -395,7 +373,7 @@ class Session:
             return False
         classes, tap = self.project.classes, self.project.tap
         self._use(Project.for_backbone(self.backbone, classes, tap, max_classes=self.max_classes))
-        self.recording = self.take = None
+        self.recorder.stop()
         self.cleared_when_idle = True
         return True
 
@@ -423,14 +401,14 @@ class Session:
         if len(project) > self.max_examples:
             raise SessionError(f"The project has {len(project)} examples; this server allows {self.max_examples}.")
         self._use(project)
-        self.recording = self.take = None
+        self.recorder.stop()
         self.tray.clear()
         self.cleared_when_idle = False
 
     def _use(self, project: Project) -> None:
         """Work on ``project``; everything computed from the old examples is forgotten."""
         self.project, self.generation = project, self.generation + 1
-        self._smoothed = {}
+        self.smoother.reset()
         self.insights.forget()
         self.views.restart()
         self.tray.clear()  # its embeddings may have been read at another tap

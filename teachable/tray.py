@@ -62,6 +62,7 @@ class HelpTray:
         self._last_added_at = -np.inf
         self.version = 0
         """Increases whenever the tray's contents change (the page redraws it only then)."""
+        self._checked_at: object = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -95,6 +96,23 @@ class HelpTray:
                 self.version += 1
                 return item
         return None
+
+    def consider(self, prediction: Prediction, embedding, thumbnail: Callable[[], bytes], filled: int, now: float) -> bool:
+        """Offer a live frame when the classifier is unsure of it (:func:`uncertainty`, with ``filled`` classes
+        that have examples); its thumbnail is made only then. Returns whether it was kept."""
+        reason = uncertainty(prediction, filled)
+        return bool(reason) and self.wants(now) and self.offer(embedding, thumbnail(), prediction.label, reason, now)
+
+    def recheck(self, state: Callable[[], object], still_unsure: Callable[[TrayItem], bool]) -> int:
+        """Drop the items ``still_unsure`` says the classifier is now sure about, when ``state()`` (what the
+        predictions depend on) changed since the last recheck; an empty tray asks nothing."""
+        if not self._items:
+            return 0
+        now_state = state()
+        if now_state == self._checked_at:
+            return 0
+        self._checked_at = now_state
+        return self.drop_explained(still_unsure)
 
     def drop_explained(self, still_unsure: Callable[[TrayItem], bool]) -> int:
         """Remove the items ``still_unsure`` says the classifier is now sure about; returns how many went."""
