@@ -238,7 +238,10 @@ def prepare_app(args: argparse.Namespace) -> tuple[gr.Blocks, Callable[[], objec
 
     from .webapp import prepare, serve
 
-    demo = prepare(args.host, args.port, args.backbone, args.device, args.compile, args.runtime, https=https)
+    demo = prepare(
+        args.host, args.port, args.backbone, args.device, args.compile, args.runtime, https=https,
+        live_model=args.live_model,
+    )  # fmt: skip
     certfile, keyfile = (str(certificate.certfile), str(certificate.keyfile)) if https else (None, None)
     return demo, functools.partial(
         serve, demo, args.host, args.port, share=args.share, ssl_certfile=certfile, ssl_keyfile=keyfile
@@ -422,6 +425,14 @@ def _add_app(commands) -> None:
     app.add_argument("--host", default=read("GRADIO_SERVER_NAME"))
     app.add_argument("--port", type=int, default=read("GRADIO_SERVER_PORT"))
     app.add_argument("--share", action="store_true", help="also serve through a public share link")
+    app.add_argument(
+        "--live-model",
+        choices=("auto", "browser", "server"),
+        default=read("TEACHABLE_LIVE_MODEL"),
+        help="where the model runs on live camera frames: in each participant's browser (camera frames stay there), "
+        "on this server, or auto: the browser where it loads the model and keeps up, else the server; default "
+        "$TEACHABLE_LIVE_MODEL or auto",
+    )
     # Browsers give the camera only to https pages (and localhost): a room's network needs one of these.
     app.add_argument(
         "--https",

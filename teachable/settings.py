@@ -123,6 +123,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TEACHABLE_COMPILE", "text", None, "`--compile`: torch.compile the backbone with this backend (slow to start)."),
     Variable("TEACHABLE_RUNTIME", "choice", "auto", "`--runtime`: what runs the backbone on the CPU; auto uses ONNX Runtime where a check on this machine finds it faster with the same labels.", ("torch", "onnxruntime", "auto")),
     Variable("TEACHABLE_INFERENCE", "choice", "auto", "Where live frames run: local, batched (across people), auto (batched on a GPU) or ray (the Ray Serve deployment at RAY_ADDRESS).", ("auto", "local", "batched", "ray")),
+    Variable("TEACHABLE_LIVE_MODEL", "choice", "auto", "`--live-model`: where the model runs on live camera frames: auto (in each participant's browser where it loads and keeps up, else on this server), browser, or server.", ("auto", "browser", "server")),
     Variable("RAY_ADDRESS", "text", None, "The Ray cluster to join (TEACHABLE_INFERENCE=ray, `teachable serve-backbone`); unset: a local one."),
     Variable("TEACHABLE_RAY_MIN_REPLICAS", "whole", 1, "Fewest backbone replicas the Ray Serve deployment keeps."),
     Variable("TEACHABLE_RAY_MAX_REPLICAS", "whole", 4, "Most backbone replicas the Ray Serve deployment scales to."),

@@ -15,11 +15,16 @@ from teachable.backbones import load_backbone
 @pytest.fixture(scope="session", autouse=True)
 def autosave_folder(tmp_path_factory):
     """Apps started by the tests keep autosaved projects and built graphs in folders of the test run, never the
-    user's own."""
+    user's own. Their live frames run on the server, whose frame path most tests look at; the tests of browser
+    inference (tests/test_browser_inference.py) choose it themselves."""
     import os
 
     folder = tmp_path_factory.mktemp("autosave")
-    chosen = {"TEACHABLE_DATA_DIR": str(folder), "TEACHABLE_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    chosen = {
+        "TEACHABLE_DATA_DIR": str(folder),
+        "TEACHABLE_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
+        "TEACHABLE_LIVE_MODEL": "server",
+    }
     previous = {name: os.environ.get(name) for name in chosen}
     os.environ.update(chosen)
     yield folder

@@ -59,6 +59,11 @@ START_SHOWN_OR_OPEN_JS = """() => document.querySelector('#cam video')?.videoWid
   || [...document.querySelectorAll('#cam button')].some((button) => button.textContent.trim() === 'Start camera')"""
 
 
+FRAMES_FLOW_JS = """() => document.documentElement.dataset.liveModel === 'browser'
+  || !document.querySelector('#cam .capture-button [title="start recording"]')"""
+"""Frames flow: the page runs the model itself (browser.js), or the camera streams to the host."""
+
+
 def start_camera(page, wait_for_prediction: bool = True) -> None:
     """Start the fake camera with the page's one button, unless the page opened it by itself (the browser already
     allows this page the camera), and wait until frames stream (and for the first prediction)."""
@@ -69,7 +74,7 @@ def start_camera(page, wait_for_prediction: bool = True) -> None:
         except Exception:  # noqa: BLE001 (Playwright's TimeoutError) the page opened it meanwhile
             pass
     page.wait_for_function(CAMERA_OPEN_JS)
-    page.wait_for_function("() => !document.querySelector('#cam .capture-button [title=\"start recording\"]')")
+    page.wait_for_function(FRAMES_FLOW_JS)
     if wait_for_prediction:
         page.wait_for_selector("#prediction .tm-label")
 

@@ -15,6 +15,7 @@ from ..frames import DecodeBudget
 from ..runners import FrameRunner
 from ..session import Session
 from .lifecycle import SessionRegistry
+from .browser_inference import FRAMES_PER_SECOND, BrowserInference
 from .served import ExportSlots, FileBudget
 from .settings import ServerSettings
 
@@ -50,14 +51,19 @@ class AppContext:
     """Disk for the files served to people (saved projects, exports), all together; None: unbounded."""
     export_slots: ExportSlots = field(default_factory=lambda: ExportSlots(EXPORTS_AT_ONCE))
     """Exports in turn, one per person at a time."""
+    browser: BrowserInference = field(default_factory=lambda: BrowserInference("server"))
+    """Where live frames' model runs, and the model browsers load (webapp/browser.py)."""
 
     def __post_init__(self) -> None:
         if self.decode_budget is None:
             object.__setattr__(self, "decode_budget", DecodeBudget(self.settings.decode_budget_mb * 2**20))
 
     def new_page(self) -> "PageState":
-        rate = self.settings.commands_per_second
-        return PageState(command_rate=CommandRate(rate, burst=2 * rate, tokens=2 * rate))
+        rate, frames = self.settings.commands_per_second, FRAMES_PER_SECOND
+        return PageState(
+            command_rate=CommandRate(rate, burst=2 * rate, tokens=2 * rate),
+            frame_rate=CommandRate(frames, burst=2 * frames, tokens=2 * frames),
+        )
 
     def new_session(self) -> Session:
         return Session(
@@ -106,6 +112,8 @@ class PageState:
     """The page's time stamp on the latest record or stop carried out: an older one arriving later is dropped."""
     command_rate: CommandRate = field(default_factory=CommandRate)
     """Card commands beyond this rate are refused (a stop never is), so one page's flood does not slow others."""
+    frame_rate: CommandRate = field(default_factory=CommandRate)
+    """Frames a browser that runs the model may send (webapp/browser.py); more are refused."""
     served_files: dict[str, str] = field(default_factory=dict)
     """The folders of the files made for this page ("project", "export"): one of each, removed with the page."""
 

@@ -271,9 +271,10 @@ def set_live_settings(session: Session, k, threshold, smoothing) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- events
-def wire(wiring: PageWiring, camera: CameraHandles, views: ViewHandles, classes: ClassHandles) -> None:
+def wire(wiring: PageWiring, camera: CameraHandles, views: ViewHandles, classes: ClassHandles) -> LiveOutputs:
     """The camera's stream, the Image and Video tabs (``classify`` and ``play_video`` endpoints), and the live
-    settings. A frame also updates the class cards (the count climbs while recording) and the tray."""
+    settings. A frame also updates the class cards (the count climbs while recording) and the tray. Returns what a
+    live frame draws into, for the frames a browser embeds itself (browser.py)."""
     app, session, page = wiring.app, wiring.session, wiring.page
     drawn = dict(prediction=camera.prediction, neighbours=camera.neighbours, map_points=views.map_points,
                  map_live=views.map_live, grid=views.grid, session=session)  # fmt: skip
@@ -312,3 +313,4 @@ def wire(wiring: PageWiring, camera: CameraHandles, views: ViewHandles, classes:
     sliders = [session, views.k, views.threshold, views.smoothing]
     for slider in (views.k, views.threshold, views.smoothing):
         slider.change(set_live_settings, sliders, None, show_progress="hidden").then(*wiring.after_change)
+    return shown

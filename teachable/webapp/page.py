@@ -26,6 +26,7 @@ from ..backbones import Backbone
 from ..runners import runner_from_setting
 from ..session import Session
 from ..views import message_html
+from . import browser as browser_panel
 from . import classes as class_panel
 from . import files as file_panel
 from . import hood as hood_panel
@@ -33,6 +34,7 @@ from . import joining
 from . import layers as layer_panel
 from . import live
 from . import saving
+from .browser_inference import BrowserInference
 from .context import AppContext, PageState
 from .lifecycle import release, start_idle_reaper
 from .served import FileBudget, remove_served, served_files
@@ -56,7 +58,7 @@ log = logging.getLogger(__name__)
 
 STYLES = ("page.css",)
 SCRIPTS = ("page.js",)
-PANELS = (live, class_panel, hood_panel, layer_panel, file_panel, joining)
+PANELS = (live, browser_panel, class_panel, hood_panel, layer_panel, file_panel, joining)
 """The panel modules, each naming its own style and script files (``STYLES``, ``SCRIPTS``)."""
 
 OPENED_MARKER = "<span data-page-ready></span>"
@@ -125,6 +127,7 @@ def build_app(
         with gr.Row(equal_height=False, elem_id="first-screen"):
             with gr.Column(scale=5, min_width=320):
                 camera = live.build_camera(app)
+                browser = browser_panel.build(app)
             with gr.Column(scale=6, min_width=320):
                 classes = class_panel.build()
                 browser_key, saved = saving.build(app)
@@ -135,7 +138,8 @@ def build_app(
         layers = layer_panel.build(app)
 
         wiring = PageWiring(app, session, page, browser_key, hood_panel.review_step(app, session, page, hood))
-        live.wire(wiring, camera, views, classes)
+        shown = live.wire(wiring, camera, views, classes)
+        browser_panel.wire(wiring, browser, shown)
         class_panel.wire(wiring, classes, hood.example_row)
         hood_panel.wire(wiring, hood, classes)
         layer_panel.wire(wiring, layers, views.grid_mode, classes.status)
@@ -170,9 +174,11 @@ def _app_context(
     if autosaver is not None:
         atexit.register(autosaver.close)  # what is still waiting is saved when the server stops
         log.info("Autosave keeps each browser's project in %s.", settings.autosave.folder)
+    icons = load_icons(backbone)
     app = AppContext(
-        backbone, load_icons(backbone), settings, runner, executor, startup_warning=startup_warning,
+        backbone, icons, settings, runner, executor, startup_warning=startup_warning,
         served_urls=tuple(served_urls), autosaver=autosaver, file_budget=file_budget,
+        browser=BrowserInference.prepare(settings.live_model, backbone, icons),
     )  # fmt: skip
     app.sessions_by_key.capacity = settings.max_sessions
     app.sessions_by_key.on_drop = functools.partial(saving.save_dropped, app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 
@@ -11,6 +12,7 @@ from starlette.middleware import Middleware
 from ..backbones import DEFAULT_BACKBONE, load_backbone_or_default
 from ..join import join_urls
 from ..projection import warm_up
+from .browser_inference import BrowserFiles
 from .page import build_app, context_of, page_css, page_script
 from .served import UploadLimits, served_files
 from .settings import ServerSettings
@@ -46,6 +48,7 @@ def serve(
         per_client_bytes=settings.upload_mb_per_client * 2**20,
         window_seconds=settings.file_max_age_seconds,
     )
+    browser_files = Middleware(BrowserFiles, files=context_of(demo).browser.served_files())
     demo.launch(
         server_name=host,
         server_port=port,
@@ -60,7 +63,7 @@ def serve(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         ssl_verify=ssl_certfile is None,
-        app_kwargs={"max_body_size": max_body_bytes, "middleware": [upload_limits]},
+        app_kwargs={"max_body_size": max_body_bytes, "middleware": [upload_limits, browser_files]},
     )
     return demo
 
@@ -73,10 +76,13 @@ def prepare(
     compile_mode: str | None = None,
     runtime: str | None = None,
     https: bool = False,
+    live_model: str | None = None,
 ) -> gr.Blocks:
     """Read the settings, choose the file folder with its one budget, load the backbone once and build the page
-    (not served yet: see :func:`serve`)."""
+    (not served yet: see :func:`serve`). ``live_model`` overrides TEACHABLE_LIVE_MODEL (``--live-model``)."""
     settings = ServerSettings.from_env()
+    if live_model is not None:
+        settings = dataclasses.replace(settings, live_model=live_model)
     file_budget = served_files(settings.files_max_mb * 2**20)
     threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start()  # numba JIT off the frame path
     model, warning = load_backbone_or_default(backbone, device, compile_mode, runtime)

@@ -24,6 +24,9 @@ class ServerSettings:
     inference: str = "auto"
     """TEACHABLE_INFERENCE: where live frames run: local, batched (across sessions), auto (batched on a GPU) or ray
     (the Ray Serve deployment on the cluster at RAY_ADDRESS). See inference.py."""
+    live_model: str = "auto"
+    """TEACHABLE_LIVE_MODEL: where the model runs on live camera frames: auto (each participant's browser where it
+    loads and keeps up, else this server), browser or server. See webapp/browser.py."""
     max_sessions: int = 200
     """TEACHABLE_MAX_SESSIONS: sessions whose state Gradio keeps; past it the least recently used is dropped. This
     bounds what closed tabs leave in memory; keep it well above the number of people using the server at once."""
@@ -64,6 +67,7 @@ class ServerSettings:
             idle_seconds=read("TEACHABLE_SESSION_IDLE_SECONDS", environ),
             max_examples=read("TEACHABLE_MAX_EXAMPLES", environ),
             inference=read("TEACHABLE_INFERENCE", environ),
+            live_model=read("TEACHABLE_LIVE_MODEL", environ),
             max_sessions=read("TEACHABLE_MAX_SESSIONS", environ),
             file_max_age_seconds=read("TEACHABLE_FILE_MAX_AGE_SECONDS", environ),
             max_upload_mb=read("TEACHABLE_MAX_UPLOAD_MB", environ),

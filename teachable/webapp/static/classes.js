@@ -9,8 +9,11 @@ const send = (...parts) => {
 };
 const clickToRecord = () => document.querySelector('#record-toggle input')?.checked;
 let held = null;
-const start = (name) => { held = name; send('record', name); };
-const stop = () => { if (held !== null) { held = null; send('stop'); } };
+// While a class records, a browser that runs the model itself sends each frame's picture too (browser.js).
+const start = (name) => { held = name; document.documentElement.dataset.recording = name; send('record', name); };
+const stop = () => {
+  if (held !== null) { held = null; delete document.documentElement.dataset.recording; send('stop'); }
+};
 document.addEventListener('pointerdown', (event) => {
   const button = event.target.closest('.tm-record');
   if (!button || clickToRecord() || event.button > 0) return;

@@ -58,7 +58,10 @@ setInterval(() => {
   const ready = document.querySelector('[data-page-ready]');
   const video = document.querySelector('#cam video');
   const capture = document.querySelector('#cam .capture-button');
-  if (ready && video?.videoWidth > 0 && capture?.querySelector('[title="start recording"]')) capture.click();
+  // Frames stream to the host only while it runs the model (browser.js: dataset.liveModel).
+  const toHost = document.documentElement.dataset.liveModel === 'server';
+  if (ready && toHost && video?.videoWidth > 0 && capture?.querySelector('[title="start recording"]')) capture.click();
+  if (!toHost && capture?.querySelector('[title="stop recording"]')) capture.click();
 }, 250);
 if (window.isSecureContext && navigator.permissions) {
   navigator.permissions.query({name: 'camera'}).then((status) => {

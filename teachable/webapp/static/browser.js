@@ -1,0 +1,251 @@
+// Browser inference (webapp/browser.py): this computer runs the model on its own camera frames and sends the host
+// only the embedding (and, while a class records or about once a second, a small JPEG of the square the model saw).
+// The host keeps the classes and the views. document.documentElement.dataset.liveModel says where the model runs
+// now: 'loading', 'browser' or 'server' (live-camera.js streams frames to the host only in 'server').
+const root = document.documentElement;
+const config = JSON.parse(document.querySelector('#browser-config')?.dataset.config || '{"live_model": "server"}');
+const state = {where: 'loading', session: null, sent: 0, answered: 0, sentAt: 0, times: [], lastThumbnail: 0,
+               lastSquare: null, lastEmbedding: null, busy: false};
+window.teachableBrowser = state;  // read by the tests
+const THUMBNAIL_EVERY_MS = 1000, ANSWER_WAIT_MS = 2000, CHECKED_FRAMES = 5;
+
+const say = (text) => {
+  const box = document.querySelector('#model-place');
+  if (box) box.textContent = text;
+};
+const place = (where, words) => {
+  state.where = where;
+  root.dataset.liveModel = where;
+  say(words);
+};
+const onHost = 'The model runs on the host: camera frames are sent there.';
+const here = 'The model runs on this computer: camera frames stay here (only the pictures of recorded examples go to the host).';
+
+const gridMode = () => document.querySelector('#grid-mode input:checked')?.value || 'icons';
+const viewsOn = () => document.querySelector('#views-toggle input')?.checked ?? true;
+const needsHost = () => viewsOn() && gridMode() !== 'icons';
+
+const loadRuntime = () => new Promise((resolve, reject) => {
+  if (window.ort) return resolve(window.ort);
+  const script = document.createElement('script');
+  script.src = new URL(config.runtime + 'ort.wasm.min.js', location.href).href;
+  script.onload = () => resolve(window.ort);
+  script.onerror = () => reject(new Error('onnxruntime-web did not load'));
+  document.head.append(script);
+});
+
+const load = async () => {
+  const started = performance.now();
+  const ort = await loadRuntime();
+  ort.env.wasm.wasmPaths = new URL(config.runtime, location.href).href;
+  // Threads need a cross-origin isolated page; one thread with SIMD runs everywhere.
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+  state.session = await ort.InferenceSession.create(new URL(config.model, location.href).href,
+                                                    {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
+  state.loadMs = performance.now() - started;
+};
+
+// float32 -> IEEE half (round to nearest), little-endian bytes, as base64.
+const halfBits = (value) => {
+  const f = new Float32Array([value]), u = new Uint32Array(f.buffer)[0];
+  const sign = (u >>> 16) & 0x8000, exponent = ((u >>> 23) & 0xff) - 127 + 15, mantissa = u & 0x7fffff;
+  if (exponent >= 31) return sign | 0x7c00 | (((u >>> 23) & 0xff) === 0xff && mantissa ? 0x200 : 0);
+  if (exponent <= 0) {
+    if (exponent < -10) return sign;
+    const m = (mantissa | 0x800000) >> (1 - exponent);
+    return sign | ((m + 0x1000) >> 13);
+  }
+  return sign | ((exponent << 10) + ((mantissa + 0x1000) >> 13));
+};
+const base64 = (bytes) => {
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+};
+const halves = (values) => {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = halfBits(values[i]);
+  return base64(new Uint8Array(out.buffer));
+};
+
+const squareCanvas = document.createElement('canvas');
+const jpegOf = (square, side, size, quality) => {  // square: uint8 side x side x 3 -> JPEG data URL at size
+  squareCanvas.width = squareCanvas.height = side;
+  const context = squareCanvas.getContext('2d');
+  const image = context.createImageData(side, side);
+  for (let i = 0, j = 0; i < square.length; i += 3, j += 4) {
+    image.data[j] = square[i]; image.data[j + 1] = square[i + 1]; image.data[j + 2] = square[i + 2]; image.data[j + 3] = 255;
+  }
+  context.putImageData(image, 0, 0);
+  if (size === side) return squareCanvas.toDataURL('image/jpeg', quality);
+  const small = document.createElement('canvas');
+  small.width = small.height = size;
+  small.getContext('2d').drawImage(squareCanvas, 0, 0, size, size);
+  return small.toDataURL('image/jpeg', quality);
+};
+
+// The icons view, drawn by live-grid.js from the same data the host sends in server mode.
+const showIcons = (best, norms, square) => {
+  const grid = document.querySelector('#grid');
+  if (!grid || !best || !viewsOn() || gridMode() !== 'icons') return;
+  const sorted = Float64Array.from(norms).sort();  // numpy's default percentile: linear between nearest ranks
+  const rank = 0.95 * (sorted.length - 1), low = Math.floor(rank), high = Math.min(low + 1, sorted.length - 1);
+  const p95 = Math.max(sorted[low] + (rank - low) * (sorted[high] - sorted[low]), 1e-6);
+  const strength = new Uint8Array(norms.length), indices = new Uint16Array(best.length);
+  for (let i = 0; i < norms.length; i++) {
+    strength[i] = Math.round(255 * Math.min(1, Math.max(0, norms[i] / p95)));
+    indices[i] = Number(best[i]);
+  }
+  let cells = grid.querySelector('.tm-icon-cells');
+  if (!cells) {
+    cells = document.createElement('div');
+    cells.className = 'tm-icon-cells';
+    grid.replaceChildren(cells);
+  }
+  cells.dataset.rows = config.grid_height;
+  cells.dataset.columns = config.grid_width;
+  cells.dataset.cells = base64(new Uint8Array(indices.buffer));
+  cells.dataset.strength = base64(strength);
+  cells.dataset.backdrop = jpegOf(square, config.input_size, 56, 0.7);
+};
+
+// The frame's centre square at the model's input size, as the server makes it (frames.center_square): OpenCV's
+// INTER_AREA when shrinking (each source pixel weighted by its overlap, as graph_square._area_matrix writes it,
+// rounded half up), in a few milliseconds. A camera under the input size (rare) is grown by the canvas's own
+// bilinear filter, which differs from OpenCV's by a grey level here and there.
+const areaTaps = (side, size) => {
+  const scale = side / size, taps = [];
+  for (let i = 0; i < size; i++) {
+    const start = i * scale, end = (i + 1) * scale, row = [];
+    for (let j = Math.floor(start); j < Math.min(side, Math.ceil(end)); j++) {
+      const overlap = Math.min(j + 1, end) - Math.max(j, start);
+      if (overlap > 0) row.push([j, overlap / scale]);
+    }
+    taps.push(row);
+  }
+  return taps;
+};
+const tapsCache = new Map();
+const frameCanvas = document.createElement('canvas');
+const makeSquare = (video, size) => {
+  const width = video.videoWidth, height = video.videoHeight, side = Math.min(width, height);
+  const top = Math.floor((height - side) / 2), left = Math.floor((width - side) / 2);
+  const drawn = side > size ? side : size;
+  frameCanvas.width = frameCanvas.height = drawn;
+  const context = frameCanvas.getContext('2d', {willReadFrequently: true});
+  context.drawImage(video, left, top, side, side, 0, 0, drawn, drawn);  // same size when shrinking: a plain copy
+  const rgba = context.getImageData(0, 0, drawn, drawn).data;
+  const square = new Uint8Array(size * size * 3);
+  if (side <= size) {
+    for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) { square[j] = rgba[i]; square[j + 1] = rgba[i + 1]; square[j + 2] = rgba[i + 2]; }
+    return square;
+  }
+  if (!tapsCache.has(side)) tapsCache.set(side, areaTaps(side, size));
+  const taps = tapsCache.get(side);
+  const rows = new Float64Array(size * side * 3);  // vertical pass: size rows x side columns
+  for (let y = 0; y < size; y++) {
+    for (const [source, weight] of taps[y]) {
+      const from = source * side * 4, to = y * side * 3;
+      for (let x = 0; x < side; x++) {
+        rows[to + 3 * x] += weight * rgba[from + 4 * x];
+        rows[to + 3 * x + 1] += weight * rgba[from + 4 * x + 1];
+        rows[to + 3 * x + 2] += weight * rgba[from + 4 * x + 2];
+      }
+    }
+  }
+  for (let y = 0; y < size; y++) {  // horizontal pass, rounded half up to whole grey levels
+    for (let x = 0; x < size; x++) {
+      let r = 0, g = 0, b = 0;
+      for (const [source, weight] of taps[x]) {
+        const at = (y * side + source) * 3;
+        r += weight * rows[at]; g += weight * rows[at + 1]; b += weight * rows[at + 2];
+      }
+      const to = (y * size + x) * 3;
+      square[to] = Math.min(255, Math.floor(r + 0.5));
+      square[to + 1] = Math.min(255, Math.floor(g + 0.5));
+      square[to + 2] = Math.min(255, Math.floor(b + 0.5));
+    }
+  }
+  return square;
+};
+
+const send = (message) => {
+  const box = document.querySelector('#browser-frame textarea, #browser-frame input');
+  if (!box) return false;
+  box.value = JSON.stringify(message);
+  box.dispatchEvent(new Event('input', {bubbles: true}));
+  return true;
+};
+
+const step = async (video) => {
+  const size = config.input_size;
+  const square = makeSquare(video, size);
+  const started = performance.now();
+  const out = await state.session.run({[config.input]: new window.ort.Tensor('uint8', square, [size, size, 3])});
+  const ms = performance.now() - started;
+  state.times.push(ms);
+  state.lastSquare = square;
+  state.lastEmbedding = Array.from(out.embedding.data);
+  const now = performance.now();
+  const message = {v: config.version, e: halves(out.embedding.data), n: ++state.sent};
+  const recording = Boolean(root.dataset.recording);
+  if (recording || now - state.lastThumbnail >= THUMBNAIL_EVERY_MS) {  // an example's picture, or the tray's
+    message.t = jpegOf(square, size, size, recording ? 0.95 : 0.8).split(',')[1];
+    state.lastThumbnail = now;
+  }
+  state.sentAt = now;
+  send(message);
+  if (out.icon_best) showIcons(out.icon_best.data, out.cell_norms.data, square);
+  return ms;
+};
+
+const tooSlow = () => {
+  if (config.live_model !== 'auto' || state.times.length < CHECKED_FRAMES + 1) return false;
+  const checked = state.times.slice(1, CHECKED_FRAMES + 1).sort((a, b) => a - b);  // the first run warms up
+  state.checkedMs = checked[Math.floor(checked.length / 2)];
+  return state.checkedMs > config.slow_frame_ms;
+};
+
+const answered = () => {
+  const mark = document.querySelector('#browser-answered [data-frame]');
+  return mark ? Number(mark.dataset.frame) : 0;
+};
+
+const tick = async () => {
+  if (state.where === 'server' && state.slow !== undefined) return;  // handed to the host for good
+  const ready = document.querySelector('[data-page-ready]');
+  const video = document.querySelector('#cam video');
+  if (!state.session || !ready || !(video?.videoWidth > 0) || state.busy) return;
+  if (needsHost()) {
+    if (state.where !== 'server') place('server', `The grid's ${gridMode()} view needs the model on the host: frames go there while it is shown.`);
+    return;
+  }
+  if (state.where !== 'browser') place('browser', here);
+  if (answered() < state.sent && performance.now() - state.sentAt < ANSWER_WAIT_MS) return;  // one frame at a time
+  state.busy = true;
+  try {
+    await step(video);
+    if (tooSlow()) {
+      state.slow = state.checkedMs;
+      place('server', `This computer takes ${Math.round(state.checkedMs)} ms a frame, too slow for the camera: the host runs the model.`);
+    }
+  } catch (error) {
+    state.slow = null;
+    place('server', `The model stopped on this computer (${error.message || error}): the host runs it.`);
+  } finally {
+    state.busy = false;
+  }
+};
+
+if (config.live_model === 'server') {
+  place('server', onHost);
+} else {
+  place('loading', 'Loading the model into this browser…');
+  load().then(() => {
+    say(`The model loaded in ${(state.loadMs / 1000).toFixed(1)} s; start the camera.`);
+    setInterval(tick, 1000 / (config.frames_per_second || 10));
+  }).catch((error) => {
+    state.slow = null;
+    place('server', `The model could not load in this browser (${error.message || error}): the host runs it.`);
+  });
+}
