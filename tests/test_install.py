@@ -34,6 +34,7 @@ PACKAGE_DATA = [
     "teachable/webexport/ort/ort-wasm-simd-threaded.wasm.xz",
     "teachable/webexport/ort/ort-wasm-simd-threaded.mjs",
     "teachable/webexport/ort/package.json",
+    *(f"teachable/webapp/static/{path.name}" for path in sorted((ROOT / "teachable/webapp/static").iterdir())),
 ]
 needs_chromium = pytest.mark.skipif(
     not shutil.which("chromium"), reason="Debian chromium is not installed (make test installs it)"
