@@ -58,7 +58,6 @@ def build(app: AppContext) -> BrowserHandles:
     the settings its script reads."""
     config = html.escape(json.dumps(app.browser.page_config()), quote=True)
     gr.HTML(f'<div id="browser-config" data-config="{config}"></div>', elem_classes="tm-hidden")
-    gr.HTML('<div id="model-place" class="tm-model-place" role="status" aria-live="polite"></div>')
     frame = gr.Textbox(elem_id="browser-frame", elem_classes="tm-hidden", max_length=MAX_SENT_CHARACTERS)
     answered = gr.HTML(elem_id="browser-answered", elem_classes="tm-hidden")
     return BrowserHandles(frame, answered)

@@ -112,6 +112,8 @@ def build_camera(app: AppContext) -> CameraHandles:
             ),
         )
         gr.HTML('<div id="camera-help" class="tm-camera-help" role="status" aria-live="polite"></div>')
+        # where the model runs, in words (browser.js)
+        gr.HTML('<div id="model-place" class="tm-model-place" role="status" aria-live="polite"></div>')
     with gr.Tab("Image"):
         still = gr.Image(sources=["upload", "clipboard"], type="numpy", label="Image to classify", height=330)
         classify_button = gr.Button("Classify")
