@@ -115,4 +115,4 @@ def test_cached_torchvision_weights_load_strictly(name, grid_side, dim, tmp_path
 
 
 def test_registry_names():
-    assert available_backbones() == ("efficientnet_lite0", "mobilenet_v3_large", "googlenet")
+    assert available_backbones() == ("efficientnet_lite0", "efficientnet_lite1", "mobilenet_v3_large", "googlenet")
