@@ -133,10 +133,12 @@ def trivial_app(stream_every: float) -> gr.Blocks:
 
 
 def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], forward_ms: list[float],
-                          split: dict[str, list[float]] | None = None) -> gr.Blocks:
+                          split: dict[str, list[float]] | None = None,
+                          settings: webapp.ServerSettings | None = None) -> gr.Blocks:
     """The real page, with the frame number passed through to its output, and Session.step and the backbone
     forward inside it timed (so both are measured under the same load from the browser and the server). ``split``
-    collects the kNN time, the page-output time and the bytes each frame sends."""
+    collects the kNN time, the page-output time and the bytes each frame sends. ``settings``: the server's
+    (default: the defaults, with ``stream_every``)."""
     split = {} if split is None else split
     render, forward = ORIGINAL["prediction_html"], type(backbone).run
     predict, outputs = ORIGINAL["predict"], ORIGINAL["frame_outputs"]
@@ -178,7 +180,7 @@ def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], f
     Session.step = timed_step
     live.prediction_html = tagged_render
     backbone.run = timed_forward  # the forward pass in whichever runtime the backbone uses
-    return webapp.build_app(backbone, settings=webapp.ServerSettings(stream_every=stream_every))
+    return webapp.build_app(backbone, settings=settings or webapp.ServerSettings(stream_every=stream_every))
 
 
 def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> dict:

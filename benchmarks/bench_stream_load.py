@@ -528,11 +528,13 @@ def summarise(client: StreamClient, table: Fingerprints, start: float, end: floa
 # ---------------------------------------------------------------------------------------------- a run
 async def stream_clients(
     endpoints: Endpoints, frames: Frames, clients: int, warmup: float, seconds: float, interval: float,
-    on_window: Callable[[bool], None] | None = None,
+    on_window: Callable[[bool], None] | None = None, make_client: Callable[[], StreamClient] | None = None,
 ) -> tuple[list[StreamClient], float, float]:  # fmt: skip
     """N pages: load, demo, stream open loop for warmup + seconds, close. Returns the pages and the measured window
-    [start, end); ``on_window(True)`` is called when it starts and ``on_window(False)`` when it ends."""
-    pages = [StreamClient(endpoints, frames) for _ in range(clients)]
+    [start, end); ``on_window(True)`` is called when it starts and ``on_window(False)`` when it ends. ``make_client``
+    makes each page (default: a plain :class:`StreamClient`)."""
+    make_client = make_client or (lambda: StreamClient(endpoints, frames))
+    pages = [make_client() for _ in range(clients)]
     for page in pages:
         await page.load_page()
     await asyncio.gather(*(page.load_demo() for page in pages))
