@@ -17,9 +17,11 @@ other modes (factors, attribution) need the whole activation, or a backward pass
 is shown, the page sends its frames to the host (and says so), and goes back to its own model with the icons.
 
 The model and onnxruntime-web are served by :class:`BrowserFiles` under :data:`ROUTE`, with the version in the
-path and a year's ``immutable`` caching, so a reload or a second visit does not download them again. A participant's
-page whose project reads its embedding at another layer than the served model's gets a clear refusal and uses the
-server; so does a stale page after the server changed its model (the version is checked on every frame).
+path and a year's ``immutable`` caching, so a reload or a second visit does not download them again (the page also
+keeps the two large files, the model and the runtime's .wasm, in Cache Storage: a private window's HTTP cache keeps
+no file that large). A participant's page whose project reads its embedding at another layer than the served
+model's gets a clear refusal and uses the server; so does a stale page after the server changed its model (the
+version is checked on every frame).
 """
 
 from __future__ import annotations

@@ -34,14 +34,38 @@ const loadRuntime = () => new Promise((resolve, reject) => {
   document.head.append(script);
 });
 
+// The model and the runtime's .wasm are over 13 MB each, more than a private window's HTTP cache keeps of one
+// file: they are also kept in Cache Storage (where the page is a secure context), under their versioned paths, so
+// a reload does not download them again there either. Entries of other versions are dropped.
+const STORE = 'teachable-browser';
+const fetched = async (url) => {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${new URL(url).pathname} answered ${response.status}`);
+  return response;
+};
+const keptBytes = async (urls) => {
+  const store = await self.caches?.open(STORE).catch(() => null);
+  for (const request of (await store?.keys()) || []) if (!urls.includes(request.url)) await store.delete(request);
+  return Promise.all(urls.map(async (url) => {
+    let response = await store?.match(url);
+    if (!response) {
+      response = await fetched(url);
+      await store?.put(url, response.clone()).catch(() => {});  // over the quota: downloaded again next time
+    }
+    return new Uint8Array(await response.arrayBuffer());
+  }));
+};
+
 const load = async () => {
   const started = performance.now();
   const ort = await loadRuntime();
-  ort.env.wasm.wasmPaths = new URL(config.runtime, location.href).href;
+  const runtime = new URL(config.runtime, location.href).href;
+  const [wasm, model] = await keptBytes([runtime + 'ort-wasm-simd-threaded.wasm', new URL(config.model, location.href).href]);
+  ort.env.wasm.wasmPaths = runtime;
+  ort.env.wasm.wasmBinary = wasm;
   // Threads need a cross-origin isolated page; one thread with SIMD runs everywhere.
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-  state.session = await ort.InferenceSession.create(new URL(config.model, location.href).href,
-                                                    {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
+  state.session = await ort.InferenceSession.create(model, {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
   state.loadMs = performance.now() - started;
 };
 
