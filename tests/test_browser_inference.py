@@ -84,6 +84,9 @@ SEND_JS = """(message) => {
 COUNT_IS_JS = """([name, n]) => parseInt(
   document.querySelector(`#classes .tm-card[data-class='${name}'] .tm-count`).textContent) === n"""
 
+RECORDED_JS = """([name, n]) => parseInt(
+  document.querySelector(`#classes .tm-card[data-class='${name}'] .tm-recorded`)?.textContent) >= n"""
+
 PAUSE_JS = "() => { const s = window.teachableBrowser; s.paused = s.session; s.session = null; }"
 RESUME_JS = "() => { const s = window.teachableBrowser; s.session = s.paused; }"
 """The page's model steps only while it holds its session: taking it away stops the page's own frames."""
@@ -313,6 +316,7 @@ def test_hold_to_record_keeps_the_frames_shown(backbone, context, browser_server
     page.mouse.down()
     page.wait_for_selector(".tm-card[data-class='Class 1'] .tm-recorded")
     page.wait_for_timeout(1500)
+    page.wait_for_function(RECORDED_JS, arg=["Class 1", 3], timeout=15_000)  # a loaded machine sends fewer frames
     page.mouse.up()
     page.wait_for_selector(".tm-card[data-class='Class 1']:not(.tm-card-recording)")
     recorded = count(page, "Class 1")
