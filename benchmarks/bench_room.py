@@ -326,6 +326,16 @@ def judged(results: dict) -> list[dict]:
     return verdicts
 
 
+def busy_note(results: dict) -> list[str]:
+    """A note when other work took a good share of the machine during the windows."""
+    other = {key: row["other_cpu_percent"] for key, row in results.items() if "@" in key and isinstance(row, dict)}
+    if not other or max(other.values()) < 50:
+        return []
+    shown = ", ".join(f"{key} {value:.0f} %" for key, value in other.items())
+    return [f"The machine was busy with other work during the runs (CPU taken by other processes, in % of one of "
+            f"its {os.cpu_count()} cores: {shown}); the figures are lower than on a quiet machine."]  # fmt: skip
+
+
 def machine() -> dict:
     return {
         "python": platform.python_version(),
@@ -379,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
 
         results.update(chromium_runs(backbone, folder))
     results["targets"] = judged(results)
+    results["notes"] = NOTES + busy_note(results)
     results["machine"]["load_average_at_end"] = os.getloadavg()
     results["total_s"] = time.monotonic() - began
     args.output.parent.mkdir(parents=True, exist_ok=True)

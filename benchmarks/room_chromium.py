@@ -11,7 +11,10 @@ outside the centre square the model sees). Capture -> screen, per mode:
   number the page will give that frame, ``teachableBrowser.sent + 1``), runs the model, sends the embedding, and the
   server's answer carries the number back (``#browser-answered [data-frame]``), noted when it reaches the screen.
 
-Frames per second = answers that reached the screen / seconds. Both pages are served by this process (the server
+In browser mode the latency splits at the moment browser.js hands the frame's text to the page (the input event
+on ``#browser-frame``): ``capture_to_sent`` (the square, the model, the float16 text, in the browser) and
+``sent_to_screen`` (Gradio's event, the server, the answer drawn). Frames per second = answers that reached the
+screen / seconds. Both pages are served by this process (the server
 mode's must be instrumented to name its frames; the browser mode's is the plain page), one at a time.
 
 First prediction: the demo project is loaded in a first browser context; a second, fresh context (its own HTTP
@@ -43,8 +46,8 @@ from teachable.webapp import live
 
 STREAM_EVERY = 0.1
 PAGE_JS = """
-window.__captured = {}; window.__shown = []; window.__cameraAt = null; window.__firstLabelAt = null;
-window.__modelReadyAt = null;
+window.__captured = {}; window.__sent = {}; window.__shown = []; window.__cameraAt = null;
+window.__firstLabelAt = null; window.__modelReadyAt = null;
 const mode = '%(mode)s';
 if (navigator.mediaDevices?.getUserMedia) {
   const getUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
@@ -75,6 +78,13 @@ if (mode === 'server') {
     }
     return drawImage.call(this, source, ...rest);
   };
+  const dispatchEvent = EventTarget.prototype.dispatchEvent;
+  EventTarget.prototype.dispatchEvent = function (event) {
+    if (event.type === 'input' && this.closest?.('#browser-frame') && window.teachableBrowser) {
+      window.__sent[window.teachableBrowser.sent] = performance.now();
+    }
+    return dispatchEvent.call(this, event);
+  };
   const ready = setInterval(() => {
     if (window.teachableBrowser?.loadMs === undefined) return;
     window.__modelReadyAt = performance.now();
@@ -91,7 +101,8 @@ new MutationObserver(() => {
   const code = element.getAttribute('data-frame');
   if (window.__last !== code || window.__lastNode !== element) {
     window.__last = code; window.__lastNode = element;
-    window.__shown.push([Number(code), performance.now(), window.__captured[code] ?? null]);
+    const times = [window.__captured[code] ?? null, window.__sent[code] ?? null];
+    window.__shown.push([Number(code), performance.now(), ...times]);
   }
 }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 """
@@ -203,13 +214,17 @@ def demo_project_stored(browser, url: str) -> dict:
 
 
 def real_page_figures(shown: list, times: dict, after: dict, label: str | None, seconds: float) -> dict:
-    latencies = [t - c for _, t, c in shown if c is not None and 0 <= t - c < 5000]
+    latencies = [t - c for _, t, c, _ in shown if c is not None and 0 <= t - c < 5000]
+    in_page = [s - c for _, t, c, s in shown if c is not None and s is not None and 0 <= t - c < 5000]
+    answering = [t - s for _, t, c, s in shown if c is not None and s is not None and 0 <= t - c < 5000]
     model_ms = after["modelMs"][5:]  # browser.js's own time per model run (browser mode), past the first ones
     return {
         "frames_shown": len(shown),
         "fps": len(shown) / seconds,
         "latency_p50_ms": float(np.percentile(latencies, 50)) if latencies else None,
         "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies else None,
+        "capture_to_sent_p50_ms": float(np.percentile(in_page, 50)) if in_page else None,
+        "sent_to_screen_p50_ms": float(np.percentile(answering, 50)) if answering else None,
         "first_prediction_s": (times["label"] - times["camera"]) / 1000 if times["camera"] is not None else None,
         "camera_start_s": times["camera"] / 1000 if times["camera"] is not None else None,
         "page_open_to_first_prediction_s": times["label"] / 1000,

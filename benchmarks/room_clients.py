@@ -249,6 +249,8 @@ class BrowserPage(CountedStreamClient):
         return await asyncio.wait_for(done, timeout)
 
     async def _events(self) -> None:
+        ended = []
+
         def handle(message: dict, received: float) -> bool:
             if message["msg"] == "process_completed":
                 waiting = self._pending.pop(message.get("event_id"), None)
@@ -258,6 +260,7 @@ class BrowserPage(CountedStreamClient):
                 self.errors.append(str(message.get("message"))[:200])
             if message["msg"] == "close_stream":
                 self._stream_open = False  # at once, as the page's client does: the next event opens a new one
+                ended.append(True)
                 return True
             return False
 
@@ -266,7 +269,15 @@ class BrowserPage(CountedStreamClient):
         except httpx.HTTPError as error:
             self.errors.append(f"events: {error!r}")
         finally:
-            self._stream_open = False
+            if not ended:
+                self._stream_open = False
+                self._fail_pending()
+
+    def _fail_pending(self) -> None:
+        """An event stream that broke off: its events fail, as the page's client reports them, and the page goes on
+        (the next frame goes after its 2 s wait)."""
+        for event_id in [e for e, waiting in self._pending.items() if not waiting.done()]:
+            self._pending.pop(event_id).set_exception(RuntimeError("the event stream broke off"))
 
     def _keep(self, coroutine) -> None:
         task = asyncio.create_task(coroutine)
@@ -355,7 +366,7 @@ class BrowserPage(CountedStreamClient):
         async def send() -> None:
             try:
                 await self.submit(self.wiring.command_fn, self.wiring.command_box, data)
-            except (httpx.HTTPError, asyncio.TimeoutError) as error:
+            except (httpx.HTTPError, asyncio.TimeoutError, RuntimeError) as error:
                 self.errors.append(f"{parts[0]}: {error!r}"[:200])
 
         self._keep(send())
