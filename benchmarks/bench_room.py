@@ -267,7 +267,7 @@ def run_server(url: str, frames: Frames, table, server: psutil.Process, clients:
     meter = Meter(server)
 
     def make_client() -> CountedStreamClient:
-        return CountedStreamClient(endpoints, frames, window=meter.window)
+        return CountedStreamClient(endpoints, frames, window=meter.window, open_timeout=args.warmup + args.seconds)
 
     pages, start, end = asyncio.run(stream_clients(
         endpoints, frames, clients, args.warmup, args.seconds, endpoints.stream_every, meter.on_window, make_client,
@@ -276,7 +276,8 @@ def run_server(url: str, frames: Frames, table, server: psutil.Process, clients:
     for page in pages:
         summary = summarise(page, table, start, end)
         per_page.append({
-            "ticks": summary["frames_sent"], "frames_sent": summary["frames_sent"], "answers": summary["outputs"],
+            "ticks": round(args.seconds / endpoints.stream_every), "frames_sent": summary["frames_sent"],
+            "answers": summary["outputs"],
             "latencies": summary["_latencies"], "wrong_labels": summary["wrong_labels"],
             "bytes_up": page.traffic.up, "bytes_down": page.traffic.down, "errors": summary["errors"][:3],
             "unidentified": summary["unidentified_outputs"], "post_failures": summary["post_failures"],

@@ -102,14 +102,26 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
 @dataclass
 class CountedStreamClient(StreamClient):
-    """bench_stream_load's server-mode page, its bodies counted while the window is open."""
+    """bench_stream_load's server-mode page, its bodies counted while the window is open. A stream the server does
+    not start within ``open_timeout`` (an overloaded server) leaves the page without answers, as the real page's
+    webcam, which sends nothing before the stream starts."""
 
     window: Window = field(default_factory=Window)
+    open_timeout: float = 120.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.traffic = Traffic(self.window)
         self.http = httpx.AsyncClient(transport=CountingTransport(self.traffic), timeout=httpx.Timeout(60.0))
+
+    async def open(self, timeout: float = 120) -> None:
+        try:
+            await super().open(min(timeout, self.open_timeout))
+        except asyncio.TimeoutError:
+            self.errors.append(f"the stream did not start within {min(timeout, self.open_timeout):.0f} s")
+
+    def send(self) -> asyncio.Task | None:
+        return super().send() if self._started.is_set() else None
 
 
 # ---------------------------------------------------------------------------------------------- what pages send
