@@ -11,7 +11,7 @@ cards, autosave) exactly as for a frame it embedded itself. The activation grid'
 and are drawn in the browser. Camera frames stay on the participant's computer.
 
 Where the model runs is chosen per participant (``TEACHABLE_LIVE_MODEL``): ``server`` never loads it in the
-browser; ``browser`` uses it wherever it loads; ``auto`` (the default) also checks that the first frames keep up
+browser; ``browser`` uses it wherever it loads; ``auto`` (the default) also checks that the frames keep up
 (``SLOW_FRAME_MS``) and otherwise hands the camera to the server, as it does when the model cannot load. The grid's
 other modes (factors, attribution) need the whole activation, or a backward pass, on the server: while one of them
 is shown, the page sends its frames to the host (and says so), and goes back to its own model with the icons.

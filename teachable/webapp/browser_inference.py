@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 ROUTE = "/teachable/browser"
 LIVE_MODELS = ("auto", "browser", "server")
 SLOW_FRAME_MS = 100
-"""In ``auto``, a browser whose model takes longer than this per frame (the median of its first frames) hands the
-camera to the server: past 100 ms it cannot keep the camera's pace of 10 frames a second."""
+"""In ``auto``, a browser whose model takes longer than this per frame (the median of its first five frames, then of
+its latest ten) hands the camera to the server: past 100 ms it cannot keep the camera's pace of 10 frames a second."""
 FRAMES_PER_SECOND = 15.0
 """What one page may send on average (the camera's pace is 10 a second); twice that at once."""
 CACHE_FOREVER = b"public, max-age=31536000, immutable"

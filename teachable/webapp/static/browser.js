@@ -223,9 +223,11 @@ const step = async (video) => {
   return ms;
 };
 
+// The median of the first frames (after the one that warms up), then of the latest ones: a computer that slows
+// down later (a phone that heats up, a laptop that gets busy) hands its camera to the host too.
 const tooSlow = () => {
   if (config.live_model !== 'auto' || state.times.length < CHECKED_FRAMES + 1) return false;
-  const checked = state.times.slice(1, CHECKED_FRAMES + 1).sort((a, b) => a - b);  // the first run warms up
+  const checked = state.times.slice(1).slice(-2 * CHECKED_FRAMES).sort((a, b) => a - b);
   state.checkedMs = checked[Math.floor(checked.length / 2)];
   return state.checkedMs > config.slow_frame_ms;
 };
