@@ -178,6 +178,8 @@ def room_figures(pages: list[dict], meter: Meter, seconds: float) -> dict:
         **meter.figures(answers),
         "answers": answers,
         "wrong_labels": sum(p["wrong_labels"] for p in pages),
+        "pages_without_answers": sum(p["answers"] == 0 for p in pages),
+        "errors_total": sum(p["error_count"] for p in pages),
         "errors": [e for p in pages for e in p["errors"]][:5],
     }
 
@@ -231,6 +233,7 @@ def browser_page_figures(page: BrowserPage, start: float, end: float) -> dict:
         "wrong_labels": sum(a.label != a.expected for a in labelled),
         "bytes_up": page.traffic.up,
         "bytes_down": page.traffic.down,
+        "error_count": len(page.errors),
         "errors": page.errors[:3],
     }
 
@@ -280,6 +283,7 @@ def run_server(url: str, frames: Frames, table, server: psutil.Process, clients:
             "answers": summary["outputs"],
             "latencies": summary["_latencies"], "wrong_labels": summary["wrong_labels"],
             "bytes_up": page.traffic.up, "bytes_down": page.traffic.down, "errors": summary["errors"][:3],
+            "error_count": len(page.errors),
             "unidentified": summary["unidentified_outputs"], "post_failures": summary["post_failures"],
         })  # fmt: skip
     figures = room_figures(per_page, meter, args.seconds)
