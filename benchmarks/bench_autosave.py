@@ -128,7 +128,7 @@ def bench_twenty_recording(store: ProjectStore, blocks: int = 6, frames: int = 6
     people = []
     for seed in range(20):
         session = Session(backbone)
-        session.views_on = False  # the frame path without the map and grid: autosave's share is then largest
+        session.views.on = False  # the frame path without the map and grid: autosave's share is then largest
         session.replace_project(project_of(100, seed))
         session.start_recording("Class 1")
         page = PageState()

@@ -180,7 +180,9 @@ def instrumented_full_app(backbone, stream_every: float, step_ms: list[float], f
     Session.step = timed_step
     live.prediction_html = tagged_render
     backbone.run = timed_forward  # the forward pass in whichever runtime the backbone uses
-    return webapp.build_app(backbone, settings=settings or webapp.ServerSettings(stream_every=stream_every))
+    # the server's frame path: the host runs the model (browser inference is bench_room.py's)
+    settings = settings or webapp.ServerSettings(stream_every=stream_every, live_model="server")
+    return webapp.build_app(backbone, settings=settings)
 
 
 def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> dict:

@@ -58,11 +58,11 @@ def main() -> None:
     frames = [f for name in names for f in views(getattr(skimage.data, name)(), FRAMES // len(names), 99)]
 
     results: dict = {"examples": len(session.project), "frames": len(frames)}
-    session.views_on = False
+    session.views.on = False
     for frame in frames[:5]:
         session.step(frame)
     results["step_views_off"] = stats([timed(lambda: session.step(f))[0] for f in frames])
-    session.views_on = True
+    session.views.on = True
     # The step draws the grid in the session's mode, so each mode's step is timed in a loop of its own (one
     # mode's work, e.g. attribution's backward pass, does not disturb another's timing); then what the page
     # adds: the map's moving point as SVG and the grid encoded as JPEG.

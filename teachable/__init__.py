@@ -4,10 +4,10 @@ The modules follow the data: frames -> backbones -> knn -> project -> session, w
 atlas, coach and summary beside them, and views/webapp/cli on top (docs/ARCHITECTURE.md).
 
 Importing the package keeps it offline: the libraries it loads would otherwise reach out on their own, and
-:data:`teachable.settings.OFFLINE_DEFAULTS` are set before any of them loads (a person's own setting wins).
+:data:`teachable.settings.LIBRARY_DEFAULTS` are set before any of them loads (a person's own setting wins).
 tests/test_offline.py watches the app and the CLI for any outside lookup.
 """
 
-from .settings import apply_offline_defaults
+from .settings import apply_library_defaults
 
-apply_offline_defaults()
+apply_library_defaults()

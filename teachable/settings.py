@@ -37,7 +37,7 @@ __all__ = [
     "VARIABLES",
     "SettingsError",
     "Variable",
-    "apply_offline_defaults",
+    "apply_library_defaults",
     "cache_folder",
     "gradio_files_folder",
     "markdown_table",
@@ -159,11 +159,19 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SPACES_ZERO_GPU", "flag", False, "Set on a ZeroGPU Space: each frame borrows a GPU through the `spaces` package."),
 )
 
-OFFLINE_DEFAULTS = (("ORT_DISABLE_TELEMETRY", "1"), ("GRADIO_ANALYTICS_ENABLED", "False"), ("HF_HUB_OFFLINE", "1"))
-"""Set before the libraries load (a person's own value wins): ONNX Runtime looks up its telemetry host every few
-seconds and writes a device id under the home folder unless ``ORT_DISABLE_TELEMETRY`` is set
+LIBRARY_DEFAULTS = (
+    ("ORT_DISABLE_TELEMETRY", "1"),
+    ("GRADIO_ANALYTICS_ENABLED", "False"),
+    ("HF_HUB_OFFLINE", "1"),
+    ("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000"),
+)
+"""Set before the libraries load (a person's own value wins). Offline: ONNX Runtime looks up its telemetry host every
+few seconds and writes a device id under the home folder unless ``ORT_DISABLE_TELEMETRY`` is set
 (``ort.disable_telemetry_events()`` does not stop it); Gradio reports each launch and checks for a newer version;
-the Hugging Face hub client (under timm and Gradio) retries for tens of seconds before it fails without a network."""
+the Hugging Face hub client (under timm and Gradio) retries for tens of seconds before it fails without a network.
+Speed: after every event Gradio's queue rebuilds a pandas summary of its last 10,000 events for its monitoring
+page; once per 1,000 events instead took a room's host from 17-24 to 9-11 ms of CPU per answered frame
+(benchmarks/bench_room.py)."""
 
 
 def _variable(name: str) -> Variable:
@@ -179,9 +187,9 @@ def read(name: str, environ: Mapping[str, str] | None = None) -> object:
     return _variable(name).parse(environ.get(name))
 
 
-def apply_offline_defaults() -> None:
-    """Keep the libraries the product loads from reaching out on their own (see :data:`OFFLINE_DEFAULTS`)."""
-    for name, value in OFFLINE_DEFAULTS:
+def apply_library_defaults() -> None:
+    """Keep the libraries the product loads offline and out of the frame path's way (:data:`LIBRARY_DEFAULTS`)."""
+    for name, value in LIBRARY_DEFAULTS:
         os.environ.setdefault(name, value)
 
 

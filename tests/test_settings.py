@@ -16,7 +16,8 @@ PACKAGE = ROOT / "teachable"
 ENVIRONMENT_READ = re.compile(r"\bos\.environ\b|\bgetenv\(|\benviron\.get\(|\benviron\[")
 NAMED = re.compile(r"[\"'`$]((?:TEACHABLE|GRADIO|SPACE|SPACES|RAY)_[A-Z0-9_]+)")
 NOT_SETTINGS = {
-    "GRADIO_ANALYTICS_ENABLED",  # written (offline defaults), never read
+    "GRADIO_ANALYTICS_ENABLED",  # written for the libraries (LIBRARY_DEFAULTS), never read
+    "GRADIO_ANALYTICS_CACHE_FREQUENCY",
     "TEACHABLE_ORT",  # globals of the exported web page's scripts
     "TEACHABLE_MODEL",
 }
@@ -111,10 +112,10 @@ def test_defaults_are_the_ones_the_code_uses():
     assert PEOPLE_PER_CAP == 32
 
 
-def test_offline_defaults_are_set_on_import_and_a_persons_own_value_wins(monkeypatch):
+def test_library_defaults_are_set_on_import_and_a_persons_own_value_wins(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.delenv("ORT_DISABLE_TELEMETRY", raising=False)
-    settings.apply_offline_defaults()
+    settings.apply_library_defaults()
     import os
 
     assert os.environ["HF_HUB_OFFLINE"] == "0" and os.environ["ORT_DISABLE_TELEMETRY"] == "1"

@@ -13,7 +13,7 @@ from ..backbones import DEFAULT_BACKBONE, load_backbone_or_default
 from ..join import join_urls
 from ..projection import warm_up
 from .browser_inference import BrowserFiles
-from .page import build_app, context_of, page_css, page_script
+from .page import build_app, page_css, page_script
 from .served import UploadLimits, served_files
 from .settings import ServerSettings
 
@@ -41,14 +41,18 @@ def serve(
     # reading it. The megabyte on top is room for an upload's multipart framing.
     max_body_bytes = (settings.max_upload_mb + 1) * 2**20
     # Uploads are held to each client's share and to the file folder's cap before their bodies are read; the cap is
-    # the page's own file budget, which also counts saved projects and exports.
-    upload_limits = Middleware(
-        UploadLimits,
-        budget=context_of(demo).file_budget,
-        per_client_bytes=settings.upload_mb_per_client * 2**20,
-        window_seconds=settings.file_max_age_seconds,
-    )
-    browser_files = Middleware(BrowserFiles, files=context_of(demo).browser.served_files())
+    # the page's own file budget, which also counts saved projects and exports. The browser's model and runtime are
+    # served beside the page. A page not made by build_app (the benchmarks' trivial page) is served as it is.
+    app = getattr(demo, "app_context", None)
+    middleware = [] if app is None else [
+        Middleware(
+            UploadLimits,
+            budget=app.file_budget,
+            per_client_bytes=settings.upload_mb_per_client * 2**20,
+            window_seconds=settings.file_max_age_seconds,
+        ),
+        Middleware(BrowserFiles, files=app.browser.served_files()),
+    ]  # fmt: skip
     demo.launch(
         server_name=host,
         server_port=port,
@@ -63,7 +67,7 @@ def serve(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         ssl_verify=ssl_certfile is None,
-        app_kwargs={"max_body_size": max_body_bytes, "middleware": [upload_limits, browser_files]},
+        app_kwargs={"max_body_size": max_body_bytes, "middleware": middleware},
     )
     return demo
 
