@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["NEW_FILE_MODE", "TEMP_SUFFIX", "atomic_write", "fsync_folder", "lock_exclusively"]
+__all__ = ["NEW_FILE_MODE", "TEMP_SUFFIX", "atomic_write", "fsync_folder", "lock_exclusively", "write_temporary"]
 
 TEMP_SUFFIX = ".tmp"
 
@@ -35,20 +35,32 @@ def atomic_write(path: str | Path, data: bytes | str | Iterable[bytes], mode: in
     if isinstance(data, str):
         data = data.encode()
     chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    temporary = write_temporary(path.parent, f".{path.name}.", chunks)
+    try:
+        os.chmod(temporary, NEW_FILE_MODE if mode is None else mode)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_folder(path.parent)
+    return path
+
+
+def write_temporary(folder: str | Path, prefix: str, chunks: Iterable[bytes]) -> Path:
+    """A new fsynced file in ``folder`` named ``prefix...`` + :data:`TEMP_SUFFIX`, holding ``chunks`` (created 0600;
+    removed again when writing fails). The caller renames it into place, as :func:`atomic_write` does, or under a
+    lock of its own, as autosave does."""
+    descriptor, name = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temporary, NEW_FILE_MODE if mode is None else mode)
-        os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        Path(name).unlink(missing_ok=True)
         raise
-    fsync_folder(path.parent)
-    return path
+    return Path(name)
 
 
 def fsync_folder(folder: str | Path) -> None:

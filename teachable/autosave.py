@@ -37,7 +37,6 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -46,7 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import fsync_folder, lock_exclusively
+from .atomic import TEMP_SUFFIX, fsync_folder, lock_exclusively, write_temporary
 from .settings import read
 
 __all__ = [
@@ -71,7 +70,6 @@ _KEY_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 MAGIC = b"teachable-autosave 1\n"
 ENTRY_SUFFIX = ".autosave"
 CORRUPT_SUFFIX = ".corrupt"
-TEMP_SUFFIX = ".tmp"
 LOCK_FOLDER = ".locks"
 MAX_HEADER_BYTES = 256 * 1024
 """Longest header line (its settings included) that is read."""
@@ -219,17 +217,7 @@ class ProjectStore:
 
     def _write_temporary(self, path: Path, parts: tuple[bytes, ...]) -> Path:
         """A fsynced temporary file beside ``path`` holding ``parts``; its name holds the digest, not the key."""
-        descriptor, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TEMP_SUFFIX, dir=self.folder)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                for part in parts:
-                    handle.write(part)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:
-            _unlink(Path(name))
-            raise
-        return Path(name)
+        return write_temporary(self.folder, f".{path.stem}.", parts)
 
     def delete(self, key: object) -> None:
         """Forget ``key``'s project (for "Start over"). An invalid or unknown key does nothing."""
