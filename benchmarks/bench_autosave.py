@@ -130,7 +130,7 @@ def bench_twenty_recording(store: ProjectStore, blocks: int = 6, frames: int = 6
         session = Session(backbone)
         session.views.on = False  # the frame path without the map and grid: autosave's share is then largest
         session.replace_project(project_of(100, seed))
-        session.start_recording("Class 1")
+        session.edits.start_recording("Class 1")
         page = PageState()
         page.browser_key = new_key()
         people.append((session, page))

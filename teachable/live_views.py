@@ -7,7 +7,6 @@ project and never changes it.
 
 from __future__ import annotations
 
-import functools
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -21,6 +20,7 @@ from .backbones import Backbone
 from .errors import SessionError
 from .cache import KeyedCache
 from .knn import Prediction
+from .locking import locked
 from .project import Project
 from .projection import METHODS, EmbeddingMap, place
 
@@ -50,17 +50,6 @@ class LiveViews:
     """The live point's recent positions, oldest first."""
     shown_method: str = "none"
     """What the layout on screen was fitted with: ``umap``, ``pca`` or ``none`` (see ``projection.layout_method``)."""
-
-
-def locked(method):
-    """Run a method while holding the owning session's lock (re-entrant: the session's own calls hold it already)."""
-
-    @functools.wraps(method)
-    def run(self, *args, **kwargs):
-        with self.lock:
-            return method(self, *args, **kwargs)
-
-    return run
 
 
 class LiveViewState:

@@ -74,19 +74,19 @@ ERRORS = {
     "not an array": (lambda s: s.step("frame.jpg"), "Expected an image array"),
     "complex frame": (lambda s: s.step(np.zeros((64, 64, 3), np.complex64)), "Unsupported pixel type"),
     # uploads into a class (each file that fails is reported, nothing is added)
-    "corrupt upload": (lambda s: s.add_images("cup", [("x.jpg", b"\xff\xd8\xff" + bytes(300))]), "x.jpg"),
-    "zero-byte upload": (lambda s: s.add_images("cup", [("empty.png", b"")]), "empty"),
-    "truncated jpeg": (lambda s: s.add_images("cup", [("cut.jpg", JPEG[: len(JPEG) // 3])]), "cut.jpg"),
-    "text named jpg": (lambda s: s.add_images("cup", [("notes.jpg", b"hello, world")]), "not an image"),
+    "corrupt upload": (lambda s: s.edits.add_images("cup", [("x.jpg", b"\xff\xd8\xff" + bytes(300))]), "x.jpg"),
+    "zero-byte upload": (lambda s: s.edits.add_images("cup", [("empty.png", b"")]), "empty"),
+    "truncated jpeg": (lambda s: s.edits.add_images("cup", [("cut.jpg", JPEG[: len(JPEG) // 3])]), "cut.jpg"),
+    "text named jpg": (lambda s: s.edits.add_images("cup", [("notes.jpg", b"hello, world")]), "not an image"),
     "decompression bomb": (
-        lambda s: s.add_images("cup", [("bomb.png", png(Image.new("1", (20000, 20000))))]),
+        lambda s: s.edits.add_images("cup", [("bomb.png", png(Image.new("1", (20000, 20000))))]),
         "too large to decode safely|limit",
     ),
     "video as image": (
-        lambda s: s.add_images("cup", [("clip.jpg", b"\x00\x00\x00\x18ftypmp42" + bytes(400))]),
+        lambda s: s.edits.add_images("cup", [("clip.jpg", b"\x00\x00\x00\x18ftypmp42" + bytes(400))]),
         "not an image",
     ),
-    "upload into missing class": (lambda s: s.add_images("dog", [("a.jpg", JPEG)]), "no class named 'dog'"),
+    "upload into missing class": (lambda s: s.edits.add_images("dog", [("a.jpg", JPEG)]), "no class named 'dog'"),
     # class names
     "empty class name": (lambda s: s.project.add_class(""), "empty"),
     "blank class name": (lambda s: s.project.add_class("   \t "), "empty"),
@@ -106,7 +106,7 @@ ERRORS = {
         lambda s: (setattr(s.project, "max_classes", 2), s.project.add_class("dog")),
         "at most 2 classes",
     ),
-    "record a missing class": (lambda s: s.start_recording("dog"), "no class named 'dog'"),
+    "record a missing class": (lambda s: s.edits.start_recording("dog"), "no class named 'dog'"),
     # examples and embeddings
     "NaN embedding": (lambda s: s.project.add_examples("cup", np.full((1, 1280), np.nan), [JPEG]), "NaN"),
     "wrong embedding size": (lambda s: s.project.add_examples("cup", np.ones((1, 512)), [JPEG]), "512 dimensions"),
@@ -198,7 +198,7 @@ def _gif() -> bytes:
 
 @pytest.mark.parametrize("case", list(ACCEPTED))
 def test_odd_but_valid_images_are_accepted(case, session):
-    added, problems = session.add_images("cup", [(case, ACCEPTED[case]())])
+    added, problems = session.edits.add_images("cup", [(case, ACCEPTED[case]())])
     assert (added, problems) == (1, [])
     assert session.project.counts()["cup"] == 5
 
@@ -206,7 +206,7 @@ def test_odd_but_valid_images_are_accepted(case, session):
 @pytest.mark.parametrize("name", ["a/b", "../../etc", "<script>alert(1)</script>", "thumbs 👍", "Ünïcødé"])
 def test_odd_but_valid_class_names_are_just_names(name, session):
     session.project.add_class(name)
-    added, _ = session.add_images(name, [("a.jpg", JPEG)])
+    added, _ = session.edits.add_images(name, [("a.jpg", JPEG)])
     assert added == 1 and session.project.counts()[name] == 1
     from teachable.views import classes_html
 
@@ -218,7 +218,7 @@ def test_predicting_with_zero_and_one_class(backbone):
     result = empty.step(photo("coffee"))
     assert result.prediction is None and "No examples yet" in result.message
     one = Session(backbone, ("cup",))
-    one.add_images("cup", [("a.jpg", JPEG)])
+    one.edits.add_images("cup", [("a.jpg", JPEG)])
     result = one.step(photo("rocket"), live=False)
     assert "add a second class" in result.message and result.confidences["cup"] < 0.5
     assert result.label == "unknown"

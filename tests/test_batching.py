@@ -78,8 +78,8 @@ def test_a_session_predicts_the_same_through_the_batcher(backbone, squares):
     batcher = FrameBatcher(backbone)
     plain, batched = Session(backbone), Session(backbone, runner=batcher)
     for session in (plain, batched):
-        session.add_images("Class 1", [("cat.jpg", encode_jpeg(photo("chelsea")))])
-        session.add_images("Class 2", [("coffee.jpg", encode_jpeg(photo("coffee")))])
+        session.edits.add_images("Class 1", [("cat.jpg", encode_jpeg(photo("chelsea")))])
+        session.edits.add_images("Class 2", [("coffee.jpg", encode_jpeg(photo("coffee")))])
     for frame in (photo("chelsea"), photo("coffee")):
         a, b = plain.step(frame), batched.step(frame)
         assert a.prediction.label == b.prediction.label

@@ -80,7 +80,7 @@ def test_out_of_memory_moves_the_backbone_to_the_cpu_and_answers(pretend_acceler
 
 def test_a_session_survives_the_out_of_memory_fall_back(pretend_accelerator):
     session = Session(pretend_accelerator)
-    session.start_recording(session.project.classes[0])
+    session.edits.start_recording(session.project.classes[0])
     session.step(photo("chelsea"), now=0.0)
     run_out_of_memory_once(pretend_accelerator, stage=2)
     result = session.step(photo("chelsea"), now=1.0)

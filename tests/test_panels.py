@@ -78,7 +78,7 @@ def test_class_names_are_escaped_in_cards_and_messages(session):
 def test_tray_keeps_uncertain_frames_and_one_click_teaches_them(backbone):
     session = Session(backbone, ("cat", "coffee"))
     for label, name in [("cat", "chelsea"), ("coffee", "coffee")]:
-        session.add_images(label, [(f"{i}.jpg", _jpeg(view)) for i, view in enumerate(views(photo(name), 3, 1))])
+        session.edits.add_images(label, [(f"{i}.jpg", _jpeg(view)) for i, view in enumerate(views(photo(name), 3, 1))])
     session.tray.min_interval = 0.0
     session.step(photo("chelsea"), now=1.0)
     assert len(session.tray) == 0  # a confident frame is not offered
@@ -126,7 +126,7 @@ def test_settings_round_trip_and_state_key(session):
     other.restore_settings(session.settings())
     assert other.settings() == session.settings()
     key = session.state_key()
-    session.add_class("more")
+    session.edits.add_class("more")
     assert session.state_key() != key
     other.restore_settings({"k": "x", "grid_tap": "nope", "views_on": True})  # garbage is ignored
     assert other.k == 7

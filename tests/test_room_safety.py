@@ -290,7 +290,7 @@ def test_examples_changed_during_a_re_embedding_are_kept_and_the_layer_is_not_sw
 
     worker = threading.Thread(target=re_embed)
     worker.start()
-    session.add_class("added meanwhile")
+    session.edits.add_class("added meanwhile")
     started.set()
     worker.join()
     assert errors and "changed while they were re-embedded" in errors[0]
@@ -321,7 +321,7 @@ def test_a_page_keeps_one_saved_project_and_its_files_go_with_the_page(backbone,
     from teachable.webapp.served import FileBudget, remove_served
 
     session, page = Session(backbone), PageState()
-    session.add_class("extra")
+    session.edits.add_class("extra")
     saved = [save_project(session, page, files_folder=tmp_path, max_age_seconds=600) for _ in range(5)]
     folders = sorted(path for path in tmp_path.iterdir() if path.name.startswith("project-"))
     assert [str(folder) for folder in folders] == [str(Path(saved[-1]).parent)]
@@ -444,7 +444,7 @@ def test_a_flood_of_card_commands_is_refused_past_the_pages_rate_but_a_stop_alwa
             assert TOO_MANY_COMMANDS in str(error)
             refused += 1
     assert carried <= 21 and refused >= 39, (carried, refused)
-    session.start_recording("Class 1")
+    session.edits.start_recording("Class 1")
     run_command(session, page, '["stop", 2000]')  # past the rate, and still carried out
     assert session.recording is None
 
@@ -498,7 +498,7 @@ def test_a_page_whose_state_gradio_dropped_gets_its_own_session_back_by_its_key(
     app = _app_with_autosave(backbone, tmp_path, max_sessions=3)
     key = new_key()
     victim, _ = open_session(app, app.new_session(), PageState(), key)
-    victim.add_class("mine")
+    victim.edits.add_class("mine")
     for _ in range(2):  # others' page loads, within the registry's capacity: the victim stays in memory
         open_session(app, app.new_session(), PageState(), new_key())
     fresh_page = PageState()  # what Gradio makes when the dropped page's next request comes

@@ -46,9 +46,9 @@ def read(backbone, text):
 def test_a_frame_the_browser_embedded_gets_the_servers_answer(backbone, cat):
     teacher = Session(backbone, ("cat", "rocket"))
     for name, label in [("chelsea", "cat"), ("rocket", "rocket")]:
-        teacher.start_recording(label)
+        teacher.edits.start_recording(label)
         teacher.step(photo(name), now=1.0)
-        teacher.stop_recording()
+        teacher.edits.stop_recording()
     embedding, _, jpeg = cat
     from_browser = teacher.step_embedded(read(backbone, sent(embedding, jpeg)), now=5.0)
     on_server = teacher.step(photo("chelsea"), now=6.0, live=False)
@@ -60,7 +60,7 @@ def test_a_frame_the_browser_embedded_gets_the_servers_answer(backbone, cat):
 def test_recording_keeps_the_thumbnail_the_browser_sent_and_needs_one(backbone, cat):
     session = Session(backbone, ("cat", "other"))
     embedding, _, jpeg = cat
-    session.start_recording("cat")
+    session.edits.start_recording("cat")
     assert session.step_embedded(read(backbone, sent(embedding)), now=1.0).recorded is False  # no picture, no example
     assert session.step_embedded(read(backbone, sent(embedding, jpeg)), now=2.0).recorded is True
     assert len(session.project) == 1 and session.project.examples[0].thumbnail == jpeg

@@ -10,10 +10,10 @@ from .conftest import photo, views
 
 
 def record(session, label, frames, start=0.0):
-    session.start_recording(label)
+    session.edits.start_recording(label)
     for i, frame in enumerate(frames):
         session.step(frame, now=start + i * 0.2)
-    return session.stop_recording()
+    return session.edits.stop_recording()
 
 
 @pytest.fixture
@@ -34,11 +34,11 @@ def test_recording_adds_frames_and_prediction_follows(trained):
 
 def test_recording_is_rate_limited(backbone):
     session = Session(backbone, record_per_second=10)
-    session.start_recording("Class 1")
+    session.edits.start_recording("Class 1")
     frame = photo("coffee")
     for i in range(50):  # 50 frames in one second
         session.step(frame, now=i / 50)
-    assert session.stop_recording() == 10
+    assert session.edits.stop_recording() == 10
     assert session.project.counts()["Class 1"] == 10
 
 
@@ -50,7 +50,7 @@ def test_no_examples_and_one_class_give_messages(backbone):
     result = session.step(photo("rocket"))
     assert "record some examples of 'Class 2'" in result.message  # it exists, empty: no "add a second class"
     assert result.confidences["Class 1"] < 0.5 and result.label == "unknown"
-    session.remove_class("Class 2")
+    session.edits.remove_class("Class 2")
     assert "add a second class" in session.step(photo("rocket")).message
 
 
@@ -83,7 +83,7 @@ def test_smoothing_blends_frames(trained):
 def test_stills_are_neither_recorded_nor_smoothed(trained):
     trained.smoothing = 0.9
     trained.step(photo("chelsea"))
-    trained.start_recording("cat")
+    trained.edits.start_recording("cat")
     result = trained.step(photo("coffee"), live=False)
     assert result.confidences == result.prediction.confidences and result.label == "coffee"
     assert not result.recorded and trained.project.counts()["cat"] == 4
@@ -100,27 +100,27 @@ def test_sessions_are_isolated_and_share_only_the_backbone(trained, backbone):
 
 def test_example_cap_stops_recording_with_a_message(backbone):
     session = Session(backbone, max_examples=3)
-    session.start_recording("Class 1")
+    session.edits.start_recording("Class 1")
     for i in range(6):
         session.step(photo("coffee"), now=float(i))
     assert len(session.project) == 3 and session.recording is None
     with pytest.raises(SessionError, match="limit of 3"):
-        session.start_recording("Class 1")
+        session.edits.start_recording("Class 1")
 
 
 def test_uploads_refuse_bad_files_and_keep_good_ones(backbone):
     session = Session(backbone)
-    added, problems = session.add_images(
+    added, problems = session.edits.add_images(
         "Class 1", [("good.jpg", encode_jpeg(photo("coffee"))), ("bad.jpg", b"nope"), ("empty.png", b"")]
     )
     assert added == 1 and len(problems) == 2 and "bad.jpg" in problems[0] and "empty" in problems[1]
     with pytest.raises(SessionError, match="no class"):
-        session.add_images("nope", [])
+        session.edits.add_images("nope", [])
 
 
 def test_bad_frames_raise_image_errors_and_change_nothing(trained):
     before = len(trained.project)
-    trained.start_recording("cat")
+    trained.edits.start_recording("cat")
     for bad in [np.zeros((1, 1, 3), np.uint8), np.zeros((30, 30, 7), np.uint8)]:
         with pytest.raises(ImageError):
             trained.step(bad)
@@ -151,17 +151,17 @@ def test_each_hold_of_the_record_button_is_one_take(trained):
 def test_uploads_are_a_take_each_unless_they_are_near_copies(backbone):
     session = Session(backbone, ("cat", "coffee"))
     cat, coffee = encode_jpeg(photo("chelsea")), encode_jpeg(photo("coffee"))
-    added, _ = session.add_images("cat", [("a.jpg", cat), ("b.jpg", coffee), ("again.jpg", cat)])
+    added, _ = session.edits.add_images("cat", [("a.jpg", cat), ("b.jpg", coffee), ("again.jpg", cat)])
     takes = session.project.takes
     assert added == 3 and takes[0] == takes[2] and len(set(takes)) == 2
-    session.add_images("cat", [("c.jpg", cat)])
+    session.edits.add_images("cat", [("c.jpg", cat)])
     assert session.project.takes[3] not in takes  # another upload: another take
 
 
 def test_the_tray_drops_frames_the_classes_now_explain(backbone):
     session = Session(backbone, ("cat", "coffee"))
     for label, name in [("cat", "chelsea"), ("coffee", "coffee")]:
-        session.add_images(label, [(f"{i}.jpg", encode_jpeg(v)) for i, v in enumerate(views(photo(name), 3, 1))])
+        session.edits.add_images(label, [(f"{i}.jpg", encode_jpeg(v)) for i, v in enumerate(views(photo(name), 3, 1))])
     session.tray.min_interval = 0.0
     session.step(photo("rocket"), now=1.0)
     session.step(photo("astronaut"), now=2.0)
@@ -169,8 +169,8 @@ def test_the_tray_drops_frames_the_classes_now_explain(backbone):
     version = session.tray.version
     session.step(photo("chelsea"), now=3.0)  # nothing changed: the tray stays as it is
     assert session.tray.version == version and len(session.tray) == 2
-    session.add_class("rocket")
-    session.add_images("rocket", [(f"{i}.jpg", encode_jpeg(v)) for i, v in enumerate(views(photo("rocket"), 3, 2))])
+    session.edits.add_class("rocket")
+    session.edits.add_images("rocket", [(f"{i}.jpg", encode_jpeg(v)) for i, v in enumerate(views(photo("rocket"), 3, 2))])
     session.step(photo("chelsea"), now=4.0)
     assert rocket.id not in [item.id for item in session.tray.items]
     assert session.tray.version > version

@@ -48,7 +48,7 @@ def test_refit_never_blocks_step(backbone, monkeypatch):
 
     monkeypatch.setattr(projection, "fitted_layout", slow_fit)
     session = Session(backbone)
-    session.start_recording("Class 1")
+    session.edits.start_recording("Class 1")
     session.step(photo("coffee"), now=0.0)  # first example: the map asks for a fit, which now hangs
     assert started.wait(30)
     for i in range(1, 4):  # steps go on while the fit is stuck

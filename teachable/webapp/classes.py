@@ -165,25 +165,25 @@ def _carry_out(session: Session, parts: list) -> str:
     verb, arguments = parts[0], parts[1:]
     text = [a for a in arguments if isinstance(a, str)]
     if verb == "record" and text:
-        session.start_recording(text[0])
+        session.edits.start_recording(text[0])
         return f"Recording into '{text[0]}': keep showing it to the camera."
     if verb == "stop":
         if not session.recording:
             return ""
-        label, count = session.recording, session.stop_recording()
+        label, count = session.recording, session.edits.stop_recording()
         return f"Recorded {count} example(s) of '{label}'." if count else "Nothing was recorded: is the camera on?"
     if verb == "add":
-        return f"Added '{session.add_class()}'. Click its name to rename it."
+        return f"Added '{session.edits.add_class()}'. Click its name to rename it."
     if verb == "rename" and len(text) == 2:
-        return f"Renamed '{text[0]}' to '{session.rename_class(text[0], text[1])}'."
+        return f"Renamed '{text[0]}' to '{session.edits.rename_class(text[0], text[1])}'."
     if verb == "delete" and text:
-        session.remove_class(text[0])
+        session.edits.remove_class(text[0])
         return f"Deleted class '{text[0]}'."
     if verb == "clear" and text:
-        return f"Removed {session.clear_class(text[0])} example(s) of '{text[0]}'."
+        return f"Removed {session.edits.clear_class(text[0])} example(s) of '{text[0]}'."
     if verb == "tray" and arguments:
         target = arguments[1] if len(arguments) > 1 and isinstance(arguments[1], str) else None
-        label = session.add_from_tray(arguments[0], target)
+        label = session.edits.add_from_tray(arguments[0], target)
         return f"Added the frame to '{label}'." if target else f"Started '{label}' with the frame; rename it."
     raise SessionError("The page sent a command it does not know; reload the page.")
 
@@ -247,21 +247,21 @@ def tool(action):
 
 
 def add_class(session: Session, _selected, name: str):
-    name = session.add_class(name)
+    name = session.edits.add_class(name)
     return name, f"Added class '{name}'."
 
 
 def rename_class(session: Session, selected, name: str):
-    return session.rename_class(selected, name), None
+    return session.edits.rename_class(selected, name), None
 
 
 def delete_class(session: Session, selected, _name):
-    session.remove_class(selected)
+    session.edits.remove_class(selected)
     return None, f"Deleted class '{selected}'."
 
 
 def clear_class(session: Session, selected, _name):
-    return f"Removed {session.clear_class(selected)} example(s) of '{selected}'."
+    return f"Removed {session.edits.clear_class(selected)} example(s) of '{selected}'."
 
 
 def uploader(budget: DecodeBudget | None):
@@ -277,7 +277,7 @@ def uploader(budget: DecodeBudget | None):
         sizes = [image_size(data) or (0, 0) for _, data in images]
         largest = min(max(width * height for width, height in sizes), MAX_PIXELS)  # larger ones are refused unread
         with budget.reserve(largest * DECODE_BYTES_PER_PIXEL, "The largest image") if budget else nullcontext():
-            added, problems = session.add_images(selected, images)
+            added, problems = session.edits.add_images(selected, images)
         return "; ".join([f"Added {added} image(s) to '{selected}'.", *problems])
 
     return upload_into_class
@@ -286,7 +286,7 @@ def uploader(budget: DecodeBudget | None):
 def remove_picked_example(session: Session, _selected, row):
     if row is None:
         raise SessionError("Click an example first (its number appears under Example #), then remove it.")
-    return f"Removed example #{session.remove_example(row)}."
+    return f"Removed example #{session.edits.remove_example(row)}."
 
 
 TOOLS = [add_class, rename_class, delete_class, clear_class]

@@ -125,14 +125,14 @@ def apply_hint(session: Session, index) -> str:
     hints = session.insights.review().hints
     if not isinstance(index, int) or not 0 <= index < len(hints):
         raise SessionError("That hint is out of date; look again.")
-    return message_html(session.apply_hint(hints[index]))
+    return message_html(session.edits.apply_hint(hints[index]))
 
 
 @shows_errors
 def edit_example(session: Session, row, move_to: str | None, action: str) -> str:
     if action == "delete":
-        return message_html(f"Deleted example #{session.remove_example(row)}.")
-    row = session.move_example(row, move_to)
+        return message_html(f"Deleted example #{session.edits.remove_example(row)}.")
+    row = session.edits.move_example(row, move_to)
     return message_html(f"Moved example #{row} to '{move_to}'.")
 
 
