@@ -240,7 +240,7 @@ def browser_page_figures(page: BrowserPage, start: float, end: float) -> dict:
 
 def run_browser(url: str, frames: Frames, payloads, server: psutil.Process, clients: int, args) -> dict:
     endpoints = discover(url)
-    wiring = browser_wiring(httpx.get(f"{url}config", timeout=30).json())
+    wiring = browser_wiring(httpx.get(f"{url}config", timeout=30).json(), url)
     meter = Meter(server)
     recorders = round(clients * args.recording_share)
 
@@ -301,7 +301,7 @@ def room_runs(mode: str, frames: Frames, backbone, folder: Path, args, results: 
         server = psutil.Process(app.pid)
         results[f"{mode}_app_settled_after_s"] = settle(server)
         if mode == "browser":
-            wiring = browser_wiring(httpx.get(f"{url}config", timeout=30).json())
+            wiring = browser_wiring(httpx.get(f"{url}config", timeout=30).json(), url)
             payloads = make_payloads(frames, backbone, wiring.input_size)
             results["browser_model_version"] = wiring.version
             run = lambda clients: run_browser(url, frames, payloads, server, clients, args)  # noqa: E731

@@ -14,6 +14,11 @@ box. That box's change event (``browser_frame``) is an ordinary Gradio event, se
    of the session (estimation, process_starts, process_completed with the outputs) and ends with close_stream once
    none is pending; the next event opens it again.
 
+The answer to a frame sent that way carries a channel token (``data-channel`` beside ``data-frame``); from then on
+the page sends each frame as one ``POST /teachable/frame`` with the token in ``X-Teachable-Channel`` and the same
+text as the body, and reads the panels from the JSON answer (teachable/webapp/frame_channel.py); a refused token
+sends the next frame through the event again.
+
 The page's pace (browser.js ``tick``): a timer every 100 ms; a tick sends a frame unless the answer to the previous
 one (``answered``, ``<span data-frame="n">``) has not arrived and less than 2 s have passed. A frame made while the
 previous event is still pending waits in Gradio's ``trigger_mode="always_last"`` slot (only the newest) and is
@@ -48,6 +53,7 @@ RECORD_TAKE, RECORD_PAUSE = 3.0, 2.0
 """A recording participant holds the button this long, lets go this long, and again."""
 RECORDED_PHOTO = "chelsea"
 ANSWERED = re.compile(r'data-frame="(\d+)"')
+CHANNEL = re.compile(r'data-channel="([A-Za-z0-9_-]+)"')
 
 
 # ---------------------------------------------------------------------------------------------- bytes on the wire
@@ -140,9 +146,11 @@ class BrowserWiring:
     version: str
     input_size: int
     embedding_size: int
+    frame_route: str
+    """Where frames go once the page has a channel token (webapp/frame_channel.py)."""
 
 
-def browser_wiring(config: dict) -> BrowserWiring:
+def browser_wiring(config: dict, url: str) -> BrowserWiring:
     by_elem = {c["props"].get("elem_id"): c["id"] for c in config["components"] if c["props"].get("elem_id")}
     frame = next(d for d in config["dependencies"] if d.get("api_name") == "browser_frame")
     command = next(d for d in config["dependencies"] if [by_elem["class-command"], "change"] in d["targets"])
@@ -155,6 +163,7 @@ def browser_wiring(config: dict) -> BrowserWiring:
         prediction_output=frame["outputs"].index(by_elem["prediction"]),
         command_fn=command["id"], command_box=by_elem["class-command"], command_inputs=tuple(command["inputs"]),
         version=page["version"], input_size=page["input_size"], embedding_size=page["embedding_size"],
+        frame_route=url.rstrip("/") + "/" + page["frame_route"],
     )  # fmt: skip
 
 
@@ -244,6 +253,10 @@ class BrowserPage(CountedStreamClient):
         self._queued: int | None = None
         self._take_started: float | None = None
         self._take_ended = -np.inf
+        self.channel: str | None = None
+        """The token for the frame route, from the answer to a frame sent through the page's event."""
+        self.direct = 0
+        """Frames answered on the frame route."""
 
     # -- Gradio's client: join, and one event stream per session while events are pending
     async def submit(self, fn: int, trigger: int, data: list, timeout: float = 60) -> tuple[dict, float]:
@@ -334,6 +347,8 @@ class BrowserPage(CountedStreamClient):
         self._frame_in_flight = True
         try:
             self.submitted.append(time.monotonic())
+            if self.channel is not None and await self._through_channel(number):
+                return
             data = [self._text(number)] + [None] * (self.wiring.frame_inputs - 1)
             message, received = await self.submit(self.wiring.frame_fn, self.wiring.frame_box, data)
             self._answer(number, message, received)
@@ -345,6 +360,21 @@ class BrowserPage(CountedStreamClient):
             if queued is not None:
                 self._keep(self._frame(queued))
 
+    async def _through_channel(self, number: int) -> bool:
+        """The frame as one POST to the frame route with the page's token; False (and no token) when refused."""
+        response = await self.http.post(
+            self.wiring.frame_route, content=self._text(number),
+            headers={"content-type": "application/json", "x-teachable-channel": self.channel}, timeout=60,
+        )  # fmt: skip
+        if response.status_code != 200:
+            self.channel = None
+            return False
+        answer = response.json()
+        self.answered = max(self.answered, answer.get("answered") or number)
+        self.direct += 1
+        self._record(number, answer["shown"].get("prediction", ""), time.monotonic())
+        return True
+
     def _answer(self, number: int, message: dict, received: float) -> None:
         output = message.get("output") or {}
         if not message.get("success") or not output.get("data"):
@@ -353,7 +383,11 @@ class BrowserPage(CountedStreamClient):
         data = output["data"]
         shown = ANSWERED.search(str(data[self.wiring.answered_output]))
         self.answered = max(self.answered, int(shown.group(1)) if shown else number)
-        prediction = data[self.wiring.prediction_output]
+        channel = CHANNEL.search(str(data[self.wiring.answered_output]))
+        self.channel = channel.group(1) if channel else self.channel
+        self._record(number, data[self.wiring.prediction_output], received)
+
+    def _record(self, number: int, prediction, received: float) -> None:
         match = LABEL.search(prediction) if isinstance(prediction, str) else None
         made, variant, _, _ = self.made[number - 1]
         text = None if match else re.sub(r"<[^>]+>", " ", str(prediction)).strip()[:160]

@@ -28,7 +28,9 @@ import pytest
 from teachable.backbones import pooled
 from teachable.certs import ensure_certificate
 from teachable.frames import center_square
+from teachable.sent_frames import MAX_SENT_CHARACTERS
 from teachable.webapp import browser_inference, build_app, serve
+from teachable.webapp.frame_channel import FRAME_ROUTE
 from teachable.webapp.page import context_of
 from teachable.webapp.settings import ServerSettings
 
@@ -286,8 +288,9 @@ def test_browser_and_server_give_the_same_labels_from_the_same_square(
     assert page.evaluate(SHOWN_JS)["where"] == "browser"
     assert "this computer" in page.inner_text("#model-place")
     in_browser = labels_by_photo(page)
-    sent = page.evaluate("() => window.teachableBrowser.sent")
+    sent, direct = page.evaluate("() => [window.teachableBrowser.sent, window.teachableBrowser.direct]")
     assert sent >= 10, sent  # the labels came from frames the page embedded
+    assert direct >= sent // 2, (direct, sent)  # after the first, frames went to the frame route, past the queue
 
     # The page's square is the server's centre square of the frame, and its embedding the server's for that square.
     frame, square, embedding = same_photo_frame_and_square(page)
@@ -342,6 +345,7 @@ def test_hold_to_record_keeps_the_frames_shown(backbone, context, browser_server
         assert cosine(embedding, server_embedding(backbone, squares[shown])) >= 0.999
         matched.append(shown)
     assert matched.count("cat") >= 3, matched
+    assert page.evaluate("() => window.teachableBrowser.direct") > 0  # the cards' counts came on the frame route
 
 
 def saved_examples(data: Path, label: str, expected: int, timeout: float = 30) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -460,6 +464,8 @@ def test_hostile_frames_are_refused_and_nothing_is_stored(backbone, context, bro
     finally:
         page.mouse.up()
     page.wait_for_selector(".tm-card[data-class='cat']:not(.tm-card-recording)")
+    refused_on_the_frame_route(page, browser_server[0], hostile, good)
+    assert count(page, "cat") == before + 1
     # The page keeps working: its own frames go on and predictions come back.
     page.evaluate(RESUME_JS)
     sent = page.evaluate("() => window.teachableBrowser.sent")
@@ -467,6 +473,27 @@ def test_hostile_frames_are_refused_and_nothing_is_stored(backbone, context, bro
     wait_for_label(page, "rocket", 30_000)
     assert page.evaluate("() => window.teachableBrowser.sent") > sent
     assert count(page, "cat") == before + 1
+
+
+def refused_on_the_frame_route(page, url: str, hostile: list, good: dict) -> None:
+    """The same hostile frames sent straight to the frame route with the page's own token: each answer is the
+    refusal (nothing stored); a body past the frame's limit is refused unread, and a token no page holds gets 404."""
+    channel = page.evaluate("() => window.teachableBrowser.channel")
+    assert channel, "the page never got a channel token"
+    route = url.rstrip("/") + FRAME_ROUTE
+    headers = {"X-Teachable-Channel": channel, "Content-Type": "application/json"}
+    for number, (message, words) in enumerate(hostile):
+        body = message if isinstance(message, str) else json.dumps({**message, "n": 30_000 + number})
+        answer = httpx.post(route, content=body, headers=headers, timeout=30)
+        if len(body) > MAX_SENT_CHARACTERS + 1024:
+            assert answer.status_code == 413, (answer.status_code, words)
+            continue
+        assert answer.status_code == 200 and words in answer.json()["shown"]["prediction"], (answer.text[:300], words)
+    good_answer = httpx.post(route, content=json.dumps({**good, "n": 31_000}), headers=headers, timeout=30).json()
+    assert good_answer["answered"] == 31_000 and 'data-label="cat"' in good_answer["shown"].get("prediction", ""), good_answer
+    stranger = {**headers, "X-Teachable-Channel": "not-a-channel"}
+    assert httpx.post(route, content=json.dumps(good), headers=stranger, timeout=30).status_code == 404
+    assert httpx.get(route, headers=headers, timeout=30).status_code == 405
 
 
 def test_browser_mode_over_https_by_a_workshop_name(context, https_server):

@@ -5,9 +5,11 @@ With the model on the host, every frame of every participant is uploaded (about 
 backbone on the host's CPU; a room of 30 laptops shares one laptop's cores. In browser mode the page
 (``static/browser.js``) loads onnxruntime-web and the browser's model (``browser_model.py``) from this server,
 runs the model on each camera frame, and writes what it sends (``sent_frames.py``: the embedding as float16, a few
-KB, and a small JPEG of the frame while a class records) into the hidden ``#browser-frame`` box. Its input event
-runs :func:`on_browser_frame`: the server does the rest (the rule, "not sure", recording, the tray, the map, the
-cards, autosave) exactly as for a frame it embedded itself. The activation grid's icons come out of the same graph
+KB, and a small JPEG of the frame while a class records). The first frame goes into the hidden ``#browser-frame``
+box, whose input event runs :func:`on_browser_frame`; its answer hands the page a channel token, and the next
+frames are one POST each to the frame route (``frame_channel.py``, :func:`answer_on_channel`), past Gradio's queue,
+whose per-event cost would be twenty times the handler's. Either way the server does the rest (the rule, "not
+sure", recording, the tray, the map, the cards, autosave) exactly as for a frame it embedded itself. The activation grid's icons come out of the same graph
 and are drawn in the browser. Camera frames stay on the participant's computer.
 
 Where the model runs is chosen per participant (``TEACHABLE_LIVE_MODEL``): ``server`` never loads it in the
@@ -38,12 +40,16 @@ from ..session import Session
 from ..views import message_html
 from .context import AppContext, PageState
 from .errors import USER_ERRORS, message_of
+from .frame_channel import FRAME_ROUTE
 from .live import LiveOutputs, frame_outputs
 from .saving import FRAME_SAVE_INTERVAL, autosave
 from .wiring import KEEP, PageWiring, wired
 
-__all__ = ["BrowserHandles", "BrowserOutputs", "build", "on_browser_frame", "wire"]
+__all__ = ["BrowserHandles", "BrowserOutputs", "answer_on_channel", "build", "on_browser_frame", "wire"]
 
+CHANNEL_PANELS = {"prediction": "#prediction", "neighbours": "#neighbours", "map_points": "#map-points",
+                  "map_live": "#map-live", "cards": "#classes", "tray": "#tray"}
+"""The panels a frame on the channel may change, and where the page shows them (browser.js writes them there)."""
 STYLES = ("browser.css",)
 SCRIPTS = ("browser.js",)
 
@@ -58,7 +64,8 @@ class BrowserHandles:
 def build(app: AppContext) -> BrowserHandles:
     """The hidden box the page writes each frame into, the frame counter it waits on before sending the next, and
     the settings its script reads."""
-    config = html.escape(json.dumps(app.browser.page_config()), quote=True)
+    page_config = {**app.browser.page_config(), "frame_route": FRAME_ROUTE.lstrip("/"), "panels": CHANNEL_PANELS}
+    config = html.escape(json.dumps(page_config), quote=True)
     gr.HTML(f'<div id="browser-config" data-config="{config}"></div>', elem_classes="tm-hidden")
     frame = gr.Textbox(elem_id="browser-frame", elem_classes="tm-hidden", max_length=MAX_SENT_CHARACTERS)
     answered = gr.HTML(elem_id="browser-answered", elem_classes="tm-hidden")
@@ -72,9 +79,23 @@ class BrowserOutputs(LiveOutputs):
 
 
 def on_browser_frame(app: AppContext, text, session: Session, page: PageState) -> BrowserOutputs:
-    """One frame the browser embedded (``sent_frames.py``). The grid is the browser's own, so it is left alone."""
+    """One frame the browser embedded (``sent_frames.py``), through the page's Gradio event: its answer also hands
+    the page the channel token for its next frames (``frame_channel.py``)."""
+    return _answer(app, text, session, page, app.frame_channels.open(session, page))
+
+
+def answer_on_channel(app: AppContext, session: Session, page: PageState, text: str) -> dict:
+    """One frame sent straight to :data:`FRAME_ROUTE`: the panels it changes (name -> HTML), and the frame's number
+    as ``answered``."""
+    outputs = _answer(app, text, session, page, channel=None)
+    shown = {name: value for name, value in vars(outputs).items() if name in CHANNEL_PANELS and isinstance(value, str)}
+    return {"answered": _frame_number(text), "shown": shown}
+
+
+def _answer(app: AppContext, text, session: Session, page: PageState, channel: str | None) -> BrowserOutputs:
+    """The grid is the browser's own, so it is left alone."""
     app.live_sessions.add(session)
-    number = _frame_number(text)
+    number = _answered_mark(_frame_number(text), channel)
     try:
         if not page.frame_rate.allow():
             raise SentFrameError("This page sends frames faster than the server takes them; some were skipped.")
@@ -90,13 +111,20 @@ def on_browser_frame(app: AppContext, text, session: Session, page: PageState) -
     return BrowserOutputs(**{**vars(shown), "grid": KEEP}, answered=number)
 
 
-def _frame_number(text) -> str:
-    """The page's number for this frame (``"n"``), echoed so it knows the answer arrived; "" when unreadable."""
+def _frame_number(text) -> int | None:
+    """The page's number for this frame (``"n"``), echoed so it knows the answer arrived; None when unreadable."""
     try:
         number = json.loads(text).get("n")
     except (TypeError, ValueError, AttributeError):
+        return None
+    return int(number) if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def _answered_mark(number: int | None, channel: str | None) -> str:
+    """What ``#browser-answered`` shows: the frame answered, and the token for the page's next frames."""
+    if number is None:
         return ""
-    return f'<span data-frame="{int(number)}"></span>' if isinstance(number, int) and not isinstance(number, bool) else ""
+    return f'<span data-frame="{number}"' + (f' data-channel="{channel}"' if channel else "") + "></span>"
 
 
 def wire(wiring: PageWiring, browser: BrowserHandles, shown: LiveOutputs) -> None:

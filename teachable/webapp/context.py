@@ -16,6 +16,7 @@ from ..runners import FrameRunner
 from ..session import Session
 from .lifecycle import SessionRegistry
 from .browser_inference import FRAMES_PER_SECOND, BrowserInference
+from .frame_channel import FrameChannels
 from .served import ExportSlots, FileBudget
 from .settings import ServerSettings
 
@@ -53,6 +54,8 @@ class AppContext:
     """Exports in turn, one per person at a time."""
     browser: BrowserInference = field(default_factory=lambda: BrowserInference("server"))
     """Where live frames' model runs, and the model browsers load (webapp/browser.py)."""
+    frame_channels: FrameChannels = field(default_factory=lambda: FrameChannels(200))
+    """Channel token -> the page a browser that runs the model sends its frames for (webapp/frame_channel.py)."""
 
     def __post_init__(self) -> None:
         if self.decode_budget is None:
@@ -114,6 +117,8 @@ class PageState:
     """Card commands beyond this rate are refused (a stop never is), so one page's flood does not slow others."""
     frame_rate: CommandRate = field(default_factory=CommandRate)
     """Frames a browser that runs the model may send (webapp/browser.py); more are refused."""
+    channel: str | None = None
+    """The token this page sends its frames with when its browser runs the model (webapp/frame_channel.py)."""
     served_files: dict[str, str] = field(default_factory=dict)
     """The folders of the files made for this page ("project", "export"): one of each, removed with the page."""
 

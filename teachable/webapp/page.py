@@ -35,6 +35,7 @@ from . import layers as layer_panel
 from . import live
 from . import saving
 from .browser_inference import BrowserInference
+from .frame_channel import FrameChannels
 from .context import AppContext, PageState
 from .lifecycle import release, start_idle_reaper
 from .served import FileBudget, remove_served, served_files
@@ -179,6 +180,7 @@ def _app_context(
         backbone, icons, settings, runner, executor, startup_warning=startup_warning,
         served_urls=tuple(served_urls), autosaver=autosaver, file_budget=file_budget,
         browser=BrowserInference.prepare(settings.live_model, backbone, icons),
+        frame_channels=FrameChannels(settings.max_sessions),
     )  # fmt: skip
     app.sessions_by_key.capacity = settings.max_sessions
     app.sessions_by_key.on_drop = functools.partial(saving.save_dropped, app)

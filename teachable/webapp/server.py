@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 
@@ -12,7 +13,10 @@ from starlette.middleware import Middleware
 from ..backbones import DEFAULT_BACKBONE, load_backbone_or_default
 from ..join import join_urls
 from ..projection import warm_up
+from ..sent_frames import MAX_SENT_CHARACTERS
+from . import browser
 from .browser_inference import BrowserFiles
+from .frame_channel import BrowserFrames
 from .page import build_app, page_css, page_script
 from .served import UploadLimits, served_files
 from .settings import ServerSettings
@@ -52,6 +56,10 @@ def serve(
             window_seconds=settings.file_max_age_seconds,
         ),
         Middleware(BrowserFiles, files=app.browser.served_files()),
+        Middleware(
+            BrowserFrames, channels=app.frame_channels, answer=functools.partial(browser.answer_on_channel, app),
+            max_bytes=MAX_SENT_CHARACTERS + 1024,
+        ),
     ]  # fmt: skip
     demo.launch(
         server_name=host,

@@ -5,7 +5,7 @@
 const root = document.documentElement;
 const config = JSON.parse(document.querySelector('#browser-config')?.dataset.config || '{"live_model": "server"}');
 const state = {where: 'loading', session: null, sent: 0, answered: 0, sentAt: 0, times: [], lastThumbnail: 0,
-               lastSquare: null, lastEmbedding: null, busy: false};
+               lastSquare: null, lastEmbedding: null, busy: false, channel: null, channelLostAt: 0, direct: 0};
 window.teachableBrowser = state;  // read by the tests
 const THUMBNAIL_EVERY_MS = 1000, ANSWER_WAIT_MS = 2000, CHECKED_FRAMES = 5;
 
@@ -193,11 +193,45 @@ const makeSquare = (video, size) => {
   return square;
 };
 
-const send = (message) => {
+// A frame goes through the page's Gradio event (#browser-frame) until that event's answer hands over a channel
+// token; from then on it is one POST to the frame route (webapp/frame_channel.py), whose answer holds the panels
+// it changed, written here where Gradio would have put them. A refused token sends the frame through the event
+// again, which hands over a new one.
+const throughEvent = (text) => {
   const box = document.querySelector('#browser-frame textarea, #browser-frame input');
   if (!box) return false;
-  box.value = JSON.stringify(message);
+  box.value = text;
   box.dispatchEvent(new Event('input', {bubbles: true}));
+  return true;
+};
+
+const showPanels = (shown) => {
+  for (const [name, html] of Object.entries(shown || {})) {
+    const box = document.querySelector(`${config.panels[name]} .prose`);
+    if (box) box.innerHTML = html;
+  }
+};
+
+const throughChannel = async (text, number) => {
+  const response = await fetch(new URL(config.frame_route, location.href), {
+    method: 'POST', body: text,
+    headers: {'Content-Type': 'application/json', 'X-Teachable-Channel': state.channel},
+  });
+  if (!response.ok) throw new Error(`the frame route answered ${response.status}`);
+  const answer = await response.json();
+  showPanels(answer.shown);
+  state.answered = Math.max(state.answered, answer.answered ?? number);
+  state.direct += 1;
+};
+
+const send = (message) => {
+  const text = JSON.stringify(message);
+  if (!state.channel) return throughEvent(text);
+  throughChannel(text, message.n).catch(() => {
+    state.channel = null;
+    state.channelLostAt = message.n;
+    throughEvent(text);
+  });
   return true;
 };
 
@@ -234,7 +268,9 @@ const tooSlow = () => {
 
 const answered = () => {
   const mark = document.querySelector('#browser-answered [data-frame]');
-  return mark ? Number(mark.dataset.frame) : 0;
+  const number = mark ? Number(mark.dataset.frame) : 0;
+  if (mark?.dataset.channel && !state.channel && number >= state.channelLostAt) state.channel = mark.dataset.channel;
+  return Math.max(number, state.answered);
 };
 
 const tick = async () => {
