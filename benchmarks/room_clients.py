@@ -3,7 +3,8 @@ the counting of the HTTP bodies every simulated page sends and receives.
 
 A page in browser mode (teachable/webapp/static/browser.js) runs the backbone itself and writes one JSON text per
 frame, ``{"v": model version, "e": base64 float16 embedding, "n": frame number}`` plus ``"t"`` (a base64 JPEG of
-the model's square) while a class records and about once a second otherwise, into the hidden ``#browser-frame``
+the model's square) while a class records, and otherwise when the answer to the previous frame asked for it
+(``picture``: the tray would keep such a frame; at most once a second), into the hidden ``#browser-frame``
 box. That box's change event (``browser_frame``) is an ordinary Gradio event, sent as the page's client sends it:
 
 1. ``POST /queue/join?`` with ``{"data": [text, null, null, null], "event_data": null, "fn_index": <dep id>,
@@ -257,6 +258,8 @@ class BrowserPage(CountedStreamClient):
         """The token for the frame route, from the answer to a frame sent through the page's event."""
         self.direct = 0
         """Frames answered on the frame route."""
+        self.wants_picture = False
+        """The last answer asked for the next frame's picture (the tray would keep a frame like it)."""
 
     # -- Gradio's client: join, and one event stream per session while events are pending
     async def submit(self, fn: int, trigger: int, data: list, timeout: float = 60) -> tuple[dict, float]:
@@ -319,9 +322,9 @@ class BrowserPage(CountedStreamClient):
         self.sent_at = now
         holding = self._take_started is not None
         variant = self._variant(self.sent, holding)
-        thumbnail = holding or now - self.last_thumbnail >= THUMBNAIL_EVERY
+        thumbnail = holding or (self.wants_picture and now - self.last_thumbnail >= THUMBNAIL_EVERY)
         if thumbnail:
-            self.last_thumbnail = now
+            self.last_thumbnail, self.wants_picture = now, False
         self.made.append((now, variant, thumbnail and holding, thumbnail))
         if self._frame_in_flight:
             self._queued = self.sent  # always_last: the newest waits for the pending event
@@ -371,6 +374,7 @@ class BrowserPage(CountedStreamClient):
             return False
         answer = response.json()
         self.answered = max(self.answered, answer.get("answered") or number)
+        self.wants_picture = bool(answer.get("picture"))
         self.direct += 1
         self._record(number, answer["shown"].get("prediction", ""), time.monotonic())
         return True
@@ -383,8 +387,10 @@ class BrowserPage(CountedStreamClient):
         data = output["data"]
         shown = ANSWERED.search(str(data[self.wiring.answered_output]))
         self.answered = max(self.answered, int(shown.group(1)) if shown else number)
-        channel = CHANNEL.search(str(data[self.wiring.answered_output]))
+        mark = str(data[self.wiring.answered_output])
+        channel = CHANNEL.search(mark)
         self.channel = channel.group(1) if channel else self.channel
+        self.wants_picture = 'data-picture="1"' in mark
         self._record(number, data[self.wiring.prediction_output], received)
 
     def _record(self, number: int, prediction, received: float) -> None:

@@ -45,6 +45,8 @@ class FrameResult:
     """The frame's position on the embedding map (when the live views are on and there are examples)."""
     views: LiveViews | None = None
     """The map and grid for this frame, when the live views are on."""
+    wants_picture: bool = False
+    """A frame that came without its picture, which the tray would have offered: the next one should bring it."""
 
     @property
     def label(self) -> str:
@@ -108,16 +110,21 @@ class FramePath:
             return FrameResult(None, {}, message, recorded, square, grid_activation, None, views)
         prediction = self.predict(embedding, choices)
         confidences = self.smoother(prediction.confidences, choices.smoothing) if live else prediction.confidences
+        wants_picture = False
         if live and self.recorder.label is None:
             filled = sum(1 for count in project.counts().values() if count)
             unsure = lambda item: uncertainty(self.predict(item.embedding, choices), filled) is not None  # noqa: E731
             self.tray.recheck(choices.state, unsure)
             if thumbnail is not None:
                 self.tray.consider(prediction, embedding, thumbnail, filled, now)
+            else:
+                wants_picture = self.tray.would_consider(prediction, filled, now)
         map_point = self.views.map_point(prediction, live) if self.views.on else None
         views = self.views.draw(prediction, square, grid_activation)
         message = editing.next_step(project)  # an unknown frame says so in its label, with the best guess
-        return FrameResult(prediction, confidences, message, recorded, square, grid_activation, map_point, views)
+        return FrameResult(
+            prediction, confidences, message, recorded, square, grid_activation, map_point, views, wants_picture
+        )
 
     @staticmethod
     def predict(embedding: np.ndarray, choices: FrameChoices) -> Prediction:

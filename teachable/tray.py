@@ -103,6 +103,11 @@ class HelpTray:
         reason = uncertainty(prediction, filled)
         return bool(reason) and self.wants(now) and self.offer(embedding, thumbnail(), prediction.label, reason, now)
 
+    def would_consider(self, prediction: Prediction, filled: int, now: float) -> bool:
+        """Whether a frame like this one, with its picture, would be offered now: a browser that sends its frames
+        without pictures is asked for one with its next frame (webapp/browser.py)."""
+        return uncertainty(prediction, filled) is not None and self.wants(now)
+
     def recheck(self, state: Callable[[], object], still_unsure: Callable[[TrayItem], bool]) -> int:
         """Drop the items ``still_unsure`` says the classifier is now sure about, when ``state()`` (what the
         predictions depend on) changed since the last recheck; an empty tray asks nothing."""

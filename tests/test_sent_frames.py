@@ -57,6 +57,26 @@ def test_a_frame_the_browser_embedded_gets_the_servers_answer(backbone, cat):
         assert from_browser.prediction.confidences[name] == pytest.approx(value, abs=0.01)
 
 
+def test_an_unsure_frame_without_its_picture_asks_for_the_next_ones_picture(backbone, cat):
+    """The page sends pictures only when asked: a frame the tray would keep, which came without one, asks for it;
+    the next frame's picture goes into the tray; a sure frame asks nothing."""
+    session = Session(backbone, ("cat", "rocket"))
+    for name, label in [("chelsea", "cat"), ("rocket", "rocket")]:
+        session.edits.start_recording(label)
+        session.step(photo(name), now=1.0)
+        session.edits.stop_recording()
+    embedding, _, jpeg = cat
+    assert session.step_embedded(read(backbone, sent(embedding)), now=2.0).wants_picture is False  # sure: a cat
+    coffee, square = embedding_of(backbone, photo("coffee"))
+    unsure = session.step_embedded(read(backbone, sent(coffee)), now=3.0)
+    assert unsure.prediction.is_unknown and unsure.wants_picture is True and len(session.tray) == 0
+    with_picture = session.step_embedded(read(backbone, sent(coffee, encode_jpeg(square))), now=3.1)
+    assert with_picture.wants_picture is False and len(session.tray) == 1
+    assert session.tray.items[0].thumbnail == encode_jpeg(square)
+    # The tray keeps at most one frame a second: within it nothing is asked for.
+    assert session.step_embedded(read(backbone, sent(coffee)), now=3.5).wants_picture is False
+
+
 def test_recording_keeps_the_thumbnail_the_browser_sent_and_needs_one(backbone, cat):
     session = Session(backbone, ("cat", "other"))
     embedding, _, jpeg = cat

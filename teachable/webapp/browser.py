@@ -5,12 +5,13 @@ With the model on the host, every frame of every participant is uploaded (about 
 backbone on the host's CPU; a room of 30 laptops shares one laptop's cores. In browser mode the page
 (``static/browser.js``) loads onnxruntime-web and the browser's model (``browser_model.py``) from this server,
 runs the model on each camera frame, and writes what it sends (``sent_frames.py``: the embedding as float16, a few
-KB, and a small JPEG of the frame while a class records). The first frame goes into the hidden ``#browser-frame``
-box, whose input event runs :func:`on_browser_frame`; its answer hands the page a channel token, and the next
-frames are one POST each to the frame route (``frame_channel.py``, :func:`answer_on_channel`), past Gradio's queue,
-whose per-event cost would be twenty times the handler's. Either way the server does the rest (the rule, "not
-sure", recording, the tray, the map, the cards, autosave) exactly as for a frame it embedded itself. The activation grid's icons come out of the same graph
-and are drawn in the browser. Camera frames stay on the participant's computer.
+KB, and a small JPEG of the frame while a class records, or when the answer to the previous frame asked for one
+because the tray would keep it). The first frame goes into the hidden ``#browser-frame`` box, whose input event
+runs :func:`on_browser_frame`; its answer hands the page a channel token, and the next frames are one POST each to
+the frame route (``frame_channel.py``, :func:`answer_on_channel`), past Gradio's queue, whose per-event cost would
+be twenty times the handler's. Either way the server does the rest (the rule, "not sure", recording, the tray, the
+map, the cards, autosave) exactly as for a frame it embedded itself. The activation grid's icons come out of the
+same graph and are drawn in the browser. Camera frames stay on the participant's computer.
 
 Where the model runs is chosen per participant (``TEACHABLE_LIVE_MODEL``): ``server`` never loads it in the
 browser; ``browser`` uses it wherever it loads; ``auto`` (the default) also checks that the frames keep up
@@ -28,6 +29,7 @@ version is checked on every frame).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import json
@@ -81,21 +83,23 @@ class BrowserOutputs(LiveOutputs):
 def on_browser_frame(app: AppContext, text, session: Session, page: PageState) -> BrowserOutputs:
     """One frame the browser embedded (``sent_frames.py``), through the page's Gradio event: its answer also hands
     the page the channel token for its next frames (``frame_channel.py``)."""
-    return _answer(app, text, session, page, app.frame_channels.open(session, page))
+    outputs, wants_picture = _answer(app, text, session, page)
+    mark = _answered_mark(_frame_number(text), app.frame_channels.open(session, page), wants_picture)
+    return dataclasses.replace(outputs, answered=mark)
 
 
 def answer_on_channel(app: AppContext, session: Session, page: PageState, text: str) -> dict:
-    """One frame sent straight to :data:`FRAME_ROUTE`: the panels it changes (name -> HTML), and the frame's number
-    as ``answered``."""
-    outputs = _answer(app, text, session, page, channel=None)
+    """One frame sent straight to :data:`FRAME_ROUTE`: the panels it changes (name -> HTML), the frame's number
+    as ``answered``, and whether the next frame should bring its picture (``picture``)."""
+    outputs, wants_picture = _answer(app, text, session, page)
     shown = {name: value for name, value in vars(outputs).items() if name in CHANNEL_PANELS and isinstance(value, str)}
-    return {"answered": _frame_number(text), "shown": shown}
+    return {"answered": _frame_number(text), "picture": wants_picture, "shown": shown}
 
 
-def _answer(app: AppContext, text, session: Session, page: PageState, channel: str | None) -> BrowserOutputs:
-    """The grid is the browser's own, so it is left alone."""
+def _answer(app: AppContext, text, session: Session, page: PageState) -> tuple[BrowserOutputs, bool]:
+    """What the frame changes on the page (the grid is the browser's own, so it is left alone), and whether the
+    tray would have kept it had it brought its picture."""
     app.live_sessions.add(session)
-    number = _answered_mark(_frame_number(text), channel)
     try:
         if not page.frame_rate.allow():
             raise SentFrameError("This page sends frames faster than the server takes them; some were skipped.")
@@ -105,10 +109,10 @@ def _answer(app: AppContext, text, session: Session, page: PageState, channel: s
         sent = read_sent_frame(text, model.version, model.embedding_size, model.input_size)
         result = session.step_embedded(sent)
     except (SentFrameError, *USER_ERRORS) as error:
-        return BrowserOutputs(prediction=message_html(message_of(error)), answered=number, session=session)
+        return BrowserOutputs(prediction=message_html(message_of(error)), session=session), False
     autosave(app, session, page, FRAME_SAVE_INTERVAL)
     shown = frame_outputs(result, session, page)
-    return BrowserOutputs(**{**vars(shown), "grid": KEEP}, answered=number)
+    return BrowserOutputs(**{**vars(shown), "grid": KEEP}), result.wants_picture
 
 
 def _frame_number(text) -> int | None:
@@ -120,11 +124,12 @@ def _frame_number(text) -> int | None:
     return int(number) if isinstance(number, int) and not isinstance(number, bool) else None
 
 
-def _answered_mark(number: int | None, channel: str | None) -> str:
-    """What ``#browser-answered`` shows: the frame answered, and the token for the page's next frames."""
+def _answered_mark(number: int | None, channel: str, wants_picture: bool) -> str:
+    """What ``#browser-answered`` shows: the frame answered, the token for the page's next frames, and whether the
+    next frame should bring its picture."""
     if number is None:
         return ""
-    return f'<span data-frame="{number}"' + (f' data-channel="{channel}"' if channel else "") + "></span>"
+    return f'<span data-frame="{number}" data-channel="{channel}" data-picture="{int(wants_picture)}"></span>'
 
 
 def wire(wiring: PageWiring, browser: BrowserHandles, shown: LiveOutputs) -> None:

@@ -1,11 +1,13 @@
 // Browser inference (webapp/browser.py): this computer runs the model on its own camera frames and sends the host
-// only the embedding (and, while a class records or about once a second, a small JPEG of the square the model saw).
+// only the embedding (and, while a class records or when the host asks for one, a small JPEG of the square the
+// model saw).
 // The host keeps the classes and the views. document.documentElement.dataset.liveModel says where the model runs
 // now: 'loading', 'browser' or 'server' (live-camera.js streams frames to the host only in 'server').
 const root = document.documentElement;
 const config = JSON.parse(document.querySelector('#browser-config')?.dataset.config || '{"live_model": "server"}');
 const state = {where: 'loading', session: null, sent: 0, answered: 0, sentAt: 0, times: [], lastThumbnail: 0,
-               lastSquare: null, lastEmbedding: null, busy: false, channel: null, channelLostAt: 0, direct: 0};
+               lastSquare: null, lastEmbedding: null, busy: false, channel: null, channelLostAt: 0, direct: 0,
+               markSeen: 0, wantsPicture: false};
 window.teachableBrowser = state;  // read by the tests
 const THUMBNAIL_EVERY_MS = 1000, ANSWER_WAIT_MS = 2000, CHECKED_FRAMES = 5;
 
@@ -221,6 +223,7 @@ const throughChannel = async (text, number) => {
   const answer = await response.json();
   showPanels(answer.shown);
   state.answered = Math.max(state.answered, answer.answered ?? number);
+  state.wantsPicture = Boolean(answer.picture);
   state.direct += 1;
 };
 
@@ -247,9 +250,12 @@ const step = async (video) => {
   const now = performance.now();
   const message = {v: config.version, e: halves(out.embedding.data), n: ++state.sent};
   const recording = Boolean(root.dataset.recording);
-  if (recording || now - state.lastThumbnail >= THUMBNAIL_EVERY_MS) {  // an example's picture, or the tray's
+  // An example's picture with every frame of a take; otherwise only when the host asked for one (its answer said
+  // the tray would keep a frame like the last one, which came without), at most once a second.
+  if (recording || (state.wantsPicture && now - state.lastThumbnail >= THUMBNAIL_EVERY_MS)) {
     message.t = jpegOf(square, size, size, recording ? 0.95 : 0.8).split(',')[1];
     state.lastThumbnail = now;
+    state.wantsPicture = false;
   }
   state.sentAt = now;
   send(message);
@@ -269,7 +275,11 @@ const tooSlow = () => {
 const answered = () => {
   const mark = document.querySelector('#browser-answered [data-frame]');
   const number = mark ? Number(mark.dataset.frame) : 0;
-  if (mark?.dataset.channel && !state.channel && number >= state.channelLostAt) state.channel = mark.dataset.channel;
+  if (number > state.markSeen) {  // a new answer through the page's event
+    state.markSeen = number;
+    state.wantsPicture = mark.dataset.picture === '1';
+    if (!state.channel && number >= state.channelLostAt) state.channel = mark.dataset.channel || null;
+  }
   return Math.max(number, state.answered);
 };
 
