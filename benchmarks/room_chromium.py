@@ -9,11 +9,13 @@ outside the centre square the model sees). Capture -> screen, per mode:
   into the prediction, and a MutationObserver notes when it reaches the screen;
 * browser mode: browser.js grabs the frame with ``drawImage(video, ...)`` (whose wrapper notes the time under the
   number the page will give that frame, ``teachableBrowser.sent + 1``), runs the model, sends the embedding, and the
-  server's answer carries the number back (``#browser-answered [data-frame]``), noted when it reaches the screen.
+  server's answer carries the number back (``#browser-answered [data-frame]``, which browser.js also writes for a
+  frame answered on the frame route), noted when it reaches the screen.
 
-In browser mode the latency splits at the moment browser.js hands the frame's text to the page (the input event
-on ``#browser-frame``): ``capture_to_sent`` (the square, the model, the float16 text, in the browser) and
-``sent_to_screen`` (Gradio's event, the server, the answer drawn). Frames per second = answers that reached the
+In browser mode the latency splits at the moment browser.js hands the frame's text over (the input event on
+``#browser-frame`` for the first frame, then the POST to the frame route): ``capture_to_sent`` (the square, the
+model, the float16 text, in the browser) and ``sent_to_screen`` (the route or Gradio's event, the server, the answer
+drawn). Frames per second = answers that reached the
 screen / seconds. Both pages are served by this process (the server
 mode's must be instrumented to name its frames; the browser mode's is the plain page), one at a time.
 
@@ -84,6 +86,13 @@ if (mode === 'server') {
       window.__sent[window.teachableBrowser.sent] = performance.now();
     }
     return dispatchEvent.call(this, event);
+  };
+  const fetchOriginal = window.fetch;
+  window.fetch = function (url, ...rest) {  // a frame on the frame route, after the first
+    if (String(url).includes('teachable/frame') && window.teachableBrowser) {
+      window.__sent[window.teachableBrowser.sent] = performance.now();
+    }
+    return fetchOriginal.call(this, url, ...rest);
   };
   const ready = setInterval(() => {
     if (window.teachableBrowser?.loadMs === undefined) return;

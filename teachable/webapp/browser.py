@@ -51,7 +51,9 @@ __all__ = ["BrowserHandles", "BrowserOutputs", "answer_on_channel", "build", "on
 
 CHANNEL_PANELS = {"prediction": "#prediction", "neighbours": "#neighbours", "map_points": "#map-points",
                   "map_live": "#map-live", "cards": "#classes", "tray": "#tray"}
-"""The panels a frame on the channel may change, and where the page shows them (browser.js writes them there)."""
+"""The panels a frame on the channel may change, and where the page shows them (browser.js writes them there, and
+the frame's number into ``#browser-answered``, as the page's event would)."""
+PAGE_PANELS = {**CHANNEL_PANELS, "answered": "#browser-answered"}
 STYLES = ("browser.css",)
 SCRIPTS = ("browser.js",)
 
@@ -66,7 +68,7 @@ class BrowserHandles:
 def build(app: AppContext) -> BrowserHandles:
     """The hidden box the page writes each frame into, the frame counter it waits on before sending the next, and
     the settings its script reads."""
-    page_config = {**app.browser.page_config(), "frame_route": FRAME_ROUTE.lstrip("/"), "panels": CHANNEL_PANELS}
+    page_config = {**app.browser.page_config(), "frame_route": FRAME_ROUTE.lstrip("/"), "panels": PAGE_PANELS}
     config = html.escape(json.dumps(page_config), quote=True)
     gr.HTML(f'<div id="browser-config" data-config="{config}"></div>', elem_classes="tm-hidden")
     frame = gr.Textbox(elem_id="browser-frame", elem_classes="tm-hidden", max_length=MAX_SENT_CHARACTERS)

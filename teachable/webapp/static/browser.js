@@ -221,7 +221,9 @@ const throughChannel = async (text, number) => {
   });
   if (!response.ok) throw new Error(`the frame route answered ${response.status}`);
   const answer = await response.json();
-  showPanels(answer.shown);
+  const mark = `<span data-frame="${number}" data-picture="${answer.picture ? 1 : 0}"></span>`;
+  showPanels({...answer.shown, answered: mark});
+  state.markSeen = Math.max(state.markSeen, number);
   state.answered = Math.max(state.answered, answer.answered ?? number);
   state.wantsPicture = Boolean(answer.picture);
   state.direct += 1;
