@@ -25,6 +25,7 @@ __all__ = [
     "live_settings",
     "next_step",
     "opening_message",
+    "row_of_example",
 ]
 
 
@@ -51,6 +52,15 @@ def existing_row(project: Project, row: object) -> int:
     if not isinstance(row, int) or isinstance(row, bool) or not 0 <= row < count:
         raise SessionError(f"Give an example number from 0 to {count - 1}.")
     return row
+
+
+def row_of_example(project: Project, uid: object) -> int:
+    """The row of the example the page names by its ``uid`` (rows shift as examples come and go; uids do not)."""
+    if isinstance(uid, int) and not isinstance(uid, bool):
+        for row, example in enumerate(project.examples):
+            if example.uid == uid:
+                return row
+    raise SessionError("That example is no longer there.")
 
 
 def full_message(max_examples: int) -> str:

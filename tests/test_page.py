@@ -61,6 +61,10 @@ def wait_until_showing(page, name: str, settle: float = 0.8, timeout: float = 40
     page.wait_for_timeout(settle * 1000)
 
 
+COUNT_IS_JS = """([name, n]) => parseInt(
+  document.querySelector(`#classes .tm-card[data-class='${name}'] .tm-count`)?.textContent) === n"""
+
+
 def count(page, class_name: str) -> int:
     return int(page.inner_text(f"#classes .tm-card[data-class='{class_name}'] .tm-count").split()[0])
 
@@ -130,6 +134,21 @@ def test_first_screen_hold_to_record_and_the_tray(server, camera_video):
             assert count(page, "Class 3") == 1
             assert page.locator("#tray .tm-tray-item").count() <= before
             assert "Added the frame to 'Class 3'" in page.inner_text("#status")
+
+            # A card's picture opens a larger view: move it to another class, or remove it.
+            ones, threes = count(page, "Class 1"), count(page, "Class 3")
+            page.locator(".tm-card[data-class='Class 1'] .tm-card-thumb").first.click()
+            page.wait_for_selector(".tm-example-pop img")
+            page.screenshot(path=str(ARTIFACTS / "page-example.png"))
+            page.locator(".tm-example-pop [data-pop='move'][data-to='Class 3']").click()
+            page.wait_for_function(COUNT_IS_JS, arg=["Class 3", threes + 1])
+            assert count(page, "Class 1") == ones - 1 and not page.locator(".tm-example-pop").count()
+            assert "Moved the example to 'Class 3'" in page.inner_text("#status")
+            twos = count(page, "Class 2")
+            page.locator(".tm-card[data-class='Class 2'] .tm-card-thumb").first.click()
+            page.locator(".tm-example-pop [data-pop='remove']").click()
+            page.wait_for_function(COUNT_IS_JS, arg=["Class 2", twos - 1])
+            assert count(page, "Class 1") == ones - 1 and count(page, "Class 3") == threes + 1
         finally:
             browser.close()
 

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from teachable.frames import encode_jpeg
 from teachable.session import Session, SessionError
 from teachable.tray import HelpTray
 from teachable.webapp import ServerSettings
@@ -57,7 +58,8 @@ def test_card_commands_add_rename_record_and_delete(session):
     ["", "not json", "[]", "{}", json.dumps(["rename", "Class 1"]), json.dumps(["launch", 1]), "[" * 5000,
      command("record", "no such class"), command("rename", "Class 1", ""), command("tray", "x", "Class 1"),
      command("tray", 99, "Class 1"), command("tray", 999, None), json.dumps(["add"]), json.dumps(["stop"]),
-     command("add", "x" * 2000)],
+     command("add", "x" * 2000), command("remove-example", 10**6), command("remove-example", "1"),
+     command("remove-example", True), command("move-example", 10**6, "Class 2"), json.dumps(["move-example", 1])],
 )  # fmt: skip
 def test_bad_commands_become_messages_and_change_nothing(session, bad):
     before = (list(session.project.classes), len(session.project))
@@ -65,6 +67,25 @@ def test_bad_commands_become_messages_and_change_nothing(session, bad):
     assert returned is session and 'class="tm-message"' in status
     assert (session.project.classes, len(session.project)) == before
     assert "Traceback" not in status
+
+
+def test_a_cards_picture_is_moved_or_removed_by_its_uid_while_rows_shift(session):
+    page = PageState()
+    for grey, label in enumerate(["Class 1", "Class 1", "Class 2"]):
+        picture = encode_jpeg(np.full((64, 64, 3), 60 * grey, np.uint8))
+        session.project.add_examples(label, np.eye(1, session.project.classifier.dim, grey), [picture], "test")
+    cards, *_ = run(session, page, command("add"))
+    first, second, rocket = session.project.uids
+    assert f'data-uid="{second}"' in cards
+    run(session, page, command("remove-example", first))  # every row after it shifts down by one
+    _, _, status, _ = run(session, page, command("move-example", second, "Class 3"))
+    assert "Moved the example to 'Class 3'" in status
+    assert session.project.counts() == {"Class 1": 0, "Class 2": 1, "Class 3": 1}
+    assert [e.uid for e in session.project.examples if e.label == "Class 3"] == [second]
+    _, _, status, _ = run(session, page, command("remove-example", first))  # gone already: nothing else goes
+    assert "no longer there" in status and len(session.project) == 2
+    _, _, status, _ = run(session, page, command("move-example", rocket, "nope"))
+    assert "no class named" in status and session.project.counts()["Class 2"] == 1
 
 
 def test_class_names_are_escaped_in_cards_and_messages(session):

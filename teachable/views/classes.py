@@ -20,8 +20,9 @@ def class_cards_html(project: Project, recording: str | None = None, recorded: i
         live = name == recording
         latest = project.indices_of(name)[-thumbnails:][::-1]
         strip = "".join(
-            f'<span class="tm-card-thumb" data-row="{row}" title="#{row}">'
-            f"{thumbnail(project.examples[row].preview, 44)}</span>"
+            f'<button class="tm-card-thumb" data-uid="{project.examples[row].uid}" '
+            f'title="See it larger, remove it or move it" aria-label="Example of {safe}">'
+            f"{thumbnail(project.examples[row].preview, 44)}</button>"
             for row in latest
         )
         button = (

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from .. import editing
 from ..frames import DECODE_BYTES_PER_PIXEL, MAX_PIXELS, DecodeBudget, image_size
 from ..session import Session, SessionError
 from ..views import class_cards_html, message_html, strip_html, tray_html
@@ -181,6 +182,13 @@ def _carry_out(session: Session, parts: list) -> str:
         return f"Deleted class '{text[0]}'."
     if verb == "clear" and text:
         return f"Removed {session.edits.clear_class(text[0])} example(s) of '{text[0]}'."
+    if verb == "remove-example" and arguments:
+        session.edits.remove_example(editing.row_of_example(session.project, arguments[0]))
+        return "Removed the example."
+    if verb == "move-example" and len(arguments) >= 2:
+        row = editing.row_of_example(session.project, arguments[0])
+        session.edits.move_example(row, text[0] if text else None)
+        return f"Moved the example to '{text[0]}'."
     if verb == "tray" and arguments:
         target = arguments[1] if len(arguments) > 1 and isinstance(arguments[1], str) else None
         label = session.edits.add_from_tray(arguments[0], target)

@@ -38,7 +38,55 @@ document.addEventListener('keydown', (event) => {
 document.addEventListener('keyup', (event) => {
   if (event.target.closest?.('.tm-record') && (event.key === ' ' || event.key === 'Enter') && !clickToRecord()) stop();
 });
+// A card's picture opens a larger view of it with Remove and Move to each other class (the example is named by its
+// uid, which stays while rows shift). The view sits on the page, not in the card, so a redrawn card keeps it open.
+const closeExample = () => document.querySelectorAll('.tm-example-pop').forEach((pop) => pop.remove());
+const openExample = (thumb) => {
+  closeExample();
+  const card = thumb.closest('.tm-card');
+  const pop = document.createElement('div');
+  pop.className = 'tm-example-pop';
+  pop.setAttribute('role', 'dialog');
+  pop.setAttribute('aria-label', `An example of ${card.dataset.class}`);
+  pop.dataset.uid = thumb.dataset.uid;
+  const image = thumb.querySelector('img').cloneNode();
+  image.width = image.height = 144;
+  const button = (words, action, to) => {
+    const made = document.createElement('button');
+    made.textContent = words;
+    made.dataset.pop = action;
+    if (to !== undefined) made.dataset.to = to;
+    return made;
+  };
+  const others = [...document.querySelectorAll('#classes .tm-card')].map((c) => c.dataset.class);
+  pop.append(image, button('Remove this example', 'remove'));
+  for (const name of others.filter((n) => n !== card.dataset.class)) {
+    pop.append(button(`Move to ${name}`, 'move', name));
+  }
+  pop.append(button('Close', 'close'));
+  const place = thumb.getBoundingClientRect();
+  pop.style.top = `${Math.max(8, Math.min(place.bottom + 6, innerHeight - 320))}px`;
+  pop.style.left = `${Math.max(8, Math.min(place.left, innerWidth - 236))}px`;
+  document.body.append(pop);
+  pop.querySelector('button').focus();
+};
+document.addEventListener('keydown', (event) => { if (event.key === 'Escape') closeExample(); });
+
 document.addEventListener('click', (event) => {
+  const thumb = event.target.closest('.tm-card-thumb');
+  if (thumb) {
+    openExample(thumb);
+    return;
+  }
+  const chosen = event.target.closest('.tm-example-pop [data-pop]');
+  if (chosen) {
+    const uid = Number(chosen.closest('.tm-example-pop').dataset.uid);
+    if (chosen.dataset.pop === 'remove') send('remove-example', uid);
+    if (chosen.dataset.pop === 'move') send('move-example', uid, chosen.dataset.to);
+    closeExample();
+    return;
+  }
+  if (!event.target.closest('.tm-example-pop')) closeExample();
   const record = event.target.closest('.tm-record');
   if (record && clickToRecord()) {
     held === null ? start(record.dataset.class) : stop();
