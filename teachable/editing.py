@@ -141,9 +141,9 @@ def opening_message(project: Project) -> str:
 
 def live_settings(k: object, threshold: object, smoothing: object) -> tuple[int, float, float]:
     """Neighbours, the unknown threshold and smoothing over frames, each checked before any is used."""
-    k = _number(k, "Neighbours (k)", 1, 50)
+    k = _number(k, "Examples that vote (k)", 1, 50)
     if not float(k).is_integer():
-        raise SessionError("Neighbours (k) must be a whole number.")
+        raise SessionError("Examples that vote (k) must be a whole number.")
     return int(k), _number(threshold, "The unknown threshold", 0.0, 1.0), _number(smoothing, "Smoothing", 0.0, 0.99)
 
 

@@ -28,7 +28,9 @@ def evaluation_html(review, project: Project) -> str:
     names = evaluation.classes
     parts = [
         f'<div class="tm-eval"><div class="tm-accuracy" data-accuracy="{evaluation.accuracy:.4f}">'
-        f'Leave-one-out accuracy: <b>{evaluation.accuracy:.0%}</b></div><div class="tm-per-class">'
+        '<span title="Leave-one-out accuracy: each example classified by all the others (its own take left out)">'
+        f'Right on its own examples, each guessed from the others: <b>{evaluation.accuracy:.0%}</b></span></div>'
+        '<div class="tm-per-class">'
     ]
     parts += [
         f"<span>{escape(name)}: {accuracy:.0%}</span> " for name, accuracy in evaluation.per_class_accuracy.items()

@@ -35,7 +35,8 @@ def prediction_html(result: FrameResult, project: Project, recording: str | None
     if result.prediction:
         similarities = " ".join(f"{n.similarity:.2f}" for n in result.prediction.neighbours)
         parts.append(
-            f'<div class="tm-neighbours-title">Nearest examples (similarity, 1.00 = identical): {similarities}</div>'
+            '<div class="tm-neighbours-title" title="Cosine similarity of the embeddings, 1.00 = identical">'
+            f"How alike its closest examples are (1.00 = the same picture): {similarities}</div>"
         )
     parts.append("</div>")
     return "".join(parts)
@@ -71,6 +72,7 @@ def _label_html(result: FrameResult) -> str:
     return (
         f'<div class="tm-label tm-unsure" data-label="{escape(label)}" data-best="{escape(prediction.label)}">'
         f'Not sure</div><div class="tm-guess">Best guess: <b>{escape(prediction.label)}</b>, but it is not much '
-        f"like its examples (match {prediction.score:.2f}; sure from {prediction.boundary:.2f}). "
+        f'like its examples (<span title="The match score; the boundary comes from your own examples">'
+        f"it looks {prediction.score:.2f} alike, and is sure from {prediction.boundary:.2f}</span>). "
         "Add examples like this one to teach it.</div>"
     )

@@ -50,6 +50,8 @@ __all__ = [
     "SCRIPTS",
 ]
 
+MAP_METHOD_WORDS = {"umap": "UMAP: groups", "pca": "PCA: main directions"}
+"""The map's layouts as the page names them (the value each choice sends is the method's own name)."""
 STYLES = ("live.css",)
 SCRIPTS = ("live-camera.js", "live-grid.js")
 
@@ -138,19 +140,29 @@ def build_views(app: AppContext) -> ViewHandles:
                 "### Embedding map\nEach dot is an example; the ringed dot is the camera frame, "
                 "with lines to its nearest examples. Hover a dot to see it."
             )
-            map_method = gr.Radio(list(METHODS), value="umap", label="Projection", elem_id="map-method")
+            map_method = gr.Radio(
+                [(MAP_METHOD_WORDS[method], method) for method in METHODS], value="umap", label="Map layout",
+                info="UMAP keeps similar examples together; PCA shows the two main directions of difference.",
+                elem_id="map-method",
+            )  # fmt: skip
             with gr.Column(elem_id="map-box"):
                 map_points = gr.HTML(elem_id="map-points")
                 map_live = gr.HTML(elem_id="map-live")
         with gr.Column(scale=1, elem_id="grid-box"):
-            gr.Markdown(f"### Activation grid\nWhat each cell of `{backbone.grid_tap}` ({side}x{side}) responds to.")
+            gr.Markdown(
+                f"### Activation grid\nWhat the network sees in each part of the picture "
+                f"(a {side}x{side} grid from its middle layer, `{backbone.grid_tap}`)."
+            )
             default_mode = "icons" if app.icons is not None else "factors"
             grid_mode = gr.Radio(list(MODES), value=default_mode, label="Show", elem_id="grid-mode")
             grid = gr.HTML(elem_id="grid")
             gr.HTML(icon_sheet_html(app.icons), elem_classes="tm-hidden")
     with gr.Accordion("Settings", open=False, elem_id="settings"):
         views_toggle = gr.Checkbox(value=True, label="Live map and activation grid", elem_id="views-toggle")
-        k = gr.Slider(1, 20, value=DEFAULT_K, step=1, label="Neighbours (k)")
+        k = gr.Slider(
+            1, 20, value=DEFAULT_K, step=1, label="Examples that vote (k)",
+            info="How many of the closest examples decide the answer.",
+        )  # fmt: skip
         threshold = gr.Slider(
             0, 1, value=DEFAULT_THRESHOLD, step=0.01, label="Strictness of \"not sure\"",
             info="The share of your own examples that would come back \"not sure\". Higher: it says \"not sure\" more often.",
