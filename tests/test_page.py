@@ -149,6 +149,16 @@ def test_first_screen_hold_to_record_and_the_tray(server, camera_video):
             page.locator(".tm-example-pop [data-pop='remove']").click()
             page.wait_for_function(COUNT_IS_JS, arg=["Class 2", twos - 1])
             assert count(page, "Class 1") == ones - 1 and count(page, "Class 3") == threes + 1
+
+            # The image-file tools follow the cards: a class renamed on its card is the one they offer.
+            name = page.locator(".tm-card[data-class='Class 3'] .tm-name")
+            name.fill("mug")
+            name.press("Enter")
+            page.wait_for_selector(".tm-card[data-class='mug']")
+            page.get_by_text("Add image files to a class", exact=True).click()
+            page.wait_for_selector("#class-picker label:has-text('mug')")
+            assert page.locator("#class-picker label").all_inner_texts() == ["Class 1", "Class 2", "mug"]
+            assert page.locator("#strip img").count() >= 1  # the picked class's latest examples
         finally:
             browser.close()
 

@@ -89,19 +89,20 @@ def build() -> ClassHandles:
         value=False, label="Click to start and stop recording (instead of holding)", elem_id="record-toggle"
     )
     command = gr.Textbox(elem_id="class-command", elem_classes="tm-hidden", max_length=MAX_COMMAND_LENGTH)
-    with gr.Accordion("More class tools: add image files, remove examples", open=False, elem_id="class-tools"):
-        picker = gr.Radio(label="Selected class", elem_id="class-picker")
-        name = gr.Textbox(label="Class name", placeholder="e.g. thumbs up", max_length=64)
-        with gr.Row():
-            add_button = gr.Button("Add class", size="sm")
-            rename_button = gr.Button("Rename selected", size="sm")
-            clear_button = gr.Button("Clear examples", size="sm")
-            delete_button = gr.Button("Delete class", size="sm", variant="stop")
-        gr.Markdown("Latest examples of the selected class (click one to pick it)")
-        strip = gr.HTML(elem_id="strip")
-        remove_button = gr.Button("Remove the picked example", size="sm", elem_id="remove-example")
-        uploads = gr.File(file_count="multiple", file_types=["image"], label="Add image files to the selected class")
+    with gr.Accordion("Add image files to a class", open=False, elem_id="class-tools"):
+        picker = gr.Radio(label="Class", elem_id="class-picker")
+        uploads = gr.File(file_count="multiple", file_types=["image"], label="Image files for the class")
         upload_button = gr.Button("Add images", size="sm")
+        gr.Markdown("Its latest examples (the cards above move or remove one: click its picture)")
+        strip = gr.HTML(elem_id="strip")
+        # What the cards do, by name, for the API (add_class, rename_class, delete_class, clear_class) and for
+        # removing an example by its number: not shown on the page.
+        name = gr.Textbox(label="Class name", max_length=64, visible=False)
+        add_button = gr.Button("Add class", visible=False)
+        rename_button = gr.Button("Rename selected", visible=False)
+        clear_button = gr.Button("Clear examples", visible=False)
+        delete_button = gr.Button("Delete class", visible=False)
+        remove_button = gr.Button("Remove the picked example", elem_id="remove-example", visible=False)
     return ClassHandles(
         cards, tray, command, hold_toggle, status, picker, name, add_button, rename_button, clear_button,
         delete_button, strip, remove_button, uploads, upload_button,
@@ -109,8 +110,10 @@ def build() -> ClassHandles:
 
 
 # ---------------------------------------------------------------------------------------------- the cards' commands
-def run_command(session: Session, page: PageState, command: str) -> ClassOutputs:
-    """Carry out one command from the cards; answers the cards, the tray, a status line and the session.
+def run_command(session: Session, page: PageState, command: str, selected: str | None = None) -> ClassOutputs:
+    """Carry out one command from the cards; answers the cards, the tray, a status line, the session, and the
+    image-file tools (their class picker and its latest examples follow the cards; ``selected`` is the class picked
+    there).
 
     Commands beyond the page's rate are refused before any work (an error, so the review after them is skipped
     too); a stop never is, or a held record button could not be released."""
@@ -126,8 +129,7 @@ def run_command(session: Session, page: PageState, command: str) -> ClassOutputs
     session.touch()
     page.cards_key = None
     page.tray_version = session.tray.version
-    cards = class_cards_html(session.project, session.recording, session.recorded_this_take)
-    return ClassOutputs(cards=cards, tray=_tray(session), status=message_html(note), session=session)
+    return dataclasses.replace(class_tools(session, selected, note), tray=_tray(session), session=session)
 
 
 def _is_stop(command: object) -> bool:
@@ -307,11 +309,11 @@ def wire(wiring: PageWiring, classes: ClassHandles, example_row: gr.Number) -> N
     hood". ``example_row`` is the hood's "Example #", the example the remove button removes."""
     session, after_change = wiring.session, wiring.after_change
     command, key_input = wiring.reattaching(run_command, 0)
-    command, outputs = wired(command, ClassOutputs(cards=classes.cards, tray=classes.tray, status=classes.status,
-                                                   session=session))  # fmt: skip
+    drawn = dataclasses.replace(classes.outputs(), tray=classes.tray, session=session)
+    command, outputs = wired(command, drawn)
     classes.command.change(
         command,
-        [session, wiring.page, classes.command, *key_input],
+        [session, wiring.page, classes.command, classes.picker, *key_input],
         outputs,
         show_progress="hidden",
         trigger_mode="multiple",
