@@ -518,6 +518,48 @@ def test_a_page_whose_state_gradio_dropped_gets_its_own_session_back_by_its_key(
     app.autosaver.close()
 
 
+def test_a_dropped_pages_buttons_work_on_its_own_session(backbone, tmp_path):
+    """Frames and card commands found a dropped page's session by its key; its buttons (save, the review, the
+    class tools, with a gr.Progress parameter too) worked on the empty session Gradio made instead."""
+    import functools
+    import inspect
+    import zipfile
+
+    import numpy as np
+
+    from teachable.autosave import new_key
+    from teachable.frames import encode_jpeg
+    from teachable.webapp.context import PageState
+    from teachable.webapp.files import save_project
+    from teachable.webapp.hood import summarise
+    from teachable.webapp.saving import open_session
+    from teachable.webapp.wiring import PageWiring
+
+    from .conftest import photo
+
+    app = _app_with_autosave(backbone, tmp_path, max_sessions=3)
+    key = new_key()
+    victim, _ = open_session(app, app.new_session(), PageState(), key)
+    thumbnail = encode_jpeg(backbone.prepare(photo("coffee")))
+    victim.project.add_examples("Class 1", np.random.default_rng(0).random((3, 1280)), [thumbnail] * 3)
+    wiring = PageWiring(app, "session", "page", "key", ())
+    (tmp_path / "files").mkdir()
+    save = functools.partial(save_project, files_folder=tmp_path / "files", max_age_seconds=60)
+    run, inputs, _ = wiring.own(save, ["session", "page"], None)
+    assert inputs == ["session", "page", "page", "key"]
+    dropped = app.new_session()  # what Gradio made for the page whose state it dropped
+    path = run(dropped, PageState(), PageState(), key)
+    with zipfile.ZipFile(path) as saved:  # the victim's work, not an empty project
+        assert len([name for name in saved.namelist() if name.startswith("thumbs/")]) == 3
+    assert not len(dropped.project)
+    # A handler Gradio gives a progress tracker keeps it after the inputs (Gradio inserts it by position).
+    run, inputs, _ = wiring.own(functools.partial(summarise, app), ["session", "first", "second"], None)
+    names = list(inspect.signature(run).parameters)
+    assert names == ["session", "_page", "first", "second", "_browser_key", "progress"]
+    assert len(inputs) == names.index("progress")
+    app.autosaver.close()
+
+
 def test_the_idle_reaper_saves_a_session_before_dropping_its_examples(backbone, tmp_path):
     import functools
     import time

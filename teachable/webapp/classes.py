@@ -323,12 +323,15 @@ def wire(wiring: PageWiring, classes: ClassHandles, example_row: gr.Number) -> N
     buttons = [classes.add_button, classes.rename_button, classes.delete_button, classes.clear_button]
     for button, action in zip(buttons, TOOLS):
         handler, outputs = wired(tool(action), classes.outputs())
-        button.click(handler, named, outputs, api_name=action.__name__).then(*after_change)
-    classes.picker.input(*redraw_tools(classes, session), show_progress="hidden")
+        button.click(*wiring.own(handler, named, outputs), api_name=action.__name__).then(*after_change)
+    classes.picker.input(*wiring.own(*redraw_tools(classes, session)), show_progress="hidden")
     handler, outputs = wired(tool(uploader(wiring.app.decode_budget)), classes.outputs())
-    classes.upload_button.click(handler, [session, classes.picker, classes.uploads], outputs).then(*after_change)
+    uploaded = wiring.own(handler, [session, classes.picker, classes.uploads], outputs)
+    classes.upload_button.click(*uploaded).then(*after_change)
     handler, outputs = wired(tool(remove_picked_example), classes.outputs())
-    classes.remove_button.click(handler, [session, classes.picker, example_row], outputs).then(*after_change)
+    classes.remove_button.click(*wiring.own(handler, [session, classes.picker, example_row], outputs)).then(
+        *after_change
+    )
 
 
 def redraw_tools(classes: ClassHandles, session: gr.State) -> tuple:

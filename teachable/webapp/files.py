@@ -203,19 +203,19 @@ def wire(wiring: PageWiring, files: FileHandles, classes: ClassHandles, layers_a
     budget = app.file_budget
     folder, age = budget.folder, app.settings.file_max_age_seconds
     save = functools.partial(save_project, files_folder=folder, max_age_seconds=age, budget=budget)
-    files.save_button.click(shows_errors(save), [session, page], files.saved_file, api_name="save_project")
+    own = wiring.own
+    files.save_button.click(*own(shows_errors(save), [session, page], files.saved_file), api_name="save_project")
     export = exporter(folder, age, app.export_slots, budget)
-    files.export_button.click(export, [session, page], files.exported_files, api_name="export_model",
+    files.export_button.click(*own(export, [session, page], files.exported_files), api_name="export_model",
                               concurrency_limit=None)  # fmt: skip
     picker, tools = classes.picker, classes.outputs()
     handler, outputs = wired(tool(open_project), tools)
-    files.project_file.upload(handler, [session, picker, files.project_file], outputs, api_name="open_project").then(
+    opened = own(handler, [session, picker, files.project_file], outputs)
+    files.project_file.upload(*opened, api_name="open_project").then(*layers_again).then(*after_change)
+    handler, outputs = wired(tool(load_demo), tools)
+    files.demo_button.click(*own(handler, [session, picker], outputs), api_name="load_demo").then(
         *layers_again
     ).then(*after_change)
-    handler, outputs = wired(tool(load_demo), tools)
-    files.demo_button.click(handler, [session, picker], outputs, api_name="load_demo").then(*layers_again).then(
-        *after_change
-    )
     drawn = dataclasses.replace(tools, tray=classes.tray, session=session)
     handler, outputs = wired(functools.partial(start_over, app), drawn)
-    files.start_over_button.click(handler, [session, page], outputs).then(*after_change)
+    files.start_over_button.click(*own(handler, [session, page], outputs)).then(*after_change)

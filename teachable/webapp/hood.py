@@ -179,15 +179,17 @@ def wire(wiring: PageWiring, hood: HoodHandles, classes: ClassHandles) -> None:
     """Applying a hint, moving or deleting an example (each then redraws the class tools and the review), the
     class summary and the unit view."""
     app, session, after_change = wiring.app, wiring.session, wiring.after_change
-    tools_again = redraw_tools(classes, session)
-    hood.apply_button.click(apply_hint, [session, hood.hints], classes.status).then(*tools_again).then(*after_change)
+    own = wiring.own
+    tools_again = own(*redraw_tools(classes, session))
+    hood.apply_button.click(*own(apply_hint, [session, hood.hints], classes.status)).then(*tools_again).then(
+        *after_change
+    )
     for button, action in [(hood.move_button, "move"), (hood.delete_button, "delete")]:
         button.click(
-            functools.partial(edit_example, action=action),
-            [session, hood.example_row, hood.move_target],
-            classes.status,
+            *own(functools.partial(edit_example, action=action), [session, hood.example_row, hood.move_target],
+                 classes.status)  # fmt: skip
         ).then(*tools_again).then(*after_change)
     hood.summary_button.click(
-        functools.partial(summarise, app), [session, hood.first_class, hood.second_class], hood.summary
+        *own(functools.partial(summarise, app), [session, hood.first_class, hood.second_class], hood.summary)
     )
-    hood.unit_button.click(functools.partial(show_unit, app), [session, hood.unit_channel], hood.unit)
+    hood.unit_button.click(*own(functools.partial(show_unit, app), [session, hood.unit_channel], hood.unit))

@@ -124,7 +124,7 @@ def redraw_step(wiring: PageWiring, layers: LayerHandles, grid_mode: gr.Radio) -
     """``(handler, inputs, outputs)`` that redraws the layer pickers from the session, for ``.then(...)`` after the
     page opens or a project is loaded (its layer may differ)."""
     handler, outputs = wired(functools.partial(layers_panel, wiring.app), _panel_targets(layers, grid_mode))
-    return handler, wiring.session, outputs
+    return wiring.own(handler, wiring.session, outputs)
 
 
 def wire(wiring: PageWiring, layers: LayerHandles, grid_mode: gr.Radio, status: gr.HTML) -> None:
@@ -133,8 +133,10 @@ def wire(wiring: PageWiring, layers: LayerHandles, grid_mode: gr.Radio, status: 
     app, session = wiring.app, wiring.session
     targets = dataclasses.replace(_panel_targets(layers, grid_mode), status=status)
     handler, outputs = wired(functools.partial(set_embedding_tap, app), targets)
-    layers.embedding_tap.input(handler, [session, layers.embedding_tap], outputs).then(*wiring.after_change)
+    layers.embedding_tap.input(*wiring.own(handler, [session, layers.embedding_tap], outputs)).then(
+        *wiring.after_change
+    )
     handler, outputs = wired(functools.partial(set_grid_tap, app), targets)
-    layers.grid_tap.input(handler, [session, layers.grid_tap], outputs)
+    layers.grid_tap.input(*wiring.own(handler, [session, layers.grid_tap], outputs))
     handler, outputs = wired(build_atlas, LayerOutputs(atlas=layers.atlas, atlas_note=layers.atlas_note))
-    layers.atlas_button.click(handler, session, outputs, api_name="build_atlas")
+    layers.atlas_button.click(*wiring.own(handler, session, outputs), api_name="build_atlas")

@@ -323,8 +323,10 @@ def wire(wiring: PageWiring, camera: CameraHandles, views: ViewHandles, classes:
     )
     toggles = [session, page, views.views_toggle, views.map_method, views.grid_mode]
     for control in (views.views_toggle, views.map_method, views.grid_mode):
-        control.change(set_views, toggles, None, show_progress="hidden").then(*wiring.after_change)
+        control.change(*wiring.own(set_views, toggles, None), show_progress="hidden").then(*wiring.after_change)
     sliders = [session, views.k, views.threshold, views.smoothing]
     for slider in (views.k, views.threshold, views.smoothing):
-        slider.change(set_live_settings, sliders, None, show_progress="hidden").then(*wiring.after_change)
+        slider.change(*wiring.own(set_live_settings, sliders, None), show_progress="hidden").then(
+            *wiring.after_change
+        )
     return shown

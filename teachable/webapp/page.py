@@ -11,6 +11,7 @@ input) and the page's own styles and script; everything else about a panel is in
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -138,7 +139,9 @@ def build_app(
         hood = hood_panel.build()
         layers = layer_panel.build(app)
 
-        wiring = PageWiring(app, session, page, browser_key, hood_panel.review_step(app, session, page, hood))
+        review = hood_panel.review_step(app, session, page, hood)
+        wiring = PageWiring(app, session, page, browser_key, review)
+        wiring = dataclasses.replace(wiring, after_change=wiring.own(*review))  # a dropped page reviews its own work
         shown = live.wire(wiring, camera, views, classes)
         browser_panel.wire(wiring, browser, shown)
         class_panel.wire(wiring, classes, hood.example_row)

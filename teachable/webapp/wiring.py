@@ -98,6 +98,32 @@ class PageWiring:
     after_change: tuple
     """``(handler, inputs, outputs)`` for ``.then(*after_change)``."""
 
+    def own(self, handler: Callable, inputs, outputs) -> tuple[Callable, list, object]:
+        """``(handler, inputs, outputs)`` of an event whose first input is the session, made to work on the session
+        this browser owns: with autosave on, the page state follows the session and the browser key follows the
+        other inputs, and the session becomes the one ``saving.reattach`` finds (as :meth:`reattaching` does for
+        frames and card commands). A page whose state Gradio dropped (its cap counts every page load) then saves,
+        exports and reviews its own work, not an empty session. Parameters Gradio fills in itself (a
+        ``gr.Progress`` default) keep their place after the inputs."""
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if self.browser_key is None:
+            return handler, inputs, outputs
+        app, count = self.app, len(inputs)
+
+        def run(*args):
+            session, page, key = args[0], args[1], args[count + 1]
+            return handler(reattach(app, session, page, key), *args[2 : count + 1], *args[count + 2 :])
+
+        parameters = list(inspect.signature(handler).parameters.values())
+        positional = [p for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+        keywords = [p for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        page = inspect.Parameter("_page", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        key = inspect.Parameter("_browser_key", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+        run.__signature__ = inspect.Signature([positional[0], page, *positional[1:count], key, *positional[count:],
+                                               *keywords])  # fmt: skip
+        run.__name__ = handler_name(handler)
+        return run, [inputs[0], self.page, *inputs[1:], self.browser_key], outputs
+
     def reattaching(self, handler: Callable, at: int) -> tuple[Callable, list]:
         """``handler`` and the inputs to add after its own: with autosave on, the browser key comes last, and the
         session argument at ``at`` (the page state follows it) becomes the one ``saving.reattach`` finds, so a page
