@@ -20,6 +20,7 @@ from .frames import encode_jpeg
 from .knn import Prediction
 from .live_state import Recorder, Smoother
 from .live_views import LiveViews, LiveViewState
+from .pacing import Pacer
 from .project import Project
 from .runners import FrameRunner
 from .sent_frames import SentFrame
@@ -80,13 +81,15 @@ class FramePath:
         smoother: Smoother,
         tray: HelpTray,
         caller: int,
+        pacer: Pacer,
     ) -> None:
-        self.backbone, self.runner, self.views, self.caller = backbone, runner, views, caller
+        self.backbone, self.runner, self.views, self.caller, self.pacer = backbone, runner, views, caller, pacer
         self.recorder, self.smoother, self.tray = recorder, smoother, tray
 
     def step(self, frame: np.ndarray, choices: FrameChoices, now: float, live: bool) -> FrameResult:
         """Embed a camera frame (with the grid tap while the views are on), then :meth:`classify` it."""
         square = self.backbone.prepare(frame)
+        self.pacer.frame()  # long work on the server gives way while people's frames and pictures are run
         tap, grid_tap = choices.project.tap, self.views.grid_tap
         outputs = self.runner.run(square[None], [grid_tap, tap] if self.views.on else [tap], caller=self.caller)
         embedding = pooled(outputs[tap])[0]

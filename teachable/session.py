@@ -31,6 +31,7 @@ from .project import MAX_CLASSES, BackboneMismatch, Project
 from .live_state import RECORD_PER_SECOND, Recorder, Smoother
 from .live_views import LiveViews, LiveViewState
 from .locking import locked
+from .pacing import Pacer
 from .runners import FrameRunner, LocalRunner
 from .sent_frames import SentFrame
 from .tray import HelpTray
@@ -63,10 +64,13 @@ class Session:
         icons: GridIcons | None = None,
         map_executor: Executor | None = None,
         runner: FrameRunner | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.backbone = backbone
         self.runner = runner or LocalRunner(backbone)
         """Runs frames and added images through the backbone; may be shared with other sessions (a batcher, Ray)."""
+        self.pacer = pacer or Pacer()
+        """Shared by the server's sessions: long work (re-embedding) gives way to everyone's live frames."""
         self.lock = threading.RLock()
         self.project = Project.for_backbone(backbone, classes, max_classes=max_classes)
         self.generation = 0
@@ -81,7 +85,9 @@ class Session:
         """The views under the hood (review, summaries, units, atlas); each takes this session's lock."""
         self.tray = HelpTray()
         """Recent live frames it was unsure about, for the person to label with one click."""
-        self.frames = FramePath(backbone, self.runner, self.views, self.recorder, self.smoother, self.tray, id(self))
+        self.frames = FramePath(
+            backbone, self.runner, self.views, self.recorder, self.smoother, self.tray, id(self), self.pacer
+        )
         """The per-frame path; it changes the recorder, smoother, tray and views above, under this lock."""
         self.edits = ClassEdits(
             self.lock, lambda: self.project, self.recorder, self.smoother, self.tray, self._embed, backbone.prepare,
@@ -98,6 +104,7 @@ class Session:
             self.backbone, (), k=self.k, threshold=self.threshold, smoothing=self.smoothing,
             max_examples=self.max_examples, max_classes=self.max_classes,
             record_per_second=1.0 / self.recorder.interval, icons=self.views.icons, runner=self.runner,
+            pacer=self.pacer,
         )  # fmt: skip
         fresh.project = copy.deepcopy(self.project, memo)
         fresh.views = fresh.frames.views = self.views.copy(fresh.lock, lambda: fresh.project)
@@ -156,7 +163,7 @@ class Session:
             if tap == self.project.tap:
                 return f"The embedding already comes from {tap}."
             before, project = self.examples_state(), copy.deepcopy(self.project)
-        project.reembed(self.backbone, progress, tap=tap)
+        project.reembed(self.backbone, self.pacer.paced(progress), tap=tap)
         with self.lock:
             if self.examples_state() != before:
                 raise SessionError("The examples changed while they were re-embedded; pick the layer again.")
@@ -232,7 +239,7 @@ class Session:
         except BackboneMismatch as mismatch:
             project = mismatch.project
             note = f" It was made with {project.backbone}; its examples were re-embedded for {self.backbone.name}."
-            project.reembed(self.backbone, progress)
+            project.reembed(self.backbone, self.pacer.paced(progress))
         self.replace_project(project)
         return f"Loaded {len(project)} examples in {len(project.classes)} classes.{note}"
 

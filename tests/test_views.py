@@ -199,6 +199,23 @@ def test_activation_atlas_cells_show_the_icon_of_their_mean_vector(small_session
     assert small_session.insights.atlas() is not atlas
 
 
+def test_reembedding_gives_way_to_live_frames_and_runs_flat_out_alone(small_session):
+    """24 examples in two batches: with someone's frame just run, the first batch is followed by a rest three
+    times its length (the work's share is a quarter); with nobody streaming, none."""
+    from teachable.pacing import Pacer
+
+    rests = []
+    # Frames within the last ten minutes count as streaming here, however long this machine takes for a batch.
+    small_session.pacer = small_session.frames.pacer = Pacer(share=0.25, recent=600, rest=rests.append)
+    small_session.step(photo("chelsea"))  # a live frame, marked on the shared pacer
+    small_session.set_embedding_tap("blocks.6")
+    assert len(rests) == 1 and rests[0] > 0
+    rests.clear()
+    small_session.pacer._last_frame = -float("inf")  # nobody has streamed for a while
+    small_session.set_embedding_tap("blocks.5")
+    assert rests == []
+
+
 def test_embedding_tap_change_reembeds_and_keeps_predicting(small_session):
     frame = photo("chelsea")
     assert small_session.step(frame).label == "cat"

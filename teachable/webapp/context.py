@@ -12,6 +12,7 @@ from ..activations import GridIcons
 from ..autosave import Autosaver
 from ..backbones import Backbone
 from ..frames import DecodeBudget
+from ..pacing import Pacer
 from ..runners import FrameRunner
 from ..session import Session
 from .lifecycle import SessionRegistry
@@ -54,6 +55,8 @@ class AppContext:
     """Exports in turn, one per person at a time."""
     browser: BrowserInference = field(default_factory=lambda: BrowserInference("server"))
     """Where live frames' model runs, and the model browsers load (webapp/browser.py)."""
+    pacer: Pacer = field(default_factory=Pacer)
+    """Shared by every session: re-embedding gives way to everyone's live frames (pacing.py)."""
     frame_channels: FrameChannels = field(default_factory=lambda: FrameChannels(200))
     """Channel token -> the page a browser that runs the model sends its frames for (webapp/frame_channel.py)."""
 
@@ -76,6 +79,7 @@ class AppContext:
             max_examples=self.settings.max_examples,
             max_classes=self.settings.max_classes,
             runner=self.runner,
+            pacer=self.pacer,
         )
 
 
