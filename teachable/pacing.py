@@ -23,7 +23,6 @@ from collections.abc import Callable
 __all__ = ["Pacer"]
 
 
-
 class Pacer:
     """``share``: the most of the time long work takes while people stream; ``recent``: frames run within this
     many seconds mean someone is streaming."""
@@ -36,7 +35,7 @@ class Pacer:
         self._lock = threading.Lock()
 
     def frame(self) -> None:
-        """A live frame was run through the backbone now."""
+        """Someone's frame (or still picture) was run through the backbone now."""
         with self._lock:
             self._last_frame = self._clock()
 
