@@ -206,13 +206,13 @@ def attack_command_flood(url: str, inputs: dict, stop: threading.Event, notes: d
         page = Client(url, verbose=False)
         while not stop.is_set():
             began = time.monotonic()
-            page.predict(json.dumps(["add", time.time() * 1000]), None, api_name="/run_command")
+            page.predict(json.dumps(["add", time.time() * 1000]), None, None, api_name="/run_command")
             latencies.append(time.monotonic() - began)
             stop.wait(1.0)
 
     def flood(client) -> None:
         jobs = [
-            client.submit(json.dumps(["rename", "Class 1", f"x{index}", time.time() * 1000 + index]), None,
+            client.submit(json.dumps(["rename", "Class 1", f"x{index}", time.time() * 1000 + index]), None, None,
                           api_name="/run_command")
             for index in range(100)
         ]  # fmt: skip
