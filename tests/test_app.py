@@ -63,6 +63,9 @@ def test_saved_project_downloads_as_a_zip(server):
     path = client.predict(api_name="/save_project")
     project = Project.load(path)
     assert project.counts() == {"cat": 4, "coffee": 4, "rocket": 4}
+    # The export button's handler waits for an export slot (a coroutine): through the server it gives the files.
+    exported = client.predict(api_name="/export_model")
+    assert sorted(Path(f).name for f in exported) == ["model.onnx", "teachable-web.zip"], exported
 
 
 def test_atlas_is_inlined_and_a_new_session_starts_empty(server):

@@ -557,6 +557,15 @@ def test_a_dropped_pages_buttons_work_on_its_own_session(backbone, tmp_path):
     names = list(inspect.signature(run).parameters)
     assert names == ["session", "_page", "first", "second", "_browser_key", "progress"]
     assert len(inputs) == names.index("progress")
+    # The export's handler is a coroutine (it waits for an export slot): Gradio must still get one to await.
+    import asyncio
+
+    async def export(session, page):
+        return session
+
+    run, _, _ = wiring.own(export, ["session", "page"], None)
+    assert inspect.iscoroutinefunction(run)
+    assert asyncio.run(run(app.new_session(), PageState(), PageState(), key)) is victim
     app.autosaver.close()
 
 

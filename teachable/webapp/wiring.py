@@ -110,9 +110,24 @@ class PageWiring:
             return handler, inputs, outputs
         app, count = self.app, len(inputs)
 
-        def run(*args):
+        def owned(args: tuple) -> tuple:
             session, page, key = args[0], args[1], args[count + 1]
-            return handler(reattach(app, session, page, key), *args[2 : count + 1], *args[count + 2 :])
+            return reattach(app, session, page, key), *args[2 : count + 1], *args[count + 2 :]
+
+        if inspect.iscoroutinefunction(handler):  # Gradio awaits it (an export waiting for its slot)
+
+            async def run(*args):
+                return await handler(*owned(args))
+
+        elif inspect.isgeneratorfunction(handler):
+
+            def run(*args):
+                yield from handler(*owned(args))
+
+        else:
+
+            def run(*args):
+                return handler(*owned(args))
 
         parameters = list(inspect.signature(handler).parameters.values())
         positional = [p for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
