@@ -22,6 +22,7 @@ Writes benchmarks/results/stream.json (or the path given as the first argument).
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 import time
@@ -33,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fakecam import chromium_args, start_camera  # noqa: E402
+from fakecam import CAMERA_OPEN_JS, chromium_args, start_camera  # noqa: E402
 from serving import free_port  # noqa: E402
 
 from teachable import webapp  # noqa: E402
@@ -83,6 +84,15 @@ new MutationObserver(() => {
   }
 }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 """
+
+
+TRIVIAL_START_OR_OPEN_JS = """() => document.querySelector('#cam video')?.videoWidth > 0
+  || [...document.querySelectorAll('#cam button')].some(
+    (button) => ['Click to Access Webcam', 'Start camera'].includes(button.textContent.trim()))"""
+"""The trivial page's webcam is open, or shows its button (Gradio's words, or the page script's: serve() gives every
+page the app's styles and scripts)."""
+TRIVIAL_OPEN_OR_REQUESTED_JS = f"() => ({CAMERA_OPEN_JS})() || document.documentElement.dataset.camera === 'requested'"
+TRIVIAL_STREAMING_JS = """() => !!document.querySelector('#cam .capture-button [title="stop recording"]')"""
 
 
 def write_video(path: Path) -> Path:
@@ -202,10 +212,19 @@ def drive(url: str, video: Path, load_demo: bool, views_off: bool = False) -> di
             page.get_by_label("Live map and activation grid").uncheck()
         if load_demo:  # the real page: one click starts camera and stream (none where the camera is allowed)
             start_camera(page, wait_for_prediction=False)
-        else:  # the trivial page is Gradio's bare webcam: open it, then start the stream
-            page.get_by_text("Click to Access Webcam").click()
-            page.wait_for_function("() => document.querySelector('#cam video')?.videoWidth > 0")
-            page.click('#cam button[aria-label="capture photo"]')
+        else:  # the trivial page is Gradio's bare webcam: open it (the page script does so itself where the camera
+            # is allowed), then start the stream with Gradio's record control, which the page's styles hide
+            page.wait_for_function(TRIVIAL_START_OR_OPEN_JS)
+            if not page.evaluate(TRIVIAL_OPEN_OR_REQUESTED_JS):
+                try:
+                    page.locator("#cam button", has_text=re.compile("Click to Access Webcam|Start camera")).first.click(
+                        timeout=5000
+                    )
+                except Exception:  # noqa: BLE001 (Playwright's TimeoutError) the page opened it meanwhile
+                    pass
+            page.wait_for_function(CAMERA_OPEN_JS)
+            page.locator('#cam button[aria-label="capture photo"]').dispatch_event("click")
+            page.wait_for_function(TRIVIAL_STREAMING_JS)
         page.wait_for_timeout(WARMUP * 1000)
         page.evaluate("() => { window.__shown = []; }")
         page.wait_for_timeout(SECONDS * 1000)
