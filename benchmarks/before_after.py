@@ -9,8 +9,8 @@ its JSON to a file of its own. A manifest (JSON lines) names the runs, one a lin
 
 (``side``: before or after; ``comparison``: which pair of checkouts the run belongs to, where one manifest holds
 several; ``load_start``: /proc/loadavg as the run started; ``load_mean``: the 1-minute load averaged over the run;
-``comparison``, ``commit`` and the loads are optional.) Writes benchmarks/results/stream_before_after.json, or the
-path given after the manifest.
+``started``: when the run began, which shows the order; ``comparison``, ``commit``, ``started`` and the loads are
+optional.) Writes benchmarks/results/stream_before_after.json, or the path given after the manifest.
 
     python benchmarks/before_after.py runs.jsonl [output.json]
 """
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 STREAM_RUNS = ("trivial@0.05", "full@0.05", "trivial@0.1", "full@0.1", "full-views-off@0.1")
-RUN_FIGURES = ("fps", "latency_p50_ms", "latency_p95_ms")
+RUN_FIGURES = ("fps", "latency_p50_ms", "latency_p95_ms", "browser_long_task_ms_per_update")
 SERVER_FIGURES = (
     "session_step_p50_ms", "session_step_p95_ms", "forward_in_stream_p50_ms", "raw_forward_idle_p50_ms",
     "knn_p50_ms", "page_outputs_p50_ms", "views_and_rest_of_step_p50_ms", "ratio_p50_step_over_forward_in_stream",
@@ -100,7 +100,7 @@ def compare(runs: list[dict], folder: Path) -> dict:
                 compared["commits"][run["side"]] = run["commit"]
             results = json.loads((folder / run["path"]).read_text())
             entry = {"figures": figures_of(results)}
-            for key in ("load_start", "load_mean", "load_end"):
+            for key in ("started", "load_start", "load_mean", "load_end"):
                 if key in run:
                     entry[key] = run[key]
             if bench == "stream":
