@@ -43,12 +43,18 @@ def read(backbone, text):
     return read_sent_frame(text, VERSION, backbone.tap(backbone.embedding_tap).channels, backbone.input_size)
 
 
-def test_a_frame_the_browser_embedded_gets_the_servers_answer(backbone, cat):
-    teacher = Session(backbone, ("cat", "rocket"))
+def taught_cat_and_rocket(backbone) -> Session:
+    """A session that recorded one camera frame of the cat and one of the rocket, each in a take of its own."""
+    session = Session(backbone, ("cat", "rocket"))
     for name, label in [("chelsea", "cat"), ("rocket", "rocket")]:
-        teacher.edits.start_recording(label)
-        teacher.step(photo(name), now=1.0)
-        teacher.edits.stop_recording()
+        session.edits.start_recording(label)
+        session.step(photo(name), now=1.0)
+        session.edits.stop_recording()
+    return session
+
+
+def test_a_frame_the_browser_embedded_gets_the_servers_answer(backbone, cat):
+    teacher = taught_cat_and_rocket(backbone)
     embedding, _, jpeg = cat
     from_browser = teacher.step_embedded(read(backbone, sent(embedding, jpeg)), now=5.0)
     on_server = teacher.step(photo("chelsea"), now=6.0, live=False)
@@ -60,11 +66,7 @@ def test_a_frame_the_browser_embedded_gets_the_servers_answer(backbone, cat):
 def test_an_unsure_frame_without_its_picture_asks_for_the_next_ones_picture(backbone, cat):
     """The page sends pictures only when asked: a frame the tray would keep, which came without one, asks for it;
     the next frame's picture goes into the tray; a sure frame asks nothing."""
-    session = Session(backbone, ("cat", "rocket"))
-    for name, label in [("chelsea", "cat"), ("rocket", "rocket")]:
-        session.edits.start_recording(label)
-        session.step(photo(name), now=1.0)
-        session.edits.stop_recording()
+    session = taught_cat_and_rocket(backbone)
     embedding, _, jpeg = cat
     assert session.step_embedded(read(backbone, sent(embedding)), now=2.0).wants_picture is False  # sure: a cat
     coffee, square = embedding_of(backbone, photo("coffee"))
