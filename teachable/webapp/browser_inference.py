@@ -15,7 +15,7 @@ from ..backbones import Backbone
 from ..browser_model import BrowserModel, browser_model
 from ..webexport import BUNDLED_ORT, ORT_WEB_VERSION, bundled_ort_files
 
-__all__ = ["BrowserFiles", "BrowserInference", "FRAMES_PER_SECOND", "LIVE_MODELS", "ROUTE", "SLOW_FRAME_MS"]
+__all__ = ["BrowserFiles", "BrowserInference", "answer_whole", "FRAMES_PER_SECOND", "LIVE_MODELS", "ROUTE", "SLOW_FRAME_MS"]
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,10 @@ class BrowserFiles:
             return
         found = self.files.get(path)
         if found is None or scope["method"] not in ("GET", "HEAD"):
-            await _answer(send, 404, b"text/plain", b"Not found.", cache=False)
+            await answer_whole(send, 404, b"text/plain", b"Not found.", cache=False)
             return
         body = _bytes_of(*found[:1])
-        await _answer(send, 200, found[1], b"" if scope["method"] == "HEAD" else body, cache=True, length=len(body))
+        await answer_whole(send, 200, found[1], b"" if scope["method"] == "HEAD" else body, cache=True, length=len(body))
 
 
 @functools.lru_cache(maxsize=8)
@@ -117,7 +117,10 @@ def _bytes_of(source: Path | bytes) -> bytes:
     return source if isinstance(source, bytes) else _file_bytes(source)
 
 
-async def _answer(send, status: int, media_type: bytes, body: bytes, cache: bool, length: int | None = None) -> None:
+async def answer_whole(
+    send, status: int, media_type: bytes, body: bytes, cache: bool = False, length: int | None = None
+) -> None:
+    """One whole ASGI response: cached for a year (``cache``: the path holds a version) or never stored."""
     headers = [(b"content-type", media_type), (b"content-length", str(len(body) if length is None else length).encode())]
     headers.append((b"cache-control", CACHE_FOREVER if cache else b"no-store"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 import anyio
 
+from .browser_inference import answer_whole
+
 __all__ = ["CHANNEL_HEADER", "FRAME_ROUTE", "FrameChannels", "BrowserFrames"]
 
 FRAME_ROUTE = "/teachable/frame"
@@ -109,8 +111,4 @@ async def _body(receive, max_bytes: int) -> bytes | None:
 
 
 async def _json(send, status: int, value: dict) -> None:
-    body = json.dumps(value, separators=(",", ":")).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers.append((b"cache-control", b"no-store"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await answer_whole(send, status, b"application/json", json.dumps(value, separators=(",", ":")).encode())
