@@ -197,3 +197,105 @@ def test_phone_stacks_camera_classes_prediction_and_click_toggle_records(server,
             page.screenshot(path=str(ARTIFACTS / "page-390x844.png"))
         finally:
             browser.close()
+
+
+ACCENT_JS = """() => {
+  const style = (selector, property) => {
+    const element = document.querySelector(selector);
+    return element ? getComputedStyle(element)[property] : null;
+  };
+  return {
+    record: style(".tm-card[data-class='cat'] .tm-record", 'backgroundColor'),
+    theme: getComputedStyle(document.querySelector('.gradio-container')).getPropertyValue('--color-accent').trim(),
+    radio: style('#map-method input:checked', 'backgroundColor'),
+    radioLabel: style('#map-method label.selected', 'borderColor'),
+    save: style('#project .row button.secondary', 'color'),
+    startOver: style('#start-over', 'backgroundColor'),
+  };
+}"""
+
+
+def channels(css_colour: str) -> list[int]:
+    return [int(part) for part in css_colour[css_colour.index("(") + 1 : -1].split(",")[:3]]
+
+
+def rgb_of(hex_colour: str) -> str:
+    red, green, blue = (int(hex_colour.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgb({red}, {green}, {blue})"
+
+
+def record_two_classes(page) -> None:
+    """Name the first two cards after what the fake camera shows, and hold each one's button while it shows it."""
+    for old, new in [("Class 1", "cat"), ("Class 2", "coffee")]:
+        name = page.locator(f".tm-card[data-class='{old}'] .tm-name")
+        name.fill(new)
+        name.press("Enter")
+        page.wait_for_selector(f".tm-card[data-class='{new}']")
+    start_camera(page)
+    for name in ["cat", "coffee"]:
+        wait_until_showing(page, name)
+        page.locator(f".tm-card[data-class='{name}'] .tm-record").hover()
+        page.mouse.down()
+        page.wait_for_timeout(1500)
+        page.mouse.up()
+        page.wait_for_selector(f".tm-card[data-class='{name}']:not(.tm-card-recording)")
+        assert count(page, name) >= 3
+    page.mouse.move(0, 0)
+
+
+def test_the_page_has_its_own_look_and_footer(server, camera_video):
+    """One theme above and below the fold: Gradio's controls take the record buttons' colour, "Start over" does not
+    look like the main action, and the footer is the page's own (no "Use via API · Built with Gradio"). The
+    screenshots the README and the user guide show are taken here (artifacts/look-*.png)."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(camera_video))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(server)
+            page.wait_for_selector(".tm-card[data-class='Class 1']")
+            record_two_classes(page)
+            wait_until_showing(page, "rocket", settle=0.2)
+            page.wait_for_selector("#tray .tm-tray-item", timeout=20_000)
+            page.wait_for_timeout(500)
+            page.evaluate("() => window.scrollTo(0, 0)")
+            page.screenshot(path=str(ARTIFACTS / "look-1280x800.png"))
+            page.evaluate("() => window.scrollBy(0, document.querySelector('#map-method').getBoundingClientRect().top - 120)")
+            page.screenshot(path=str(ARTIFACTS / "look-lower-1280x800.png"))
+            page.get_by_text("Project: save, open, demo", exact=True).click()
+            page.wait_for_selector("#start-over", state="visible")
+            page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(ARTIFACTS / "look-bottom-1280x800.png"))
+
+            for words in ["Built with Gradio", "Use via API"]:
+                assert page.get_by_text(words).count() == 0, words
+            footer = page.locator("#tm-footer")
+            assert footer.is_visible() and "teachable" in footer.inner_text()
+            assert page.locator("#tm-footer a").count() == 0  # nothing to follow off the page
+            colours = page.evaluate(ACCENT_JS)
+            blue = rgb_of(colours["theme"])
+            assert colours["record"] == blue, colours  # the cards and Gradio's controls share one colour
+            assert colours["radio"] == blue, colours
+            assert colours["radioLabel"] == blue, colours
+            assert colours["save"] == blue, colours
+            assert min(channels(colours["startOver"])) >= 240, colours  # a quiet button, not a red slab
+            start_over, demo = page.locator("#start-over").bounding_box(), page.locator("#load-demo").bounding_box()
+            assert start_over["y"] >= demo["y"] + demo["height"]  # on a line of its own, not beside "Load demo"
+        finally:
+            browser.close()
+
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(camera_video))
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+            page.goto(server)
+            page.wait_for_selector(".tm-card[data-class='Class 1']")
+            record_two_classes(page)
+            page.evaluate("() => window.scrollTo(0, 0)")
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "look-390x844.png"))
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # nothing sideways
+        finally:
+            browser.close()

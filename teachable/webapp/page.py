@@ -2,10 +2,11 @@
 
 First screen: the camera with the prediction under it, and beside it the class cards with their record buttons
 and the "help it learn" tray. Then the embedding map and the activation grid; then "Project", "Under the hood"
-and "Layers and Atlas" as collapsed sections. Each browser gets its own ``Session`` and ``PageState``.
+and "Layers and Atlas" as collapsed sections, and the page's own footer. Each browser gets its own ``Session`` and
+``PageState``.
 
 This module holds the layout, the page's opening (restore this browser's work, draw every panel, then take
-input) and the page's own styles and script; everything else about a panel is in its module.
+input), the page's theme and its own styles and script; everything else about a panel is in its module.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import functools
+import html
+import importlib.metadata
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,12 +56,14 @@ __all__ = [
     "OpeningOutputs",
     "page_css",
     "page_script",
+    "page_theme",
+    "footer_html",
     "OPENED_MARKER",
 ]
 
 log = logging.getLogger(__name__)
 
-STYLES = ("page.css",)
+STYLES = ("page.css", "look.css")
 SCRIPTS = ("page.js",)
 PANELS = (live, browser_panel, class_panel, hood_panel, layer_panel, file_panel, joining)
 """The panel modules, each naming its own style and script files (``STYLES``, ``SCRIPTS``)."""
@@ -68,6 +73,58 @@ OPENED_MARKER = "<span data-page-ready></span>"
 camera does not stream (page.css, live-camera.js): an event that ran before it could get a session of its own
 (Gradio makes a page's state on first use, and two events at once can each make one), and its work would land
 where the rest of the page never looks."""
+
+
+SYSTEM_FONTS = ("system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
+SYSTEM_MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace")
+"""The computer's own fonts: a theme font from the web would be a download at run time, and the page needs none."""
+
+
+def page_theme() -> gr.themes.Base:
+    """The page's own look, for ``launch(theme=...)``: Gradio's controls (radio chips, tabs, buttons, sliders) take
+    the record buttons' blue; other buttons are pale blue with blue words, so the cards' record buttons stay the one
+    strong action; a button that removes work has red words on white; the fonts are the computer's."""
+    return gr.themes.Base(
+        primary_hue="blue", secondary_hue="blue", neutral_hue="slate", radius_size="lg",
+        font=SYSTEM_FONTS, font_mono=SYSTEM_MONO_FONTS,
+    ).set(
+        color_accent="*primary_600",  # the record buttons' #2563eb (classes.css takes it from here)
+        color_accent_soft="*primary_50",
+        block_border_color="*neutral_200",
+        block_label_text_color="*neutral_500",
+        block_title_text_color="*neutral_700",
+        checkbox_label_background_fill="white",
+        checkbox_label_background_fill_hover="*primary_50",
+        checkbox_label_background_fill_selected="*primary_50",
+        checkbox_label_border_color="*neutral_200",
+        checkbox_label_border_color_selected="*primary_600",
+        checkbox_label_border_width="1px",
+        checkbox_label_text_color_selected="*primary_700",
+        checkbox_background_color_selected="*primary_600",
+        checkbox_border_color_selected="*primary_600",
+        slider_color="*primary_600",
+        button_large_text_size="*text_md",
+        button_large_text_weight="600",
+        button_medium_text_weight="600",
+        button_small_text_weight="600",
+        button_primary_background_fill="*primary_600",
+        button_primary_background_fill_hover="*primary_700",
+        button_primary_text_color="white",
+        button_primary_border_color="*primary_600",
+        button_border_width="1px",
+        button_secondary_background_fill="*primary_50",
+        button_secondary_background_fill_hover="*primary_100",
+        button_secondary_border_color="*primary_200",
+        button_secondary_border_color_hover="*primary_600",
+        button_secondary_text_color="*primary_600",
+        button_secondary_text_color_hover="*primary_700",
+        button_cancel_background_fill="white",  # "Start over", "Delete example": quiet, red words, not a red slab
+        button_cancel_background_fill_hover="#fef2f2",
+        button_cancel_border_color="#fecaca",
+        button_cancel_border_color_hover="#dc2626",
+        button_cancel_text_color="#b91c1c",
+        button_cancel_text_color_hover="#991b1b",
+    )  # fmt: skip
 
 
 def page_css() -> str:
@@ -96,6 +153,18 @@ def one_thread_for_small_math() -> None:
     default BLAS threads and 16 ms with one (the forward pass alone: 18 ms). Torch keeps its own threads."""
     faiss.omp_set_num_threads(1)  # flat search is memory-bound: one thread per query is fastest
     threadpool_limits(limits=1, user_api="blas")
+
+
+def footer_html() -> str:
+    """The page's own footer, in place of Gradio's: what this is, and that each browser's work is its own."""
+    try:
+        version = " " + importlib.metadata.version("teachable")
+    except importlib.metadata.PackageNotFoundError:  # run from a copy of the source that was never installed
+        version = ""
+    return (
+        f"<footer class='tm-footer'><b>teachable</b>{html.escape(version)} · teach a pretrained network by example"
+        " · each browser has its own classes and examples</footer>"
+    )
 
 
 def build_app(
@@ -157,6 +226,7 @@ def build_app(
         )  # fmt: skip
         _wire_opening(wiring, demo, opening, saved, layers_again)
         joining.wire(demo, join, app.served_urls)
+        gr.HTML(footer_html(), elem_id="tm-footer")
     demo.app_context = app  # for serve(): the upload limits count the same file budget
     return demo
 

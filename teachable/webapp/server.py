@@ -17,7 +17,7 @@ from ..sent_frames import MAX_SENT_CHARACTERS
 from . import browser
 from .browser_inference import BrowserFiles
 from .frame_channel import BrowserFrames
-from .page import build_app, page_css, page_script
+from .page import build_app, page_css, page_script, page_theme
 from .served import UploadLimits, served_files
 from .settings import ServerSettings
 
@@ -68,8 +68,10 @@ def serve(
         prevent_thread_lock=prevent_thread_lock,
         max_file_size=f"{settings.max_upload_mb}mb",
         state_session_capacity=settings.max_sessions,
+        theme=page_theme(),
         css=page_css(),
         js=page_script(),
+        footer_links=[],  # no "Use via API · Built with Gradio · Settings": the page has a footer of its own
         ssr_mode=False,
         quiet=prevent_thread_lock,
         ssl_certfile=ssl_certfile,
