@@ -1,9 +1,10 @@
 """Fair sharing: six normal pages keep classifying while one client attacks the server, one attack at a time.
 
-The real app runs in its own process on loopback (`app.py`, CPU), with autosave on. Six normal clients are
-`gradio_client` sessions that load the demo project and call the ``classify`` endpoint (the per-frame function the
-webcam stream calls) in a loop with a 224x224 JPEG, each waiting for its answer. A victim's saved project is put in
-the autosave folder before the server starts. Then, for ``--seconds`` each:
+The real app runs in its own process on loopback (`app.py`, CPU), with autosave on and the model on live frames in
+the participants' browsers (``TEACHABLE_LIVE_MODEL=browser``, a workshop's usual case). Six normal pages speak
+browser.js's protocol (bench_room's ``BrowserPage``: the demo project, then a frame's embedding ten times a second,
+on the frame route once the page has its channel). A victim's saved project is put in the autosave folder before
+the server starts. Then, for ``--seconds`` each:
 
 * ``baseline``: nothing else;
 * ``reembed``: an attacker opens a large project (``--examples`` examples) and changes "Embedding read at";
@@ -14,10 +15,14 @@ the autosave folder before the server starts. Then, for ``--seconds`` each:
 * ``upload_flood``: 30 distinct 19 MB files posted to the upload route as one remote client (the count accepted is
   reported).
 
-Per attack: the normal pages' answers/s (all six together) and latency p50/p95 against the baseline (measured
-before and after the attacks, their mean), errors, the
-server's peak resident memory and the peak size of its file and autosave folders, and whether the victim's saved
-project still loads. Writes benchmarks/results/fairness.json (or ``--out``).
+Each attack runs in a process of its own (at the lowest CPU priority, standing for another person's computer): in
+this one, its client's work would hold the interpreter lock the six normal pages' clients need, and slow them
+whatever the server did.
+
+Per attack: the normal pages' answers/s (all six together), their latency p50/p95 from the camera's tick, refused
+and wrong answers, against the baseline (measured before and after the attacks, their mean); the server's and the
+normal pages' CPU seconds per second; the server's peak resident memory and the peak size of its file and autosave
+folders; and whether the victim's saved project still loads. Writes benchmarks/results/fairness.json (or ``--out``).
 
     python benchmarks/bench_fairness.py [--seconds 20] [--attacks reembed,command_flood] [--commands-per-second 10]
 
@@ -27,29 +32,34 @@ project still loads. Writes benchmarks/results/fairness.json (or ``--out``).
 from __future__ import annotations
 
 import argparse
-import io
+import asyncio
 import json
 import os
+import random
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
 import psutil
-import skimage.data
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_stream_load import VARIANTS, discover, make_frames  # noqa: E402
+from room_clients import BrowserPage, Window, browser_wiring, make_payloads  # noqa: E402
 from serving import app_process  # noqa: E402
+from teachable.backbones import load_backbone  # noqa: E402
 
 NORMAL_PAGES = 6
+CAMERA_INTERVAL = 0.1  # the page's 10 frames a second (browser.js)
 WARM_UP_SECONDS = 25
 FROM_ELSEWHERE = {"X-Forwarded-For": "203.0.113.7"}
 """The upload flood comes as another computer would through a proxy on the server's machine (every client here is on
@@ -58,11 +68,6 @@ ATTACKS = ["reembed", "big_images", "command_flood", "save_export", "upload_floo
 
 
 # ---------------------------------------------------------------------------------------------- inputs
-def write_jpeg(path: Path, image: np.ndarray) -> Path:
-    Image.fromarray(image).resize((224, 224)).save(path, "JPEG", quality=90)
-    return path
-
-
 def write_big_png(path: Path, side: int = 7000) -> Path:
     Image.new("RGB", (side, side), (40, 90, 160)).save(path, "PNG")
     return path
@@ -136,30 +141,70 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def normal_pages(url: str, image: Path, stop: threading.Event, answers: list, errors: list) -> None:
-    from gradio_client import Client, handle_file
+class NormalPages:
+    """Six participants as a workshop's pages are by default: the model runs in their browsers, and each frame's
+    embedding goes to the server (bench_room's ``BrowserPage``, speaking browser.js's protocol), ten a second for
+    the whole run, in an event loop of their own thread. The server does their kNN, cards and tray: little CPU per
+    answer, so what an attack costs them is the server's doing, not their own clients' (the six ``gradio_client``
+    loops used before spent three times the server's CPU per answer, on the same two cores as the attacks)."""
 
-    client = Client(url, verbose=False)
-    client.predict(None, api_name="/load_demo")
-    while not stop.is_set():
-        began = time.monotonic()
+    def __init__(self, url: str, backbone) -> None:
+        self.endpoints = discover(url)
+        self.frames = make_frames(VARIANTS)
+        self.wiring = browser_wiring(httpx.get(f"{url}config", timeout=30).json(), url)
+        self.payloads = make_payloads(self.frames, backbone, self.wiring.input_size)
+        self.pages: list[BrowserPage] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._ready = threading.Event()
+
+    def __enter__(self) -> "NormalPages":
+        self._thread.start()
+        if not self._ready.wait(120):
+            raise RuntimeError("the normal pages did not load the demo within 120 s")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    async def _run(self) -> None:
+        window = Window(open=True)
+        self.pages = [
+            BrowserPage(self.endpoints, self.frames, window=window, wiring=self.wiring, payloads=self.payloads)
+            for _ in range(NORMAL_PAGES)
+        ]
+        for page in self.pages:
+            await page.load_page()
+        await asyncio.gather(*(page.load_demo() for page in self.pages))
+        self._ready.set()
+
+        async def camera(page: BrowserPage) -> None:
+            tick = time.monotonic() + random.uniform(0, CAMERA_INTERVAL)
+            while not self._stop.is_set():
+                await asyncio.sleep(max(0.0, tick - time.monotonic()))
+                page.tick(time.monotonic())
+                tick = max(tick + CAMERA_INTERVAL, time.monotonic())  # like setInterval: late ticks are not made up
+
         try:
-            client.predict(handle_file(str(image)), api_name="/classify")
-            answers.append((time.monotonic(), time.monotonic() - began))
-        except Exception as error:  # a refused or failed answer counts as an error, and the loop goes on
-            errors.append(str(error)[:120])
-            time.sleep(0.2)
+            await asyncio.gather(*(camera(page) for page in self.pages))
+        finally:
+            await asyncio.gather(*(page.close() for page in self.pages), return_exceptions=True)
 
-
-def summary(answers: list, errors: list, start: float, end: float) -> dict:
-    window = [latency for at, latency in answers if start <= at <= end]
-    seconds = end - start
-    return {
-        "answers_per_s": round(len(window) / seconds, 2),
-        "p50_ms": round(float(np.percentile(window, 50)) * 1000) if window else None,
-        "p95_ms": round(float(np.percentile(window, 95)) * 1000) if window else None,
-        "errors": len(errors),
-    }
+    def summary(self, start: float, end: float) -> dict:
+        """All six pages' answers that arrived in [start, end): per second, their latency from the frame's tick,
+        and those refused or wrong."""
+        answers = [a for page in self.pages for a in list(page.answers) if start <= a.received < end]
+        labelled = [a for a in answers if a.label is not None]
+        latencies = [a.received - a.made for a in labelled]
+        return {
+            "answers_per_s": round(len(labelled) / (end - start), 2),
+            "p50_ms": round(float(np.percentile(latencies, 50)) * 1000) if latencies else None,
+            "p95_ms": round(float(np.percentile(latencies, 95)) * 1000) if latencies else None,
+            "refused": len(answers) - len(labelled),
+            "wrong_labels": sum(a.label != a.expected for a in labelled),
+            "errors": sum(len(page.errors) for page in self.pages),
+        }
 
 
 # ---------------------------------------------------------------------------------------------- attacks
@@ -202,14 +247,6 @@ def attack_big_images(url: str, inputs: dict, stop: threading.Event, notes: dict
 def attack_command_flood(url: str, inputs: dict, stop: threading.Event, notes: dict) -> None:
     from gradio_client import Client
 
-    def victim() -> None:
-        page = Client(url, verbose=False)
-        while not stop.is_set():
-            began = time.monotonic()
-            page.predict(json.dumps(["add", time.time() * 1000]), None, None, api_name="/run_command")
-            latencies.append(time.monotonic() - began)
-            stop.wait(1.0)
-
     def flood(client) -> None:
         jobs = [
             client.submit(json.dumps(["rename", "Class 1", f"x{index}", time.time() * 1000 + index]), None, None,
@@ -223,16 +260,29 @@ def attack_command_flood(url: str, inputs: dict, stop: threading.Event, notes: d
             except Exception:
                 counts["refused"] += 1
 
-    latencies, counts = [], {"carried_out": 0, "refused": 0}
+    counts = {"carried_out": 0, "refused": 0}
     flooders = [Client(url, verbose=False) for _ in range(3)]
-    threads = [threading.Thread(target=victim), *(threading.Thread(target=flood, args=(c,)) for c in flooders)]
+    threads = [threading.Thread(target=flood, args=(c,)) for c in flooders]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    notes["flood_commands"] = counts
+
+
+def victim_adds(url: str, stop: threading.Event, notes: dict) -> None:
+    """Another person's page during the command flood: "add" once a second, from this process (the flood's own
+    process is busy with its clients, which would slow this one's too)."""
+    from gradio_client import Client
+
+    page, latencies = Client(url, verbose=False), []
+    while not stop.is_set():
+        began = time.monotonic()
+        page.predict(json.dumps(["add", time.time() * 1000]), None, None, api_name="/run_command")
+        latencies.append(time.monotonic() - began)
+        stop.wait(1.0)
     notes["victim_add_ms"] = [round(latency * 1000) for latency in latencies]
     notes["victim_add_max_ms"] = round(max(latencies) * 1000) if latencies else None
-    notes["flood_commands"] = counts
 
 
 def attack_save_export(url: str, inputs: dict, stop: threading.Event, notes: dict) -> None:
@@ -288,6 +338,9 @@ def endpoint_of(url: str, elem_id: str, trigger: str) -> str:
     raise LookupError(f"no {trigger} event on #{elem_id}")
 
 
+VICTIMS = {"command_flood": victim_adds}
+"""Attacks with a victim of their own, run in this process beside the attack."""
+
 ATTACK_FUNCTIONS = {
     "reembed": attack_reembed,
     "big_images": attack_big_images,
@@ -305,34 +358,36 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=600, help="examples in the re-embedded project")
     parser.add_argument("--commands-per-second", default="10", help="TEACHABLE_COMMANDS_PER_SECOND for the server")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fairness.json")
+    parser.add_argument("--run-attack", help=argparse.SUPPRESS)  # the attacker's own process (run_phase starts it)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--inputs", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run_attack:
+        run_attack(args.run_attack, args.url, json.loads(args.inputs), args.seconds)
+        return
     attacks = [name for name in args.attacks.split(",") if name]
 
     with tempfile.TemporaryDirectory(prefix="bench-fairness-") as scratch:
         scratch = Path(scratch)
         served, data = scratch / "served", scratch / "data"
         inputs = {
-            "jpeg": write_jpeg(scratch / "page.jpg", skimage.data.chelsea()),
             "big_png": write_big_png(scratch / "big.png"),
             "project": write_big_project(scratch / "big-project.zip", args.examples),
         }
         victim_key, _ = seed_victim(data)
         env = {
             **os.environ, "GRADIO_TEMP_DIR": str(served), "TEACHABLE_DATA_DIR": str(data),
-            "TEACHABLE_COMMANDS_PER_SECOND": args.commands_per_second,
+            "TEACHABLE_COMMANDS_PER_SECOND": args.commands_per_second, "TEACHABLE_LIVE_MODEL": "browser",
         }  # fmt: skip
-        results = {"normal_pages": NORMAL_PAGES, "seconds_per_phase": args.seconds, "phases": {}}
-        with app_process(env, timeout=300) as (url, process):
-            stop, answers, errors = threading.Event(), [], []
-            with ThreadPoolExecutor(NORMAL_PAGES) as pool:
-                for _ in range(NORMAL_PAGES):
-                    pool.submit(normal_pages, url, inputs["jpeg"], stop, answers, errors)
-                time.sleep(WARM_UP_SECONDS)  # every page has loaded the demo and the first answers' costs are paid
-                for phase in ["baseline", *attacks, "baseline_end"]:
-                    results["phases"][phase] = run_phase(phase, url, inputs, process.pid, [served, data], answers,
-                                                         errors, args.seconds)  # fmt: skip
-                    print(phase, json.dumps(results["phases"][phase]), flush=True)
-                stop.set()
+        results = {"normal_pages": NORMAL_PAGES, "normal_page_mode": "browser", "seconds_per_phase": args.seconds,
+                   "phases": {}}  # fmt: skip
+        backbone = load_backbone(device="cpu")  # the normal pages' embeddings, made up front as their browsers would
+        with app_process(env, timeout=300) as (url, process), NormalPages(url, backbone) as pages:
+            time.sleep(WARM_UP_SECONDS)  # every page has its channel and the first answers' costs are paid
+            for phase in ["baseline", *attacks, "baseline_end"]:
+                results["phases"][phase] = run_phase(phase, url, inputs, process.pid, [served, data], pages,
+                                                     args.seconds)  # fmt: skip
+                print(phase, json.dumps(results["phases"][phase]), flush=True)
         # The machine is shared, so the baseline is measured before and after the attacks and their mean is used.
         phases = results["phases"]
         base = (phases["baseline"]["answers_per_s"] + phases["baseline_end"]["answers_per_s"]) / 2
@@ -349,25 +404,58 @@ def main() -> None:
     print(json.dumps(results, indent=2))
 
 
-def run_phase(phase, url, inputs, pid, folders, answers, errors, seconds) -> dict:
-    stop, notes = threading.Event(), {}
-    errors_before = len(errors)
+def run_phase(phase, url, inputs, pid, folders, pages: NormalPages, seconds) -> dict:
+    """One phase: the attack (if any) in a process of its own, so its client's work does not hold the normal
+    pages' interpreter lock here; the server's CPU time over the window is measured too."""
+    server = psutil.Process(pid)
     attacker = None
-    if phase in ATTACK_FUNCTIONS:
-        attacker = threading.Thread(target=ATTACK_FUNCTIONS[phase], args=(url, inputs, stop, notes), daemon=True)
     with Peaks(pid, folders) as peaks:
+        cpu_before, clients_before = sum(server.cpu_times()[:2]), time.process_time()
         start = time.monotonic()
-        if attacker is not None:
-            attacker.start()
+        if phase in ATTACK_FUNCTIONS:
+            attacker = subprocess.Popen(
+                [sys.executable, __file__, "--run-attack", phase, "--url", url, "--seconds", str(seconds),
+                 "--inputs", json.dumps({name: str(path) for name, path in inputs.items()})],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+        victim_stop, victim_notes = threading.Event(), {}
+        victim = None
+        if phase in VICTIMS:
+            victim = threading.Thread(target=VICTIMS[phase], args=(url, victim_stop, victim_notes))
+            victim.start()
         time.sleep(seconds)
         end = time.monotonic()
-        stop.set()
+        if victim is not None:
+            victim_stop.set()
+            victim.join(timeout=60)
+        server_cpu, clients_cpu = sum(server.cpu_times()[:2]) - cpu_before, time.process_time() - clients_before
+        notes = {}
         if attacker is not None:
-            attacker.join(timeout=120)
-    figures = summary(answers, errors[errors_before:], start, end)
-    figures.update(rss_peak_mb=round(peaks.rss / 2**20), disk_peak_mb=round(peaks.disk / 2**20, 1), attack=notes)
+            try:
+                out, _ = attacker.communicate(timeout=180)
+                notes = json.loads(out.strip().splitlines()[-1])
+            except (subprocess.TimeoutExpired, ValueError, IndexError) as error:
+                attacker.kill()
+                notes = {"attacker_failed": repr(error)[:160]}
+        notes.update(victim_notes)
+    figures = pages.summary(start, end)
+    figures.update(
+        server_cpu_per_s=round(server_cpu / (end - start), 2),
+        normal_clients_cpu_per_s=round(clients_cpu / (end - start), 2), rss_peak_mb=round(peaks.rss / 2**20),
+        disk_peak_mb=round(peaks.disk / 2**20, 1), attack=notes,
+    )  # fmt: skip
     time.sleep(3)  # let the attack's last work drain before the next phase
     return figures
+
+
+def run_attack(name: str, url: str, inputs: dict, seconds: float) -> None:
+    """The attacker's process: run one attack for ``seconds``, then print its notes (and its own CPU time) as JSON."""
+    os.nice(19)
+    stop, notes = threading.Event(), {}
+    threading.Timer(seconds, stop.set).start()
+    ATTACK_FUNCTIONS[name](url, {key: Path(value) for key, value in inputs.items()}, stop, notes)
+    notes["attacker_cpu_s"] = round(time.process_time(), 1)
+    print(json.dumps(notes), flush=True)
 
 
 if __name__ == "__main__":
