@@ -454,6 +454,60 @@ def test_a_flood_of_card_commands_is_refused_past_the_pages_rate_but_a_stop_alwa
     assert sum(rate.allow(now=100.0) for _ in range(30)) == 20  # a full bucket after a pause, no more
 
 
+def test_each_pages_commands_wait_their_turn_in_the_event_loop_and_others_go_past(backbone):
+    """A page that sent a hundred commands at once held a hundred worker threads, and another person's "add" waited
+    behind them for seconds. Each page's commands now run one at a time, waiting without a thread; past 20 waiting,
+    the rest are refused at once (a stop is not), and another page's command goes straight through."""
+    import asyncio
+    import threading
+    import time
+
+    import gradio as gr
+
+    from teachable.webapp import build_app
+    from teachable.webapp.classes import TOO_MANY_COMMANDS, in_page_turn
+    from teachable.webapp.context import PageState
+
+    demo = build_app(backbone)
+    commands = [fn for fn in demo.fns.values() if fn.name == "run_command"]
+    assert commands and all(asyncio.iscoroutinefunction(fn.fn) for fn in commands)
+
+    running: dict[int, int] = {}
+    most_at_once: dict[int, int] = {}
+    threads: set[int] = set()
+    lock = threading.Lock()
+
+    def slow_command(session, page, command, selected=None):
+        with lock:
+            running[id(page)] = running.get(id(page), 0) + 1
+            most_at_once[id(page)] = max(most_at_once.get(id(page), 0), running[id(page)])
+            threads.add(threading.get_ident())
+        time.sleep(0.02)
+        with lock:
+            running[id(page)] -= 1
+        return command
+
+    handler = in_page_turn(slow_command)
+    flooder, victim = PageState(), PageState()
+
+    async def scenario():
+        flood = [asyncio.create_task(handler(None, flooder, f'["rename", "a", "b", {i}]')) for i in range(100)]
+        stop = asyncio.create_task(handler(None, flooder, '["stop", 1000]'))
+        await asyncio.sleep(0.01)
+        began = time.monotonic()
+        answer = await handler(None, victim, '["add", 1]')
+        waited = time.monotonic() - began
+        outcomes = await asyncio.gather(*flood, stop, return_exceptions=True)
+        return answer, waited, outcomes
+
+    answer, waited, outcomes = asyncio.run(scenario())
+    assert answer == '["add", 1]' and waited < 0.5, waited  # behind 20 commands of 20 ms in a row it would be 0.4+
+    refused = [o for o in outcomes if isinstance(o, gr.Error)]
+    assert all(TOO_MANY_COMMANDS in str(o) for o in refused) and len(refused) == 80, len(refused)
+    assert outcomes[-1] == '["stop", 1000]'  # the release of a held button is never refused
+    assert most_at_once[id(flooder)] == 1 and flooder.commands_waiting == victim.commands_waiting == 0
+
+
 def test_pages_get_the_servers_command_rate(backbone):
     from teachable.webapp import ServerSettings, build_app
 

@@ -9,11 +9,14 @@ stops.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import gradio as gr
 
 from .. import editing
@@ -22,7 +25,7 @@ from ..session import Session, SessionError
 from ..views import class_cards_html, message_html, strip_html, tray_html
 from .context import PageState
 from .errors import USER_ERRORS, message_of
-from .wiring import KEEP, PageWiring, wired
+from .wiring import KEEP, PageWiring, handler_name, wired
 
 __all__ = [
     "ClassHandles",
@@ -41,6 +44,8 @@ STYLES = ("classes.css",)
 SCRIPTS = ("classes.js",)
 THUMBNAILS_SHOWN = 12
 MAX_COMMAND_LENGTH = 1000
+MAX_WAITING_COMMANDS = 20
+"""A page's card commands waiting for their turn at once; more are refused at once (the default rate's burst)."""
 TOO_MANY_COMMANDS = "Too many clicks at once: wait a moment, then try again."
 
 
@@ -130,6 +135,29 @@ def run_command(session: Session, page: PageState, command: str, selected: str |
     page.cards_key = None
     page.tray_version = session.tray.version
     return dataclasses.replace(class_tools(session, selected, note), tray=_tray(session), session=session)
+
+
+def in_page_turn(run: Callable) -> Callable:
+    """``run`` (``run_command`` as wired: the session, the page, the command, ...) made to run each page's commands
+    one after another, waiting for their turn in the server's event loop rather than in its worker threads.
+
+    The commands of all pages have no server-wide slot, so without this a page that sent a hundred commands at once
+    held a hundred of the server's worker threads, and everyone else's command waited behind them. Now a page holds
+    at most one, and past ``MAX_WAITING_COMMANDS`` waiting its commands are refused at once (a stop never is)."""
+
+    async def each_in_turn(*args):
+        page, command = args[1], args[2]
+        if page.commands_waiting >= MAX_WAITING_COMMANDS and not _is_stop(command):
+            raise gr.Error(TOO_MANY_COMMANDS, duration=3)
+        page.commands_waiting += 1
+        try:
+            async with page.command_turn:
+                return await anyio.to_thread.run_sync(functools.partial(run, *args))
+        finally:
+            page.commands_waiting -= 1
+
+    each_in_turn.__name__ = handler_name(run)
+    return each_in_turn
 
 
 def _is_stop(command: object) -> bool:
@@ -310,7 +338,7 @@ def wire(wiring: PageWiring, classes: ClassHandles, example_row: gr.Number) -> N
     session, after_change = wiring.session, wiring.after_change
     command, key_input = wiring.reattaching(run_command, 0)
     drawn = dataclasses.replace(classes.outputs(), tray=classes.tray, session=session)
-    command, outputs = wired(command, drawn)
+    command, outputs = wired(in_page_turn(command), drawn)
     classes.command.change(
         command,
         [session, wiring.page, classes.command, classes.picker, *key_input],

@@ -3,6 +3,7 @@ per browser."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import weakref
 from concurrent.futures import Executor
@@ -119,6 +120,10 @@ class PageState:
     """The page's time stamp on the latest record or stop carried out: an older one arriving later is dropped."""
     command_rate: CommandRate = field(default_factory=CommandRate)
     """Card commands beyond this rate are refused (a stop never is), so one page's flood does not slow others."""
+    command_turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """This page's card commands run one after another (webapp/classes.py ``in_page_turn``)."""
+    commands_waiting: int = 0
+    """This page's card commands waiting for their turn or running."""
     frame_rate: CommandRate = field(default_factory=CommandRate)
     """Frames a browser that runs the model may send (webapp/browser.py); more are refused."""
     channel: str | None = None
