@@ -100,6 +100,7 @@ class FramePath:
         """A live frame the person's browser embedded itself: recorded, and offered to the tray, only when it
         brings its thumbnail; the browser draws its own activation grid."""
         thumbnail = None if sent.thumbnail is None else (lambda: sent.thumbnail)
+        self.pacer.frame()  # the server's CPU still answers it: long work gives way as for a frame run here
         return self.classify(sent.embedding, None, thumbnail, None, choices, now, live=True)
 
     def classify(self, embedding, square, thumbnail, grid_activation, choices: FrameChoices, now: float, live: bool):

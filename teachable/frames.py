@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .pacing import Pacer
 
 __all__ = [
     "ImageError",
@@ -49,6 +51,10 @@ the array made from it (measured: a 7050x7050 PNG peaked at +479 MiB, 10.1 bytes
 pixel, before the decode made fewer copies)."""
 MAX_FILE_BYTES = 50 * 1024 * 1024
 """Largest image file or upload that is read at all."""
+WORKING_SIDE = 1024
+"""A large upload (over ``LIVE_MAX_PIXELS``) is decoded or shrunk to about this many pixels on its shorter side:
+everything after the decode works on a 224-pixel square at most."""
+BUSY_DECODING = "The server is busy decoding other people's large files; try again in a moment."
 DECODED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
 """The only decoders PIL may use: the formats of ``IMAGE_SUFFIXES``, and GIF (its first frame). Cameras' multi-picture
 JPEGs open through the JPEG decoder. Rarer decoders are never reached by untrusted bytes."""
@@ -74,19 +80,26 @@ class ImageError(ValueError):
 
 
 class DecodeBudget:
-    """Memory for decoding, shared by the whole server: each decode reserves what it will take (from the image's
-    header, before any pixel is decoded) and waits while others hold the rest, so however many people send large
-    images at once, their decodes together stay within ``total_bytes``.
+    """Memory and time for decoding, shared by the whole server.
 
-    A decode that needs more than the whole budget is refused at once; one that cannot start within ``wait``
-    seconds is refused with a message to try again.
+    Memory: each decode reserves what it will take (from the image's header, before any pixel is decoded) and waits
+    while others hold the rest, so however many people send large images at once, their decodes together stay
+    within ``total_bytes``. A decode that needs more than the whole budget is refused at once; one that cannot
+    start within ``wait`` seconds is refused with a message to try again.
+
+    Time: a large image (over :data:`LIVE_MAX_PIXELS`) takes the CPU for most of a second, so large decodes take
+    turns, one at a time, and while people's frames are running (``pacer``) each rests afterwards, holding its turn,
+    long enough that large decodes together take at most the pacer's share of the time. Two people classifying
+    7000x7000 pictures in a loop then cannot take the CPU from everyone's cameras.
     """
 
-    def __init__(self, total_bytes: int, wait: float = 10.0) -> None:
+    def __init__(self, total_bytes: int, wait: float = 10.0, pacer: Pacer | None = None) -> None:
         self.total_bytes = int(total_bytes)
         self.wait = wait
+        self.pacer = pacer
         self._in_use = 0
         self._changed = threading.Condition()
+        self._large_turn = threading.Lock()
 
     @property
     def in_use(self) -> int:
@@ -94,16 +107,23 @@ class DecodeBudget:
             return self._in_use
 
     @contextmanager
-    def reserve(self, nbytes: int, what: str = "The image") -> Iterator[None]:
+    def reserve(self, nbytes: int, what: str = "The image", large: bool = False) -> Iterator[None]:
+        """Hold ``nbytes`` of the budget while decoding; a ``large`` image also waits for its turn, and rests in it
+        afterwards while people's frames are running."""
         nbytes = int(nbytes)
         if nbytes > self.total_bytes:
             raise ImageError(
                 f"{what} would take {nbytes / 2**20:.0f} MB to decode; this server decodes at most "
                 f"{self.total_bytes / 2**20:.0f} MB at once. Use a smaller image."
             )
+        with self._turn(large), self._memory(nbytes):
+            yield
+
+    @contextmanager
+    def _memory(self, nbytes: int) -> Iterator[None]:
         with self._changed:
             if not self._changed.wait_for(lambda: self._in_use + nbytes <= self.total_bytes, timeout=self.wait):
-                raise ImageError("The server is busy decoding other people's large files; try again in a moment.")
+                raise ImageError(BUSY_DECODING)
             self._in_use += nbytes
         try:
             yield
@@ -111,6 +131,21 @@ class DecodeBudget:
             with self._changed:
                 self._in_use -= nbytes
                 self._changed.notify_all()
+
+    @contextmanager
+    def _turn(self, large: bool) -> Iterator[None]:
+        if not large:
+            yield
+            return
+        if not self._large_turn.acquire(timeout=self.wait):
+            raise ImageError(BUSY_DECODING)
+        try:
+            report = self.pacer.paced(None) if self.pacer is not None else None
+            yield
+            if report is not None:
+                report(0, 1)  # rests here, in the turn, while frames are running
+        finally:
+            self._large_turn.release()
 
 
 def as_rgb_uint8(frame: np.ndarray) -> np.ndarray:
@@ -160,9 +195,14 @@ def _open_checked(
         with Image.open(source, formats=DECODED_FORMATS) as image:
             if image.width * image.height > max_pixels:
                 raise ImageError(f"{name} is {image.width}x{image.height}; the limit is {max_pixels:,} pixels.")
-            cost = image.width * image.height * DECODE_BYTES_PER_PIXEL
-            with budget.reserve(cost, name) if budget is not None else nullcontext():
+            if budget is None:
                 return _decode(image)
+            large = image.width * image.height > LIVE_MAX_PIXELS
+            if large:  # a JPEG is decoded at 1/2, 1/4 or 1/8 of its size where that keeps WORKING_SIDE
+                image.draft("RGB", _working_size(image.size))
+            cost = image.width * image.height * DECODE_BYTES_PER_PIXEL
+            with budget.reserve(cost, name, large=large):
+                return _decode(image, WORKING_SIDE if large else None)
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -173,11 +213,22 @@ def _open_checked(
         raise ImageError(f"{name} could not be decoded: {error}") from None
 
 
-def _decode(image: Image.Image) -> np.ndarray:
+def _working_size(size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` scaled so that its shorter side is ``WORKING_SIDE`` (never up)."""
+    scale = min(1.0, WORKING_SIDE / min(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _decode(image: Image.Image, working_side: int | None = None) -> np.ndarray:
     """An opened image's first frame as RGB uint8, turned as its EXIF says, with as few full-size copies as can be:
-    PIL's decoded image and one array (the EXIF turn is done on the array, in place of two more PIL copies)."""
+    PIL's decoded image and one array (the EXIF turn is done on the array, in place of two more PIL copies). With
+    ``working_side``, an image at least twice that on its shorter side is first reduced by a whole factor (box
+    averaging), which keeps the shorter side at ``working_side`` or more."""
     image.seek(0)  # first frame of an animated GIF/WebP
     orientation = image.getexif().get(0x0112, 1)
+    factor = min(image.size) // working_side if working_side else 1
+    if factor >= 2 and image.mode in ("RGB", "RGBA", "L"):
+        image = image.reduce(factor)
     if image.mode.startswith("I;16"):
         array = as_rgb_uint8((np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8))
     else:

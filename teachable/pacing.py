@@ -2,9 +2,10 @@
 
 Re-embedding a project of 2,000 examples at another layer takes a minute of both cores. Run flat out beside other
 people's cameras, it halves their answers for that minute. :class:`Pacer` is shared by every session of a server:
-the frame path marks each frame it runs through the backbone (:meth:`Pacer.frame`), and long work reports its
-batches through :meth:`Pacer.paced`, which rests after a batch, while frames were run within the last second, for
-long enough that the work takes at most ``share`` of the time. With nobody streaming it runs at full speed.
+the frame path marks each frame it runs through the backbone, or answers for a browser that ran it
+(:meth:`Pacer.frame`), and long work (a re-embedding, a large upload's decode) reports its batches through
+:meth:`Pacer.paced`, which rests after a batch, while frames were run within the last second, for long enough that
+the work takes at most ``share`` of the time. With nobody streaming it runs at full speed.
 
 >>> pacer = Pacer(share=0.25, clock=iter([0.0, 0.5, 1.0, 1.0, 3.0, 3.0]).__next__, rest=print)
 >>> report = pacer.paced(None)  # the work starts at t = 0

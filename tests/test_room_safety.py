@@ -169,6 +169,79 @@ def test_uploads_hold_the_servers_decoding_budget(tmp_path, backbone):
     assert "Added 1 image" in status and len(session.project) == 1
 
 
+def test_large_decodes_take_turns_and_rest_while_people_stream():
+    """Two loops classifying 7000x7000 pictures cut six people's answers to 0.65: each takes most of a second of
+    CPU. Large decodes now go one at a time, and while frames are running each rests in its turn for three times
+    its decode (the pacer's quarter); small ones neither wait nor rest."""
+    import threading
+    import time
+
+    from teachable.frames import DecodeBudget
+    from teachable.pacing import Pacer
+
+    rests: list[float] = []
+    pacer = Pacer(share=0.25, rest=rests.append)
+    budget = DecodeBudget(2**30, pacer=pacer)
+    running, most = [0], [0]
+
+    def decode(large: bool) -> None:
+        with budget.reserve(1000, large=large):
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            time.sleep(0.05)
+            running[0] -= 1
+
+    workers = [threading.Thread(target=decode, args=(True,)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert most[0] == 1 and rests == []  # one at a time; nobody streams, so no rest
+
+    pacer.frame()
+    decode(True)
+    assert len(rests) == 1 and 0.14 < rests[0] < 1.0, rests  # three times its 0.05 s
+    pacer.frame()
+    decode(False)
+    assert len(rests) == 1  # a small image never rests
+
+
+def test_a_large_upload_is_decoded_small_and_sees_what_the_full_picture_shows(tmp_path, backbone):
+    """A 12-megapixel JPEG is decoded at half size (its memory reserved for that), a 25-megapixel PNG is reduced
+    right after its decode; both keep at least WORKING_SIDE pixels on the shorter side, and the model's embedding
+    of each is the full-size picture's."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    from teachable.frames import WORKING_SIDE, DecodeBudget, load_image
+
+    photo = Image.fromarray(skimage.data.chelsea()).resize((4000, 3000), Image.BICUBIC)
+    photo.save(tmp_path / "big.jpg", quality=92)
+    photo.resize((6000, 4200), Image.BICUBIC).save(tmp_path / "big.png")
+
+    class Watched(DecodeBudget):
+        reserved: list[int] = []
+
+        def reserve(self, nbytes, what="The image", large=False):
+            self.reserved.append((nbytes, large))
+            return super().reserve(nbytes, what, large)
+
+    budget = Watched(2**31)
+    for name, full_shape in [("big.jpg", (3000, 4000)), ("big.png", (4200, 6000))]:
+        small = load_image(tmp_path / name, budget=budget)
+        full = load_image(tmp_path / name)
+        assert full.shape[:2] == full_shape
+        assert WORKING_SIDE <= min(small.shape[:2]) < min(full_shape) // 1.9, small.shape
+        assert abs(small.shape[1] / small.shape[0] - full_shape[1] / full_shape[0]) < 0.01
+        embeddings = [backbone.embed(backbone.prepare(image)[None])[0] for image in (small, full)]
+        cosine = float(np.dot(*embeddings) / np.linalg.norm(embeddings[0]) / np.linalg.norm(embeddings[1]))
+        assert cosine > 0.995, (name, cosine)
+    jpeg_cost, png_cost = budget.reserved
+    assert jpeg_cost == (2000 * 1500 * 12, True)  # reserved at the size it is decoded at
+    assert png_cost == (6000 * 4200 * 12, True)  # a PNG is decoded whole, then reduced
+
+
 @pytest.fixture(scope="module")
 def huge_frame_video(tmp_path_factory) -> str:
     """A small MJPEG .avi whose 3 frames are 6000x5000 each (30 megapixels, 90 MB decoded)."""

@@ -57,13 +57,14 @@ class AppContext:
     browser: BrowserInference = field(default_factory=lambda: BrowserInference("server"))
     """Where live frames' model runs, and the model browsers load (webapp/browser.py)."""
     pacer: Pacer = field(default_factory=Pacer)
-    """Shared by every session: re-embedding gives way to everyone's live frames (pacing.py)."""
+    """Shared by every session: re-embedding and large decodes give way to everyone's live frames (pacing.py)."""
     frame_channels: FrameChannels = field(default_factory=lambda: FrameChannels(200))
     """Channel token -> the page a browser that runs the model sends its frames for (webapp/frame_channel.py)."""
 
     def __post_init__(self) -> None:
         if self.decode_budget is None:
-            object.__setattr__(self, "decode_budget", DecodeBudget(self.settings.decode_budget_mb * 2**20))
+            budget = DecodeBudget(self.settings.decode_budget_mb * 2**20, pacer=self.pacer)
+            object.__setattr__(self, "decode_budget", budget)
 
     def new_page(self) -> "PageState":
         rate, frames = self.settings.commands_per_second, FRAMES_PER_SECOND
