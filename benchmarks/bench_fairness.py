@@ -4,7 +4,8 @@ The real app runs in its own process on loopback (`app.py`, CPU), with autosave 
 the participants' browsers (``TEACHABLE_LIVE_MODEL=browser``, a workshop's usual case). Six normal pages speak
 browser.js's protocol (bench_room's ``BrowserPage``: the demo project, then a frame's embedding ten times a second,
 on the frame route once the page has its channel). A victim's saved project is put in the autosave folder before
-the server starts. Then, for ``--seconds`` each:
+the server starts (``--pages server``: the six pages stream their webcams to the server's model instead). Then,
+for ``--seconds`` each:
 
 * ``baseline``: nothing else;
 * ``reembed``: an attacker opens a large project (``--examples`` examples) and changes "Embedding read at";
@@ -24,7 +25,8 @@ and wrong answers, against the baseline (measured before and after the attacks, 
 normal pages' CPU seconds per second; the server's peak resident memory and the peak size of its file and autosave
 folders; and whether the victim's saved project still loads. Writes benchmarks/results/fairness.json (or ``--out``).
 
-    python benchmarks/bench_fairness.py [--seconds 20] [--attacks reembed,command_flood] [--commands-per-second 10]
+    python benchmarks/bench_fairness.py [--seconds 20] [--attacks reembed,command_flood] [--pages server]
+        [--commands-per-second 10]
 
 ``--commands-per-second 100000`` turns the card-command rate off, for a before/after of the command flood.
 """
@@ -53,7 +55,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_stream_load import VARIANTS, discover, make_frames  # noqa: E402
+from bench_stream_load import VARIANTS, StreamClient, discover, make_frames  # noqa: E402
 from room_clients import BrowserPage, Window, browser_wiring, make_payloads  # noqa: E402
 from serving import app_process  # noqa: E402
 from teachable.backbones import load_backbone  # noqa: E402
@@ -142,48 +144,58 @@ def folder_bytes(folder: Path) -> int:
 
 
 class NormalPages:
-    """Six participants as a workshop's pages are by default: the model runs in their browsers, and each frame's
-    embedding goes to the server (bench_room's ``BrowserPage``, speaking browser.js's protocol), ten a second for
-    the whole run, in an event loop of their own thread. The server does their kNN, cards and tray: little CPU per
-    answer, so what an attack costs them is the server's doing, not their own clients' (the six ``gradio_client``
-    loops used before spent three times the server's CPU per answer, on the same two cores as the attacks)."""
+    """Six participants, ten camera frames a second each for the whole run, in an event loop of their own thread.
 
-    def __init__(self, url: str, backbone) -> None:
+    ``browser`` (a workshop's default): the model runs in their browsers and each frame's embedding goes to the
+    server (bench_room's ``BrowserPage``, speaking browser.js's protocol); the server does their kNN, cards and
+    tray, little CPU per answer. ``server``: the webcam's stream (bench_stream_load's ``StreamClient``), every
+    frame through the server's model, which then has little CPU to spare. Either way what an attack costs them is
+    the server's doing, not their own clients': the six ``gradio_client`` loops used before spent three times the
+    server's CPU per answer, on the same two cores as the attacks."""
+
+    def __init__(self, url: str, backbone, mode: str) -> None:
+        self.mode = mode
         self.endpoints = discover(url)
         self.frames = make_frames(VARIANTS)
-        self.wiring = browser_wiring(httpx.get(f"{url}config", timeout=30).json(), url)
-        self.payloads = make_payloads(self.frames, backbone, self.wiring.input_size)
-        self.pages: list[BrowserPage] = []
+        if mode == "browser":
+            self.wiring = browser_wiring(httpx.get(f"{url}config", timeout=30).json(), url)
+            self.payloads = make_payloads(self.frames, backbone, self.wiring.input_size)
+        self.pages: list = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
         self._ready = threading.Event()
 
     def __enter__(self) -> "NormalPages":
         self._thread.start()
-        if not self._ready.wait(120):
-            raise RuntimeError("the normal pages did not load the demo within 120 s")
+        if not self._ready.wait(180):
+            raise RuntimeError("the normal pages did not start within 180 s")
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
 
+    def _page(self):
+        if self.mode == "server":
+            return StreamClient(self.endpoints, self.frames)
+        return BrowserPage(
+            self.endpoints, self.frames, window=Window(open=True), wiring=self.wiring, payloads=self.payloads
+        )
+
     async def _run(self) -> None:
-        window = Window(open=True)
-        self.pages = [
-            BrowserPage(self.endpoints, self.frames, window=window, wiring=self.wiring, payloads=self.payloads)
-            for _ in range(NORMAL_PAGES)
-        ]
+        self.pages = [self._page() for _ in range(NORMAL_PAGES)]
         for page in self.pages:
             await page.load_page()
         await asyncio.gather(*(page.load_demo() for page in self.pages))
+        if self.mode == "server":
+            await asyncio.gather(*(page.open() for page in self.pages))
         self._ready.set()
 
-        async def camera(page: BrowserPage) -> None:
+        async def camera(page) -> None:
             tick = time.monotonic() + random.uniform(0, CAMERA_INTERVAL)
             while not self._stop.is_set():
                 await asyncio.sleep(max(0.0, tick - time.monotonic()))
-                page.tick(time.monotonic())
+                page.send() if self.mode == "server" else page.tick(time.monotonic())
                 tick = max(tick + CAMERA_INTERVAL, time.monotonic())  # like setInterval: late ticks are not made up
 
         try:
@@ -192,19 +204,36 @@ class NormalPages:
             await asyncio.gather(*(page.close() for page in self.pages), return_exceptions=True)
 
     def summary(self, start: float, end: float) -> dict:
-        """All six pages' answers that arrived in [start, end): per second, their latency from the frame's tick,
-        and those refused or wrong."""
+        """All six pages' answers that arrived in [start, end): per second, and those refused. Browser mode: their
+        latency from the camera's tick, and wrong labels. Server mode (whose answers do not name their frame): the
+        time between a page's answers, which is what a person sees, and the server's time per answer."""
+        seconds, errors = end - start, sum(len(page.errors) for page in self.pages)
+        if self.mode == "server":
+            answers = [[o for o in page.outputs if start <= o.received < end and not o.final] for page in self.pages]
+            labelled = [[o for o in page if o.label is not None] for page in answers]
+            gaps = [gap for page in labelled for gap in np.diff([o.received for o in page])]
+            durations = [o.duration for page in labelled for o in page if o.duration is not None]
+            return {
+                "answers_per_s": round(sum(map(len, labelled)) / seconds, 2),
+                "gap_p50_ms": percentile_ms(gaps, 50), "gap_p95_ms": percentile_ms(gaps, 95),
+                "server_p50_ms": percentile_ms(durations, 50), "server_p95_ms": percentile_ms(durations, 95),
+                "refused": sum(map(len, answers)) - sum(map(len, labelled)), "errors": errors,
+            }  # fmt: skip
         answers = [a for page in self.pages for a in list(page.answers) if start <= a.received < end]
         labelled = [a for a in answers if a.label is not None]
         latencies = [a.received - a.made for a in labelled]
         return {
-            "answers_per_s": round(len(labelled) / (end - start), 2),
-            "p50_ms": round(float(np.percentile(latencies, 50)) * 1000) if latencies else None,
-            "p95_ms": round(float(np.percentile(latencies, 95)) * 1000) if latencies else None,
+            "answers_per_s": round(len(labelled) / seconds, 2),
+            "p50_ms": percentile_ms(latencies, 50),
+            "p95_ms": percentile_ms(latencies, 95),
             "refused": len(answers) - len(labelled),
             "wrong_labels": sum(a.label != a.expected for a in labelled),
-            "errors": sum(len(page.errors) for page in self.pages),
+            "errors": errors,
         }
+
+
+def percentile_ms(values, q: float) -> int | None:
+    return round(float(np.percentile(values, q)) * 1000) if len(values) else None
 
 
 # ---------------------------------------------------------------------------------------------- attacks
@@ -356,6 +385,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring window per phase")
     parser.add_argument("--attacks", default=",".join(ATTACKS))
     parser.add_argument("--examples", type=int, default=600, help="examples in the re-embedded project")
+    parser.add_argument("--pages", choices=["browser", "server"], default="browser",
+                        help="where the normal pages' model runs (TEACHABLE_LIVE_MODEL)")
     parser.add_argument("--commands-per-second", default="10", help="TEACHABLE_COMMANDS_PER_SECOND for the server")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fairness.json")
     parser.add_argument("--run-attack", help=argparse.SUPPRESS)  # the attacker's own process (run_phase starts it)
@@ -377,12 +408,12 @@ def main() -> None:
         victim_key, _ = seed_victim(data)
         env = {
             **os.environ, "GRADIO_TEMP_DIR": str(served), "TEACHABLE_DATA_DIR": str(data),
-            "TEACHABLE_COMMANDS_PER_SECOND": args.commands_per_second, "TEACHABLE_LIVE_MODEL": "browser",
+            "TEACHABLE_COMMANDS_PER_SECOND": args.commands_per_second, "TEACHABLE_LIVE_MODEL": args.pages,
         }  # fmt: skip
-        results = {"normal_pages": NORMAL_PAGES, "normal_page_mode": "browser", "seconds_per_phase": args.seconds,
+        results = {"normal_pages": NORMAL_PAGES, "normal_page_mode": args.pages, "seconds_per_phase": args.seconds,
                    "phases": {}}  # fmt: skip
         backbone = load_backbone(device="cpu")  # the normal pages' embeddings, made up front as their browsers would
-        with app_process(env, timeout=300) as (url, process), NormalPages(url, backbone) as pages:
+        with app_process(env, timeout=300) as (url, process), NormalPages(url, backbone, args.pages) as pages:
             time.sleep(WARM_UP_SECONDS)  # every page has its channel and the first answers' costs are paid
             for phase in ["baseline", *attacks, "baseline_end"]:
                 results["phases"][phase] = run_phase(phase, url, inputs, process.pid, [served, data], pages,
