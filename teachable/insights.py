@@ -5,7 +5,8 @@ the Activation Atlas.
 :class:`Insights` belongs to one session: each public method takes the session's lock and looks at the session's
 project, grid layer and k as they are then (:class:`Subject`). Each result is cached under the project's ``version``
 (which changes with every edit of its examples or classes) and the settings it depends on, and the session empties
-the caches when it gets a new project.
+the caches when it gets a new project. Reading every example's activations (the atlas, the channel statistics)
+gives way to everyone's live frames, as re-embedding does (:mod:`teachable.pacing`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .errors import SessionError
 from .cache import KeyedCache
 from .coach import Review, review
 from .frames import decode_image
+from .pacing import Pacer
 from .project import Project
 from .summary import ChannelStats, channel_stats, class_summary, compare_classes, top_examples
 
@@ -48,8 +50,12 @@ def locked(method):
 
 
 class Insights:
-    def __init__(self, backbone: Backbone, icons: GridIcons | None, lock, subject: Callable[[], Subject]) -> None:
+    def __init__(
+        self, backbone: Backbone, icons: GridIcons | None, lock, subject: Callable[[], Subject], pacer: Pacer
+    ) -> None:
         self.backbone = backbone
+        self.pacer = pacer
+        """Shared by the server's sessions: reading every example's activations gives way to everyone's frames."""
         self.lock = lock
         """The owning session's lock."""
         self._subject = subject
@@ -85,22 +91,29 @@ class Insights:
             raise SessionError("The atlas draws icons, and there are none for this layer; pick the default grid layer.")
         if len(project) < 2:
             raise SessionError("Add a few examples first: the atlas is made of their activations.")
+        report = self.pacer.paced(None)
+
+        def paced(fraction: float, text: str) -> None:
+            report(round(fraction * 1000), 1000)  # rests between batches while people's frames run
+            if progress:
+                progress(fraction, text)
+
         key = (project.version, grid_tap)
-        return self._atlas.get(key, lambda: build_atlas(self.backbone, project, self.icons, progress=progress))
+        return self._atlas.get(key, lambda: build_atlas(self.backbone, project, self.icons, progress=paced))
 
     @locked
     def channel_stats(self, subject: Subject, progress=None, batch_size: int = 16) -> ChannelStats:
         """Per-example channel means and maxima at the grid tap, read from the thumbnails once per example."""
         project, tap = subject.project, subject.grid_tap
         missing = [e for e in project.examples if (e.uid, tap) not in self._channels]
+        report = self.pacer.paced(progress)  # rests between batches while people's frames run
         for start in range(0, len(missing), batch_size):
             chunk = missing[start : start + batch_size]
             squares = np.stack([self.backbone.prepare(decode_image(e.thumbnail)) for e in chunk])
             stats = channel_stats(tap, self.backbone.run(squares, [tap])[tap].cpu().numpy())
             for example, mean, maximum in zip(chunk, stats.means, stats.maxima):
                 self._channels[(example.uid, tap)] = (mean, maximum)
-            if progress:
-                progress(start + len(chunk), len(missing))
+            report(start + len(chunk), len(missing))
         rows = [self._channels[(e.uid, tap)] for e in project.examples]
         channels = self.backbone.tap(tap).channels
         means = np.stack([r[0] for r in rows]) if rows else np.zeros((0, channels))

@@ -70,7 +70,8 @@ class Session:
         self.runner = runner or LocalRunner(backbone)
         """Runs frames and added images through the backbone; may be shared with other sessions (a batcher, Ray)."""
         self.pacer = pacer or Pacer()
-        """Shared by the server's sessions: long work (re-embedding) gives way to everyone's live frames."""
+        """Shared by the server's sessions: long work (re-embedding, the atlas, channel statistics) gives way to
+        everyone's live frames."""
         self.lock = threading.RLock()
         self.project = Project.for_backbone(backbone, classes, max_classes=max_classes)
         self.generation = 0
@@ -81,7 +82,7 @@ class Session:
         self.smoother = Smoother()
         self.views = LiveViewState(backbone, icons, self.lock, lambda: self.project, map_executor)
         """The embedding map and the activation grid; its setters take this session's lock."""
-        self.insights = Insights(backbone, icons, self.lock, self._subject)
+        self.insights = Insights(backbone, icons, self.lock, self._subject, self.pacer)
         """The views under the hood (review, summaries, units, atlas); each takes this session's lock."""
         self.tray = HelpTray()
         """Recent live frames it was unsure about, for the person to label with one click."""

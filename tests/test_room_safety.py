@@ -340,6 +340,31 @@ def test_while_one_session_re_embeds_commands_and_page_loads_answer_within_a_sec
     assert other.project.classes[-1] == "Class 3" and busy.recording == "cat"
 
 
+def test_reading_every_examples_activations_gives_way_while_people_stream(backbone):
+    """The channel statistics (class summaries, unit views) and the atlas run the backbone over every example, as a
+    re-embedding does: they now rest between batches while anyone's frames run, and run flat out otherwise."""
+    import numpy as np
+
+    from teachable.frames import encode_jpeg
+    from teachable.pacing import Pacer
+    from teachable.session import Session
+
+    rests: list[float] = []
+    pacer = Pacer(share=0.25, rest=rests.append)
+    session = Session(backbone, pacer=pacer)
+    rng = np.random.default_rng(0)
+    for label in ("Class 1", "Class 2"):
+        pictures = [(f"{i}.jpg", encode_jpeg(rng.integers(0, 255, (96, 96, 3), np.uint8))) for i in range(20)]
+        assert session.edits.add_images(label, pictures)[0] == 20
+    rests.clear()  # the uploads' own embedding is not what this test is about
+    session.insights.channel_stats()
+    assert rests == []  # nobody streams: no rest
+    session.insights.forget()
+    pacer.frame()
+    session.insights.channel_stats(batch_size=16)  # 40 examples: batches end at 16, 32 and 40
+    assert len(rests) == 2 and all(rest > 0 for rest in rests), rests  # never after the last batch
+
+
 def test_examples_changed_during_a_re_embedding_are_kept_and_the_layer_is_not_switched(backbone):
     import threading
 
