@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,9 +89,10 @@ class DecodeBudget:
     start within ``wait`` seconds is refused with a message to try again.
 
     Time: a large image (over :data:`LIVE_MAX_PIXELS`) takes the CPU for most of a second, so large decodes take
-    turns, one at a time, and while people's frames are running (``pacer``) each rests afterwards, holding its turn,
-    long enough that large decodes together take at most the pacer's share of the time. Two people classifying
-    7000x7000 pictures in a loop then cannot take the CPU from everyone's cameras.
+    turns, one at a time in the order they came (one person's loop cannot keep another's upload waiting), and while
+    people's frames are running (``pacer``) each rests afterwards, holding its turn, long enough that large decodes
+    together take at most the pacer's share of the time. Two people classifying 7000x7000 pictures in a loop then
+    cannot take the CPU from everyone's cameras.
     """
 
     def __init__(self, total_bytes: int, wait: float = 10.0, pacer: Pacer | None = None) -> None:
@@ -99,7 +101,9 @@ class DecodeBudget:
         self.pacer = pacer
         self._in_use = 0
         self._changed = threading.Condition()
-        self._large_turn = threading.Lock()
+        self._large_turns: deque[object] = deque()
+        """The large decodes waiting for their turn, in the order they came; the first holds it."""
+        self._turn_passed = threading.Condition()
 
     @property
     def in_use(self) -> int:
@@ -137,15 +141,21 @@ class DecodeBudget:
         if not large:
             yield
             return
-        if not self._large_turn.acquire(timeout=self.wait):
-            raise ImageError(BUSY_DECODING)
+        ticket = object()
+        with self._turn_passed:
+            self._large_turns.append(ticket)
+            if not self._turn_passed.wait_for(lambda: self._large_turns[0] is ticket, timeout=self.wait):
+                self._large_turns.remove(ticket)
+                raise ImageError(BUSY_DECODING)
         try:
             report = self.pacer.paced(None) if self.pacer is not None else None
             yield
             if report is not None:
                 report(0, 1)  # rests here, in the turn, while frames are running
         finally:
-            self._large_turn.release()
+            with self._turn_passed:
+                self._large_turns.popleft()
+                self._turn_passed.notify_all()
 
 
 def as_rgb_uint8(frame: np.ndarray) -> np.ndarray:

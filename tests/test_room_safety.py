@@ -171,8 +171,8 @@ def test_uploads_hold_the_servers_decoding_budget(tmp_path, backbone):
 
 def test_large_decodes_take_turns_and_rest_while_people_stream():
     """Two loops classifying 7000x7000 pictures cut six people's answers to 0.65: each takes most of a second of
-    CPU. Large decodes now go one at a time, and while frames are running each rests in its turn for three times
-    its decode (the pacer's quarter); small ones neither wait nor rest."""
+    CPU. Large decodes now go one at a time, in the order they came, and while frames are running each rests in its
+    turn for three times its decode (the pacer's quarter); small ones neither wait nor rest."""
     import threading
     import time
 
@@ -197,6 +197,24 @@ def test_large_decodes_take_turns_and_rest_while_people_stream():
     for worker in workers:
         worker.join()
     assert most[0] == 1 and rests == []  # one at a time; nobody streams, so no rest
+
+    order: list[int] = []
+
+    def decode_in_line(index: int) -> None:
+        with budget.reserve(1000, large=True):
+            order.append(index)
+            time.sleep(0.03)
+
+    with budget.reserve(1000, large=True):  # holds the turn while the others line up
+        workers = [threading.Thread(target=decode_in_line, args=(index,)) for index in range(4)]
+        for lined_up, worker in enumerate(workers, start=2):
+            worker.start()
+            deadline = time.monotonic() + 10
+            while len(budget._large_turns) < lined_up and time.monotonic() < deadline:  # in line before the next
+                time.sleep(0.002)
+    for worker in workers:
+        worker.join()
+    assert order == [0, 1, 2, 3]  # in the order they came
 
     pacer.frame()
     decode(True)
