@@ -18,6 +18,7 @@ from .project import Project
 __all__ = [
     "add_uploads",
     "apply_hint",
+    "counted",
     "existing_class",
     "existing_row",
     "free_class_name",
@@ -103,15 +104,24 @@ def add_uploads(
     return len(accepted), problems
 
 
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun`` in plain words: "1 example", "10 examples".
+
+    >>> counted(1, "example"), counted(0, "image"), counted(26, "example")
+    ('1 example', '0 images', '26 examples')
+    """
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def apply_hint(project: Project, hint: Hint) -> str:
     """Do what a data-coach hint suggests: move or remove its examples; returns what was done, in words."""
     if hint.fix == "move":
         for row in hint.examples:
             project.move_example(row, hint.move_to)
-        return f"Moved {len(hint.examples)} example(s) to '{hint.move_to}'."
+        return f"Moved {counted(len(hint.examples), 'example')} to '{hint.move_to}'."
     if hint.fix == "remove":
         project.remove_examples(list(hint.examples))
-        return f"Removed {len(hint.examples)} example(s)."
+        return f"Removed {counted(len(hint.examples), 'example')}."
     raise SessionError("This hint is advice: there is nothing to apply with one click.")
 
 

@@ -127,7 +127,7 @@ def test_session_fixes_a_mislabelled_example_and_accuracy_rises(session):
     before = session.insights.review()
     (hint,) = [h for h in before.hints if h.kind == "mislabelled"]
     assert hint.examples == (0,) and hint.move_to == "cat"
-    assert "Moved 1 example(s) to 'cat'" in session.edits.apply_hint(hint)
+    assert "Moved 1 example to 'cat'" in session.edits.apply_hint(hint)
     after = session.insights.review()
     assert after.evaluation.accuracy > before.evaluation.accuracy and after.evaluation.accuracy == 1.0
 

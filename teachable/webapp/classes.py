@@ -202,7 +202,7 @@ def _carry_out(session: Session, parts: list) -> str:
         if not session.recording:
             return ""
         label, count = session.recording, session.edits.stop_recording()
-        return f"Recorded {count} example(s) of '{label}'." if count else "Nothing was recorded: is the camera on?"
+        return f"Recorded {editing.counted(count, 'example')} of '{label}'." if count else "Nothing was recorded: is the camera on?"
     if verb == "add":
         return f"Added '{session.edits.add_class()}'. Click its name to rename it."
     if verb == "rename" and len(text) == 2:
@@ -211,7 +211,7 @@ def _carry_out(session: Session, parts: list) -> str:
         session.edits.remove_class(text[0])
         return f"Deleted class '{text[0]}'."
     if verb == "clear" and text:
-        return f"Removed {session.edits.clear_class(text[0])} example(s) of '{text[0]}'."
+        return f"Removed {editing.counted(session.edits.clear_class(text[0]), 'example')} of '{text[0]}'."
     if verb == "remove-example" and arguments:
         session.edits.remove_example(editing.row_of_example(session.project, arguments[0]))
         return "Removed the example."
@@ -299,7 +299,7 @@ def delete_class(session: Session, selected, _name):
 
 
 def clear_class(session: Session, selected, _name):
-    return f"Removed {session.edits.clear_class(selected)} example(s) of '{selected}'."
+    return f"Removed {editing.counted(session.edits.clear_class(selected), 'example')} of '{selected}'."
 
 
 def uploader(budget: DecodeBudget | None):
@@ -316,7 +316,7 @@ def uploader(budget: DecodeBudget | None):
         largest = min(max(width * height for width, height in sizes), MAX_PIXELS)  # larger ones are refused unread
         with budget.reserve(largest * DECODE_BYTES_PER_PIXEL, "The largest image") if budget else nullcontext():
             added, problems = session.edits.add_images(selected, images)
-        return "; ".join([f"Added {added} image(s) to '{selected}'.", *problems])
+        return "; ".join([f"Added {editing.counted(added, 'image')} to '{selected}'.", *problems])
 
     return upload_into_class
 
