@@ -41,6 +41,7 @@ def test_card_commands_add_rename_record_and_delete(session):
     cards, _, status, _ = run(session, page, command("add"))
     assert session.project.classes == ["Class 1", "Class 2", "Class 3"]
     assert 'data-class="Class 3"' in cards and "Added 'Class 3'" in status
+    assert 'class="tm-message tm-done"' in status  # what was done is drawn as done, not as a warning
     run(session, page, command("rename", "Class 3", "  my   cup "))
     assert session.project.classes[-1] == "my cup"
     run(session, page, command("record", "my cup"))
@@ -51,6 +52,9 @@ def test_card_commands_add_rename_record_and_delete(session):
     _, _, status, _ = run(session, page, command("delete", "cup"))
     assert session.recording is None and "cup" not in session.project.classes and not len(session.project)
     assert "Deleted class" in status
+    run(session, page, json.dumps(["record", "Class 1", 5.0]))
+    _, _, status, _ = run(session, page, json.dumps(["stop", 6.0]))  # no frame came while the button was held
+    assert 'class="tm-message"' in status and "Nothing was recorded: is the camera on?" in status
 
 
 @pytest.mark.parametrize(

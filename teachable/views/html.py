@@ -23,8 +23,10 @@ def thumbnail(jpeg: bytes, size: int = 72) -> str:
     return f'<img src="data:image/jpeg;base64,{data}" width="{size}" height="{size}" alt="">'
 
 
-def message_html(text: str) -> str:
-    return f'<div class="tm-message">{escape(text)}</div>' if text else ""
+def message_html(text: str, done: bool = False) -> str:
+    """A message to the person: what needs their attention, or (``done``) what was just done, drawn quieter."""
+    kind = "tm-message tm-done" if done else "tm-message"
+    return f'<div class="{kind}">{escape(text)}</div>' if text else ""
 
 
 def image_html(rgb: np.ndarray | None, element_id: str, quality: int = 80, css_class: str = "tm-grid") -> str:

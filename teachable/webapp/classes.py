@@ -124,17 +124,18 @@ def run_command(session: Session, page: PageState, command: str, selected: str |
     too); a stop never is, or a held record button could not be released."""
     if not _is_stop(command) and not page.command_rate.allow():
         raise gr.Error(TOO_MANY_COMMANDS, duration=3)
+    done = True
     try:
         with session.lock:  # held only for the few milliseconds of a command
             parts = _parse(command)
             note = "" if _out_of_order(page, parts) else _carry_out(session, parts[:-1])
     except USER_ERRORS as error:
-        note = str(error)  # message_html escapes it
+        note, done = str(error), False  # message_html escapes it
         gr.Warning(message_of(error))
     session.touch()
     page.cards_key = None
     page.tray_version = session.tray.version
-    return dataclasses.replace(class_tools(session, selected, note), tray=_tray(session), session=session)
+    return dataclasses.replace(class_tools(session, selected, note, done), tray=_tray(session), session=session)
 
 
 def in_page_turn(run: Callable) -> Callable:
@@ -202,7 +203,9 @@ def _carry_out(session: Session, parts: list) -> str:
         if not session.recording:
             return ""
         label, count = session.recording, session.edits.stop_recording()
-        return f"Recorded {editing.counted(count, 'example')} of '{label}'." if count else "Nothing was recorded: is the camera on?"
+        if not count:
+            raise SessionError("Nothing was recorded: is the camera on?")
+        return f"Recorded {editing.counted(count, 'example')} of '{label}'."
     if verb == "add":
         return f"Added '{session.edits.add_class()}'. Click its name to rename it."
     if verb == "rename" and len(text) == 2:
@@ -227,8 +230,9 @@ def _carry_out(session: Session, parts: list) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- the class tools
-def class_tools(session: Session, selected: str | None, note: str = "") -> ClassOutputs:
-    """Picker, cards, strip and status after a change made with the class tools."""
+def class_tools(session: Session, selected: str | None, note: str = "", done: bool = False) -> ClassOutputs:
+    """Picker, cards, strip and status after a change made with the class tools (``done``: the note says what was
+    done, not what went wrong)."""
     classes = session.project.classes
     selected = selected if selected in classes else (classes[0] if classes else None)
     rows = session.project.indices_of(selected)[-THUMBNAILS_SHOWN:][::-1] if selected else []
@@ -236,7 +240,7 @@ def class_tools(session: Session, selected: str | None, note: str = "") -> Class
         picker=gr.Radio(choices=classes, value=selected),
         cards=class_cards_html(session.project, session.recording, session.recorded_this_take),
         strip=strip_html(session.project, rows),
-        status=message_html(note),
+        status=message_html(note, done),
     )
 
 
@@ -278,7 +282,7 @@ def tool(action):
             gr.Warning(message_of(error))
             return class_tools(session, selected)
         selected, note = outcome if isinstance(outcome, tuple) else (selected, outcome)
-        return class_tools(session, selected, note)
+        return class_tools(session, selected, note, done=True)
 
     handler.__name__ = action.__name__
     return handler
