@@ -258,6 +258,7 @@ class Session:
         self.recorder.stop()
         self.tray.clear()
         self.cleared_when_idle = False
+        self.touch()  # someone is working with it: the idle reaper must not take the examples just loaded
 
     def _use(self, project: Project) -> None:
         """Work on ``project``; everything computed from the old examples is forgotten."""

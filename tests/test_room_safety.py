@@ -739,6 +739,27 @@ def test_a_dropped_pages_buttons_work_on_its_own_session(backbone, tmp_path):
     app.autosaver.close()
 
 
+def test_opening_a_project_and_the_class_tools_count_as_use_for_the_idle_reaper(backbone):
+    """Only frames, classifications and card commands marked a session as in use: one that opened a project and
+    added a class through the tools, in a busy server's queue for longer than the idle timeout, had its examples
+    freed before its first classification."""
+    import time
+
+    from teachable.assets import DEMO_PROJECT
+    from teachable.session import Session
+    from teachable.webapp.classes import add_class, tool
+
+    session = Session(backbone)
+    session.last_active -= 1000  # made long ago, and idle since
+    session.load_project(DEMO_PROJECT.read_bytes())
+    assert not session.clear_if_idle(60) and len(session.project)
+    session.last_active -= 1000
+    tool(add_class)(session, None, "mine")
+    assert not session.clear_if_idle(60) and len(session.project) and "mine" in session.project.classes
+    session.last_active = time.monotonic() - 1000
+    assert session.clear_if_idle(60) and not len(session.project)  # and an idle one is still freed
+
+
 def test_the_idle_reaper_saves_a_session_before_dropping_its_examples(backbone, tmp_path):
     import functools
     import time

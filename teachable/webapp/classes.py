@@ -276,6 +276,7 @@ def tool(action):
     """A class-tools handler: ``action(session, selected, value)`` returns ``(selected, note)`` or a note."""
 
     def handler(session: Session, selected: str | None, value=None) -> ClassOutputs:
+        session.touch()  # an edit: the session is in use
         try:
             outcome = action(session, selected, value)
         except USER_ERRORS as error:
