@@ -7,6 +7,8 @@ centre square that the backbone sees, so it cannot help the classifier.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -32,6 +34,17 @@ def write_y4m(path: Path, segments: list[tuple[np.ndarray, tuple[int, int, int]]
                 handle.write(b"FRAME\n")
                 handle.write(planes)
     return path
+
+
+@contextmanager
+def fake_camera_page(playwright, video: Path, **page_options) -> Iterator:
+    """A page of Debian's Chromium whose camera plays ``video`` (``page_options``: ``browser.new_page``'s); the
+    browser is closed after."""
+    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(video))
+    try:
+        yield browser.new_page(**page_options)
+    finally:
+        browser.close()
 
 
 def chromium_args(video: Path) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 from teachable.webapp import SAMPLES, build_app, serve
 
 from .conftest import photo
-from .fakecam import MARKER_JS, chromium_args, start_camera, write_y4m
+from .fakecam import MARKER_JS, fake_camera_page, start_camera, write_y4m
 from .serving import free_port
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -117,9 +117,7 @@ def test_coach_finds_a_mislabelled_example_and_one_click_fixes_it(server):
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(Path("/dev/null")))
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        with fake_camera_page(playwright, Path("/dev/null"), viewport={"width": 1280, "height": 1000}) as page:
             page.goto(server)
             open_section(page, "Project: save, open, demo")
             page.get_by_text("Load the demo project").click()
@@ -148,8 +146,6 @@ def test_coach_finds_a_mislabelled_example_and_one_click_fixes_it(server):
             page.wait_for_selector("#unit .tm-unit-example")
             assert page.locator("#unit .tm-unit-example").count() == 8
             page.locator("#hood").screenshot(path=str(ARTIFACTS / "coach-after.png"))
-        finally:
-            browser.close()
 
 
 def marker(page) -> str | None:
@@ -183,9 +179,7 @@ def test_record_two_classes_from_the_webcam_and_prediction_follows(server, tmp_p
     video = write_y4m(tmp_path / "cam.y4m", [(photo("chelsea"), RED), (photo("coffee"), BLUE)], seconds=6)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(video))
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        with fake_camera_page(playwright, video, viewport={"width": 1280, "height": 1000}) as page:
             page.goto(server)
             start_camera(page)
 
@@ -225,8 +219,6 @@ def test_record_two_classes_from_the_webcam_and_prediction_follows(server, tmp_p
                 assert page.get_attribute("#tm-grid", "src").startswith("data:image/jpeg;base64,")
                 assert page.locator("#tm-grid-canvas").is_hidden()
                 page.locator("#grid").screenshot(path=str(ARTIFACTS / f"grid-{mode}.png"))
-        finally:
-            browser.close()
 
 
 def test_uploaded_video_plays_through_the_same_frame_function(server, tmp_path):

@@ -13,10 +13,11 @@ import pytest
 from teachable.webapp import build_app, serve
 
 from .conftest import photo
-from .fakecam import MARKER_JS, chromium_args, start_camera, write_y4m
+from .fakecam import MARKER_JS, fake_camera_page, start_camera, write_y4m
 from .serving import free_port
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
 MARKERS = {"cat": (255, 0, 0), "coffee": (0, 0, 255), "rocket": (0, 255, 0)}
 
 pytestmark = [
@@ -79,9 +80,7 @@ def test_first_screen_hold_to_record_and_the_tray(server, camera_video):
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(camera_video))
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
+        with fake_camera_page(playwright, camera_video, viewport={"width": 1280, "height": 800}) as page:
             page.goto(server)
             page.click(".tm-add-class")
             page.wait_for_selector(".tm-card[data-class='Class 3']")
@@ -159,17 +158,13 @@ def test_first_screen_hold_to_record_and_the_tray(server, camera_video):
             page.wait_for_selector("#class-picker label:has-text('mug')")
             assert page.locator("#class-picker label").all_inner_texts() == ["Class 1", "Class 2", "mug"]
             assert page.locator("#strip img").count() >= 1  # the picked class's latest examples
-        finally:
-            browser.close()
 
 
 def test_phone_stacks_camera_classes_prediction_and_click_toggle_records(server, camera_video):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(camera_video))
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+        with fake_camera_page(playwright, camera_video, **PHONE) as page:
             page.goto(server)
             page.wait_for_selector(".tm-card[data-class='Class 1']")
             start_camera(page)
@@ -195,8 +190,6 @@ def test_phone_stacks_camera_classes_prediction_and_click_toggle_records(server,
             assert count(page, "Class 1") == recorded
             page.evaluate("() => window.scrollTo(0, 0)")
             page.screenshot(path=str(ARTIFACTS / "page-390x844.png"))
-        finally:
-            browser.close()
 
 
 ACCENT_JS = """() => {
@@ -251,9 +244,7 @@ def test_the_page_has_its_own_look_and_footer(server, camera_video):
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(camera_video))
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
+        with fake_camera_page(playwright, camera_video, viewport={"width": 1280, "height": 800}) as page:
             page.goto(server)
             page.wait_for_selector(".tm-card[data-class='Class 1']")
             record_two_classes(page)
@@ -262,7 +253,8 @@ def test_the_page_has_its_own_look_and_footer(server, camera_video):
             page.wait_for_timeout(500)
             page.evaluate("() => window.scrollTo(0, 0)")
             page.screenshot(path=str(ARTIFACTS / "look-1280x800.png"))
-            page.evaluate("() => window.scrollBy(0, document.querySelector('#map-method').getBoundingClientRect().top - 120)")
+            page.evaluate("() => window.scrollBy(0, document.querySelector('#map-method').getBoundingClientRect().top"
+                          " - 120)")
             page.screenshot(path=str(ARTIFACTS / "look-lower-1280x800.png"))
             page.get_by_text("Project: save, open, demo", exact=True).click()
             page.wait_for_selector("#start-over", state="visible")
@@ -284,12 +276,8 @@ def test_the_page_has_its_own_look_and_footer(server, camera_video):
             assert min(channels(colours["startOver"])) >= 240, colours  # a quiet button, not a red slab
             start_over, demo = page.locator("#start-over").bounding_box(), page.locator("#load-demo").bounding_box()
             assert start_over["y"] >= demo["y"] + demo["height"]  # on a line of its own, not beside "Load demo"
-        finally:
-            browser.close()
 
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(camera_video))
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+        with fake_camera_page(playwright, camera_video, **PHONE) as page:
             page.goto(server)
             page.wait_for_selector(".tm-card[data-class='Class 1']")
             record_two_classes(page)
@@ -297,5 +285,3 @@ def test_the_page_has_its_own_look_and_footer(server, camera_video):
             page.wait_for_timeout(500)
             page.screenshot(path=str(ARTIFACTS / "look-390x844.png"))
             assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # nothing sideways
-        finally:
-            browser.close()
